@@ -1,0 +1,35 @@
+# `make sweep` and `make test` are the README's quick start; both work on a fresh Debian/Ubuntu machine.
+PYTHON ?= python3
+PIP ?= $(PYTHON) -m pip
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+BETAS ?= 0.1,0.5,1.0
+
+.PHONY: install install-dev data sweep test lint format bench
+
+install:
+	$(PIP) install -q -e .
+
+install-dev:
+	$(PIP) install -q -e '.[dev]'
+
+# Fashion-MNIST: use what is there; else Debian's package (offline); else torchvision's download (online).
+data:
+	@$(PYTHON) -m betavae.data --no-download >/dev/null 2>&1 \
+	  || (command -v apt-get >/dev/null && $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dataset-fashion-mnist) \
+	  || $(PYTHON) -m betavae.data
+	@echo "Fashion-MNIST: $$($(PYTHON) -m betavae.data --no-download)"
+
+sweep: install data
+	$(PYTHON) -m betavae.train -m beta=$(BETAS)
+
+test: install-dev data
+	$(PYTHON) -m pytest -q
+
+lint:
+	ruff check . && ruff format --check .
+
+format:
+	ruff format . && ruff check --fix .
+
+bench: install data
+	$(PYTHON) benchmarks/train_speed.py

@@ -1,0 +1,1 @@
+"""β-VAE experiments on Fashion-MNIST with PyTorch Lightning and Hydra."""

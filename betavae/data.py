@@ -1,0 +1,255 @@
+"""Fashion-MNIST: IDX reading with validation, dataset discovery, and an in-memory LightningDataModule."""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+
+log = logging.getLogger(__name__)
+
+CLASS_NAMES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+SPLITS = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", 60_000),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", 10_000),
+}
+IMAGE_MAGIC, LABEL_MAGIC = 2051, 2049
+SYSTEM_DIR = "/usr/share/datasets/fashion-mnist"
+
+
+class DataError(RuntimeError):
+    """A dataset file or directory that cannot be used, with the reason."""
+
+
+def _read_bytes(path: Path) -> bytes:
+    """Read a raw or gzip-compressed file, turning decompression failures into a DataError."""
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as f:
+                return f.read()
+        return path.read_bytes()
+    except (OSError, EOFError, gzip.BadGzipFile) as err:
+        raise DataError(f"{path}: cannot read file ({err})") from err
+
+
+def read_idx(path: Path, magic: int) -> np.ndarray:
+    """Read one IDX file (images: magic 2051, labels: 2049) into a uint8 array, checking header and size."""
+    data = _read_bytes(path)
+    if len(data) < 8:
+        raise DataError(f"{path}: file too short for an IDX header ({len(data)} bytes)")
+    found = struct.unpack(">I", data[:4])[0]
+    if found != magic:
+        raise DataError(f"{path}: bad IDX magic number {found}, expected {magic}")
+    ndim = 3 if magic == IMAGE_MAGIC else 1
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise DataError(f"{path}: truncated IDX header")
+    shape = struct.unpack(f">{ndim}I", data[4:header])
+    expected = int(np.prod(shape))
+    if len(data) - header != expected:
+        raise DataError(
+            f"{path}: truncated or corrupted, header says {shape} ({expected} bytes) "
+            f"but the file holds {len(data) - header} bytes of data"
+        )
+    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def _find_file(directory: Path, stem: str) -> Path | None:
+    """Return ``stem`` or ``stem.gz`` inside ``directory`` if either exists."""
+    for name in (stem, stem + ".gz"):
+        if (directory / name).is_file():
+            return directory / name
+    return None
+
+
+def idx_files(directory: Path) -> dict[str, Path] | None:
+    """Map each of the four IDX stems to its file in ``directory`` (or its FashionMNIST/raw), or None."""
+    for candidate in (directory, directory / "FashionMNIST" / "raw"):
+        stems = [stem for images, labels, _ in SPLITS.values() for stem in (images, labels)]
+        found = {stem: _find_file(candidate, stem) for stem in stems}
+        if all(found.values()):
+            return found  # type: ignore[return-value]
+    return None
+
+
+def load_split(files: dict[str, Path], split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Load and validate one split as (uint8 images [N, 28, 28], int64 labels [N])."""
+    image_stem, label_stem, count = SPLITS[split]
+    images = read_idx(files[image_stem], IMAGE_MAGIC)
+    labels = read_idx(files[label_stem], LABEL_MAGIC)
+    if images.shape != (count, 28, 28):
+        raise DataError(f"{files[image_stem]}: expected {count} images of 28x28, found {images.shape}")
+    if labels.shape != (count,):
+        raise DataError(f"{files[label_stem]}: expected {count} labels, found {labels.shape[0]}")
+    if labels.max() > 9:
+        raise DataError(f"{files[label_stem]}: label {int(labels.max())} outside the range 0-9")
+    return torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64))
+
+
+def _download(root: Path) -> None:
+    """Let torchvision download the four IDX files into ``root/FashionMNIST/raw``."""
+    from torchvision.datasets import FashionMNIST
+
+    FashionMNIST(str(root), train=True, download=True)
+    FashionMNIST(str(root), train=False, download=True)
+
+
+def locate(root: str | os.PathLike, system_dir: str | None = SYSTEM_DIR, download: bool = True) -> dict[str, Path]:
+    """Find the IDX files: in ``root``, then ``system_dir``, then by torchvision download into ``root``."""
+    root = Path(root).expanduser()
+    tried = [f"{root} (and {root / 'FashionMNIST' / 'raw'})"]
+    if files := idx_files(root):
+        return files
+    if system_dir:
+        tried.append(str(system_dir))
+        if files := idx_files(Path(system_dir)):
+            return files
+    if download:
+        tried.append(f"torchvision download into {root}")
+        try:
+            _download(root)
+        except Exception as err:  # any network or disk failure means the same here
+            log.warning("Fashion-MNIST download failed: %s", err)
+        if files := idx_files(root):
+            return files
+    raise DataError(
+        "Fashion-MNIST not found; tried: "
+        + "; ".join(tried)
+        + ". Get it with `sudo apt-get install dataset-fashion-mnist` (Debian/Ubuntu, offline), "
+        "or with internet access let torchvision download it (data.download=true)."
+    )
+
+
+class EpochSampler:
+    """Index order for one rank: a fresh seeded permutation per epoch (if shuffling), sharded across ranks."""
+
+    def __init__(self, size: int, shuffle: bool, seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
+        self.size, self.shuffle, self.seed = size, shuffle, seed
+        self.rank, self.world_size = rank, world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by Lightning at the start of each epoch, so resumed runs see the same order."""
+        self.epoch = epoch
+
+    def indices(self) -> torch.Tensor:
+        """This rank's indices for the current epoch; every rank gets the same count (no DDP hangs)."""
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed + self.epoch)
+            order = torch.randperm(self.size, generator=generator)
+        else:
+            order = torch.arange(self.size)
+        if self.shuffle:  # training drops the remainder so every rank runs the same number of steps
+            order = order[: len(self) * self.world_size]
+        return order[self.rank :: self.world_size]
+
+    def __len__(self) -> int:
+        if self.shuffle:
+            return self.size // self.world_size
+        return len(range(self.rank, self.size, self.world_size))
+
+
+class TensorBatches:
+    """Batches cut from in-memory uint8 tensors by indexing, instead of a per-image Dataset and collate."""
+
+    batch_sampler = None  # Lightning inspects `sampler`/`batch_sampler` as on a DataLoader; it calls sampler.set_epoch
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, sampler: EpochSampler) -> None:
+        self.images, self.labels, self.batch_size, self.sampler = images, labels, batch_size, sampler
+
+    def __len__(self) -> int:
+        return -(-len(self.sampler) // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = self.sampler.indices().to(self.images.device)
+        for batch in order.split(self.batch_size):
+            yield self.images[batch].flatten(1).float().div_(255), self.labels[batch]
+
+
+class FashionMNISTDataModule(pl.LightningDataModule):
+    """Fashion-MNIST held as uint8 tensors (on the training device), served as shuffled in-memory batches."""
+
+    def __init__(
+        self,
+        root: str = "~/.cache/betavae",
+        system_dir: str | None = SYSTEM_DIR,
+        download: bool = True,
+        batch_size: int = 128,
+        eval_batch_size: int = 1000,
+        val_size: int = 5_000,
+        split_seed: int = 42,
+        seed: int = 42,
+    ) -> None:
+        super().__init__()
+        self.root, self.system_dir, self.download = root, system_dir, download
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.val_size, self.split_seed, self.seed = val_size, split_seed, seed
+        self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def prepare_data(self) -> None:
+        """Find (or download) the files once, on one process."""
+        locate(self.root, self.system_dir, self.download)
+
+    def setup(self, stage: str | None = None) -> None:
+        """Load every split once and move it to the training device."""
+        if self.splits:
+            return
+        files = locate(self.root, self.system_dir, download=False)
+        images, labels = load_split(files, "train")
+        order = torch.randperm(len(images), generator=torch.Generator().manual_seed(self.split_seed))
+        train, val = order[: len(order) - self.val_size], order[len(order) - self.val_size :]
+        device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+        splits = {"train": (images[train], labels[train]), "val": (images[val], labels[val])}
+        splits["test"] = load_split(files, "test")
+        self.splits = {name: (x.to(device), y.to(device)) for name, (x, y) in splits.items()}
+
+    def _loader(self, split: str, shuffle: bool, batch_size: int) -> TensorBatches:
+        """Batches of one split for this process's rank."""
+        images, labels = self.splits[split]
+        rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
+        sampler = EpochSampler(len(images), shuffle, self.seed, rank, world)
+        return TensorBatches(images, labels, batch_size, sampler)
+
+    def train_dataloader(self) -> TensorBatches:
+        return self._loader("train", True, self.batch_size)
+
+    def val_dataloader(self) -> TensorBatches:
+        return self._loader("val", False, self.eval_batch_size)
+
+    def test_dataloader(self) -> TensorBatches:
+        return self._loader("test", False, self.eval_batch_size)
+
+
+def main() -> None:
+    """`python -m betavae.data [root]`: find or download the data and print where it is."""
+    import sys
+
+    args = [arg for arg in sys.argv[1:] if not arg.startswith("--")]
+    root = args[0] if args else os.environ.get("BETAVAE_DATA", "~/.cache/betavae")
+    try:
+        files = locate(root, download="--no-download" not in sys.argv)
+    except DataError as err:
+        raise SystemExit(f"error: {err}") from None
+    print(next(iter(files.values())).parent)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""The LightningModule: trains the MLP VAE on the β-VAE objective and logs exact per-epoch means."""
+
+from __future__ import annotations
+
+import lightning.pytorch as pl
+import torch
+
+from betavae.loss import LossTerms, beta_vae_loss
+from betavae.model import MLPVAE
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+class BetaVAEModule(pl.LightningModule):
+    """β-VAE training, validation and test; `{stage}/loss|recon|kl` are means over every image of the epoch."""
+
+    def __init__(self, model: MLPVAE, beta: float = 1.0, lr: float = 1e-3) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["model"])
+        self.model, self.beta, self.lr = model, beta, lr
+        self._sums: dict[str, torch.Tensor] = {}
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(logits, μ, log σ²) for flattened images."""
+        return self.model(x)
+
+    def _step(self, batch: Batch, stage: str) -> LossTerms:
+        """Loss on one batch, adding its per-image sums to the epoch's running totals without a sync."""
+        x, _ = batch
+        logits, mu, logvar = self.model(x)
+        terms = beta_vae_loss(logits, x, mu, logvar, self.beta)
+        n = x.shape[0]
+        totals = torch.stack([terms.loss.detach(), terms.recon.detach(), terms.kl.detach(), mu.new_tensor(1.0)]) * n
+        self._sums[stage] = self._sums[stage] + totals if stage in self._sums else totals
+        return terms
+
+    def _log_epoch(self, stage: str) -> None:
+        """Log exact epoch means: sums over all images (across ranks) divided by the image count."""
+        totals = self._sums.pop(stage, None)
+        if totals is None:
+            return
+        loss, recon, kl, count = self.trainer.strategy.reduce(totals, reduce_op="sum").unbind()
+        metrics = {f"{stage}/loss": loss / count, f"{stage}/recon": recon / count, f"{stage}/kl": kl / count}
+        if stage == "test":
+            metrics["test/elbo"] = -(recon + kl) / count
+        self.log_dict(metrics, prog_bar=stage == "val")
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        terms = self._step(batch, "train")
+        if batch_idx % self.trainer.log_every_n_steps == 0:  # progress bar only; the logger gets epoch means
+            self.log("loss", terms.loss, prog_bar=True, logger=False)
+        return terms.loss
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
+        self._step(batch, "test")
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch("test")
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.model.parameters(), lr=self.lr, fused=True)

@@ -1,0 +1,1 @@
+"""Lightning callbacks that turn a β-VAE run into figures and metrics."""
