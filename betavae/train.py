@@ -47,9 +47,8 @@ def train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     datamodule = instantiate(cfg.data)
     module = BetaVAEModule(instantiate(cfg.model), beta=cfg.beta, lr=cfg.lr)
     checkpoint = instantiate(cfg.checkpoint)
-    trainer: pl.Trainer = instantiate(
-        cfg.trainer, callbacks=[checkpoint, *instantiate_group(cfg.callbacks)], logger=instantiate_group(cfg.logger)
-    )
+    callbacks = [checkpoint, instantiate(cfg.progress_bar), *instantiate_group(cfg.callbacks)]
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=instantiate_group(cfg.logger))
     start = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
     best = checkpoint.best_model_path or checkpoint.last_model_path or None
