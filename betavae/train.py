@@ -57,6 +57,7 @@ def train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):
             logger.log_hyperparams(hparams(cfg), metrics)
+            logger.finalize("success")  # flush now: the writer reopened after test() is never closed otherwise
     result = {
         **metrics,
         "beta": cfg.beta,
