@@ -33,3 +33,4 @@ format:
 
 bench: install data
 	$(PYTHON) benchmarks/train_speed.py
+	$(PYTHON) benchmarks/callback_cost.py

@@ -58,3 +58,12 @@ def test_cli_refuses_bad_config_in_one_line_before_training(tmp_path):
 def test_cli_unknown_key_gets_hydras_error(tmp_path):
     result = run_module("betavae.train", "betta=1", f"hydra.run.dir={tmp_path}/run", check=False)
     assert result.returncode != 0 and "Could not override 'betta'" in result.stderr
+
+
+def test_callbacks_are_tunable_and_removable_from_the_command_line():
+    from hydra.utils import instantiate
+
+    cfg = compose_train("callbacks.latent_evolution.every_n_epochs=5", "~callbacks.interpolation")
+    built = {name: instantiate(node) for name, node in cfg.callbacks.items()}
+    assert built["latent_evolution"].every_n_epochs == 5 and "interpolation" not in built
+    assert len(compose_train("callbacks=none").callbacks or {}) == 0

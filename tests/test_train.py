@@ -11,6 +11,7 @@ from tests.conftest import run_module
 
 LIMITS = ["trainer.limit_train_batches=6", "trainer.limit_val_batches=2", "trainer.limit_test_batches=2"]
 SMALL = [*LIMITS, "callbacks=none"]
+FIGURES = [*LIMITS, "callbacks.latent_evolution.per_class=100"]  # the sweep keeps the default callbacks
 STAGE_METRICS = [f"{stage}/{name}" for stage in ("train", "val", "test") for name in ("loss", "recon", "kl")]
 
 
@@ -18,7 +19,7 @@ STAGE_METRICS = [f"{stage}/{name}" for stage in ("train", "val", "test") for nam
 def sweep(tmp_path_factory, real_data_dir):
     """A two-job β sweep with tiny limits; returns {beta: job_dir}."""
     root = tmp_path_factory.mktemp("sweep")
-    run_module("betavae.train", "-m", "beta=0.1,1.0", "trainer.max_epochs=2", *SMALL, f"hydra.sweep.dir={root}")
+    run_module("betavae.train", "-m", "beta=0.1,1.0", "trainer.max_epochs=2", *FIGURES, f"hydra.sweep.dir={root}")
     jobs = {float(d.name.split(",")[0].split("=")[1]): d for d in root.iterdir() if d.name.startswith("beta=")}
     assert sorted(jobs) == [0.1, 1.0]
     return jobs
@@ -35,6 +36,7 @@ def scalars(job_dir):
 def test_sweep_job_writes_checkpoints_metrics_and_tensorboard(sweep, beta):
     job = sweep[beta]
     assert job.name.startswith(f"beta={beta},")
+    assert (job / "figures" / "latent_evolution.gif").is_file() and (job / "figures" / "frozen_sigma.json").is_file()
     assert (job / ".hydra" / "config.yaml").is_file() and (job / "checkpoints" / "last.ckpt").is_file()
     metrics = json.loads((job / "metrics.json").read_text())
     assert metrics["beta"] == beta and metrics["seed"] == 42 and metrics["epochs"] == 2
@@ -44,7 +46,7 @@ def test_sweep_job_writes_checkpoints_metrics_and_tensorboard(sweep, beta):
     assert 100 < metrics["test/recon"] < 600 and metrics["test/kl"] > 0
 
     events, series = scalars(job)
-    assert set(STAGE_METRICS) | {"test/elbo"} <= set(series)
+    assert set(STAGE_METRICS) | {"test/elbo", "val/active_units"} <= set(series)
     assert [len(series[f"train/{n}"]) for n in ("loss", "recon", "kl")] == [2, 2, 2]  # one value per epoch
     assert len(series["val/loss"]) == 2
     assert series["test/loss"][-1].value == pytest.approx(metrics["test/loss"], rel=1e-5)

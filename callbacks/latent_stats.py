@@ -1,0 +1,48 @@
+"""Per-dimension KL on the validation set and the active-unit count: how β switches dimensions off."""
+
+from __future__ import annotations
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+
+from betavae.latents import ACTIVE_THRESHOLD, Posterior, active_units, encode, kl_per_dim
+from callbacks.output import new_figure, publish, render, split_images
+
+
+def kl_bar_chart(posterior: Posterior, beta: float, epoch: int) -> np.ndarray:
+    """Bars of average KL per latent dimension, active units in a darker colour."""
+    kl = kl_per_dim(posterior).cpu().numpy()
+    active = (posterior.mu.var(0) > ACTIVE_THRESHOLD).cpu().numpy()
+    fig = new_figure(6.5, 3.5)
+    ax = fig.add_subplot()
+    ax.bar(np.arange(len(kl)), kl, color=np.where(active, "tab:blue", "lightgray"))
+    ax.set_xlabel("latent dimension")
+    ax.set_ylabel("KL (nats / image)")
+    ax.set_xticks(np.arange(len(kl)))
+    ax.set_title(f"β = {beta:g} · epoch {epoch} · {int(active.sum())}/{len(kl)} active units (val)")
+    return render(fig)
+
+
+class LatentStats(pl.Callback):
+    """Log `val/active_units` every epoch; draw the per-dimension KL chart every N epochs and at fit end."""
+
+    def __init__(self, every_n_epochs: int = 5) -> None:
+        self.every_n_epochs = every_n_epochs
+
+    def _posterior(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> Posterior:
+        images, _ = split_images(trainer, "val", pl_module.device)
+        return encode(pl_module.model, images)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        posterior = self._posterior(trainer, pl_module)
+        pl_module.log("val/active_units", float(active_units(posterior)))
+        epochs_done = trainer.current_epoch + 1
+        if self.every_n_epochs and epochs_done % self.every_n_epochs == 0 and epochs_done < trainer.max_epochs:
+            publish(trainer, "kl_per_dim", kl_bar_chart(posterior, pl_module.beta, epochs_done))
+
+    @torch.no_grad()
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.is_global_zero:
+            posterior = self._posterior(trainer, pl_module)
+            publish(trainer, "kl_per_dim", kl_bar_chart(posterior, pl_module.beta, trainer.current_epoch))

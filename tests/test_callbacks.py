@@ -1,0 +1,125 @@
+"""Callbacks on a real 2-epoch fit (small limits) and their geometry on synthetic cases."""
+
+import json
+
+import imageio.v3 as iio
+import lightning.pytorch as pl
+import numpy as np
+import pytest
+import torch
+from hydra.utils import instantiate
+from scipy.stats import special_ortho_group
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from betavae.data import FashionMNISTDataModule
+from betavae.latents import Posterior, active_units
+from betavae.model import MLPVAE
+from betavae.module import BetaVAEModule
+from callbacks.latent_evolution import LatentEvolution, aligned_projections, pca_2d
+from tests.test_config import compose_train
+
+FIGURES = {  # name: (height, width) of the PNG, from the grid layout (30 px per 28 px image with padding)
+    "reconstructions": (4 * 30 + 2, 10 * 30 + 2),
+    "prior_samples": (8 * 30 + 2, 8 * 30 + 2),
+    "interpolation": (5 * 30 + 2, 10 * 30 + 2),
+    "latent_traversal": (8 * 30 + 2, 11 * 30 + 2),
+}
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory, real_data_dir):
+    """A 2-epoch fit on real data with every default callback; returns (root dir, callbacks by name)."""
+    root = tmp_path_factory.mktemp("fit")
+    cfg = compose_train("callbacks.latent_evolution.per_class=200", "callbacks.reconstructions.every_n_epochs=1")
+    callbacks = {name: instantiate(node) for name, node in cfg.callbacks.items()}
+    pl.seed_everything(0)
+    trainer = pl.Trainer(
+        max_epochs=2,
+        limit_train_batches=40,
+        limit_val_batches=2,
+        accelerator="cpu",
+        default_root_dir=root,
+        logger=pl.loggers.TensorBoardLogger(root, name="tensorboard", version=""),
+        callbacks=list(callbacks.values()),
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+    )
+    datamodule = FashionMNISTDataModule(root=str(root), system_dir=str(real_data_dir), download=False)
+    trainer.fit(BetaVAEModule(MLPVAE(), beta=1.0), datamodule=datamodule)
+    return root, callbacks
+
+
+def test_every_figure_is_written_and_logged_to_tensorboard(fitted):
+    root, _ = fitted
+    figures = root / "figures"
+    for name in ("latent_evolution", "frozen_sigma", "kl_per_dim", "training_curves", *FIGURES):
+        assert (figures / f"{name}.png").is_file(), name
+    for name, shape in FIGURES.items():
+        assert iio.imread(figures / f"{name}.png").shape == (*shape, 3), name
+    events = EventAccumulator(str(root / "tensorboard"), size_guidance={"images": 0})
+    events.Reload()
+    images = events.Tags()["images"]
+    for name in ("latent_evolution", "frozen_sigma", "kl_per_dim", "training_curves", *FIGURES):
+        assert name in images, name
+    assert [e.step for e in events.Images("latent_evolution")] == [0, 1, 2]  # one image per frame, by epoch
+    assert len(events.Images("reconstructions")) == 2  # after epoch 1 (every_n_epochs=1) and at fit end
+    scalars = events.Tags()["scalars"]
+    assert "val/active_units" in scalars and "frozen_sigma/diversity_sigma=0.5" in scalars
+    units = [s.value for s in events.Scalars("val/active_units")]
+    assert len(units) == 2 and all(0 <= u <= 20 for u in units)
+
+
+def test_latent_evolution_gif_frames_share_size_and_axes(fitted):
+    root, callbacks = fitted
+    evolution: LatentEvolution = callbacks["latent_evolution"]
+    gif = iio.imread(root / "figures" / "latent_evolution.gif", index=None)
+    assert gif.shape[0] == 3 == len(evolution.frames)  # before training, after epoch 1, after epoch 2
+    assert [f.epoch for f in evolution.frames] == [0, 1, 2]
+    assert evolution.frames[0].val_loss is None and evolution.frames[2].val_loss > 0
+    assert evolution.frames[0].mu.shape == (600, 20)  # 200 validation images of each of 3 classes
+    assert len(set(evolution.frame_limits)) == 1 and len(evolution.frame_limits) == 3
+    meta = iio.immeta(root / "figures" / "latent_evolution.gif", index=2)
+    assert meta["duration"] == 2000  # the last frame is held longer
+
+
+def test_frozen_sigma_diversity_grows_with_sigma(fitted):
+    root, _ = fitted
+    stats = json.loads((root / "figures" / "frozen_sigma.json").read_text())
+    assert list(stats) == ["0.1", "0.5", "1"]
+    diversity = [stats[s]["diversity"] for s in stats]
+    assert diversity[0] < diversity[1] < diversity[2]
+    assert all(stats[s]["num_samples"] == 1000 and 0 < stats[s]["mean_intensity"] < 1 for s in stats)
+
+
+def test_training_curves_read_logged_epochs(fitted):
+    _, callbacks = fitted
+    history = callbacks["training_curves"].history
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert all({"train/recon", "train/kl", "train/loss", "val/recon", "val/kl", "val/loss"} <= set(h) for h in history)
+    assert history[1]["train/loss"] < history[0]["train/loss"]
+
+
+def test_alignment_undoes_a_pca_sign_flip():
+    rng = np.random.default_rng(0)
+    points = rng.normal(size=(300, 5)) * np.array([5.0, 3.0, 1.0, 0.5, 0.1])
+    rotated = points @ special_ortho_group.rvs(5, random_state=2)  # same cloud, other latent basis
+    naive = [pca_2d(rotated), pca_2d(points)]
+    assert not np.allclose(naive[0], naive[1], atol=1e-6)  # per-frame PCA flipped an axis here
+    assert np.allclose(np.abs(naive[0]), np.abs(naive[1]), atol=1e-6)
+    aligned = aligned_projections([rotated, points])
+    assert np.allclose(aligned[0], aligned[1], atol=1e-6)
+    noisy = aligned_projections([rotated + rng.normal(scale=0.05, size=rotated.shape), points])
+    assert np.abs(noisy[0] - noisy[1]).max() < 0.5
+
+
+def test_two_dimensional_latents_are_shown_as_they_are():
+    frames = [np.random.default_rng(1).normal(size=(50, 2)) for _ in range(2)]
+    views = aligned_projections(frames)
+    assert all(np.allclose(v, f - f.mean(0)) for v, f in zip(views, frames, strict=True))
+
+
+def test_active_units_counts_dimensions_that_vary():
+    mu = torch.zeros(1000, 6)
+    mu[:, :3] = torch.randn(1000, 3)
+    mu[:, 3] = 0.05 * torch.randn(1000)  # variance 0.0025 < 0.01: inactive
+    assert active_units(Posterior(mu, torch.zeros_like(mu))) == 3
