@@ -34,3 +34,17 @@ def kl_per_dim(posterior: Posterior) -> torch.Tensor:
 def active_units(posterior: Posterior, threshold: float = ACTIVE_THRESHOLD) -> int:
     """Number of dimensions whose posterior mean varies across the data by more than ``threshold``."""
     return int((posterior.mu.var(0) > threshold).sum())
+
+
+def linear_probe_accuracy(
+    train_mu: torch.Tensor, train_labels: torch.Tensor, test_mu: torch.Tensor, test_labels: torch.Tensor
+) -> float:
+    """Test accuracy (%) of a logistic regression fitted on training posterior means: how linearly the classes
+    separate in latent space."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    probe.fit(train_mu.cpu().numpy(), train_labels.cpu().numpy())
+    return 100.0 * float(probe.score(test_mu.cpu().numpy(), test_labels.cpu().numpy()))

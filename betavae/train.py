@@ -21,6 +21,13 @@ from betavae.module import BetaVAEModule
 log = logging.getLogger(__name__)
 
 
+def config_error(err: BaseException | None) -> ConfigError | None:
+    """The ConfigError behind ``err``, also when Hydra's instantiate wrapped it, else None."""
+    while err is not None and not isinstance(err, ConfigError):
+        err = err.__cause__
+    return err
+
+
 def instantiate_group(group: DictConfig | None) -> list[Any]:
     """Instantiate every `_target_` entry of a config group given as a name → config mapping."""
     if not group:
@@ -48,6 +55,8 @@ def train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     module = BetaVAEModule(instantiate(cfg.model), beta=cfg.beta, lr=cfg.lr)
     checkpoint = instantiate(cfg.checkpoint)
     callbacks = [checkpoint, instantiate(cfg.progress_bar), *instantiate_group(cfg.callbacks)]
+    if cfg.get("fid"):
+        callbacks.append(instantiate(cfg.fid))
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=instantiate_group(cfg.logger))
     start = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
@@ -74,14 +83,16 @@ def train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float:
     """Hydra entry point; returns test/loss so Hydra sweepers can optimise it."""
-    try:
-        validate(cfg)
-    except ConfigError as err:
-        raise SystemExit(f"Invalid config: {err}") from None
     output_dir = Path(HydraConfig.get().runtime.output_dir)
     log.info("Output directory: %s", output_dir)
     log.debug("Config:\n%s", OmegaConf.to_yaml(cfg))
-    return train(cfg, output_dir)["test/loss"]
+    try:
+        validate(cfg)
+        return train(cfg, output_dir)["test/loss"]
+    except Exception as err:
+        if (cause := config_error(err)) is None:
+            raise
+        raise SystemExit(f"Invalid config: {cause}") from None
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 
-from betavae.latents import ACTIVE_THRESHOLD, Posterior, active_units, encode, kl_per_dim
+from betavae.latents import ACTIVE_THRESHOLD, Posterior, active_units, encode, kl_per_dim, linear_probe_accuracy
 from callbacks.output import new_figure, publish, render, split_images
 
 
@@ -25,10 +25,11 @@ def kl_bar_chart(posterior: Posterior, beta: float, epoch: int) -> np.ndarray:
 
 
 class LatentStats(pl.Callback):
-    """Log `val/active_units` every epoch; draw the per-dimension KL chart every N epochs and at fit end."""
+    """Log `val/active_units` every epoch; draw the per-dimension KL chart every N epochs and at fit end; at test
+    time log `test/active_units` and `test/probe_accuracy` (a linear probe on the posterior means)."""
 
-    def __init__(self, every_n_epochs: int = 5) -> None:
-        self.every_n_epochs = every_n_epochs
+    def __init__(self, every_n_epochs: int = 5, probe: bool = True) -> None:
+        self.every_n_epochs, self.probe = every_n_epochs, probe
 
     def _posterior(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> Posterior:
         images, _ = split_images(trainer, "val", pl_module.device)
@@ -46,3 +47,14 @@ class LatentStats(pl.Callback):
         if trainer.is_global_zero:
             posterior = self._posterior(trainer, pl_module)
             publish(trainer, "kl_per_dim", kl_bar_chart(posterior, pl_module.beta, trainer.current_epoch))
+
+    @torch.no_grad()
+    def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        test_images, test_labels = split_images(trainer, "test", pl_module.device)
+        test = encode(pl_module.model, test_images)
+        metrics = {"test/active_units": float(active_units(test))}
+        if self.probe:
+            train_images, train_labels = split_images(trainer, "train", pl_module.device)
+            train_mu = encode(pl_module.model, train_images).mu
+            metrics["test/probe_accuracy"] = linear_probe_accuracy(train_mu, train_labels, test.mu, test_labels)
+        pl_module.log_dict(metrics)

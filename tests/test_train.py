@@ -10,16 +10,17 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 from tests.conftest import run_module
 
 LIMITS = ["trainer.limit_train_batches=6", "trainer.limit_val_batches=2", "trainer.limit_test_batches=2"]
-SMALL = [*LIMITS, "callbacks=none"]
-FIGURES = [*LIMITS, "callbacks.latent_evolution.per_class=100"]  # the sweep keeps the default callbacks
+SMALL = [*LIMITS, "callbacks=none", "fid=none"]
+FULL = [*LIMITS, "callbacks.latent_evolution.per_class=100", "fid.num_samples=2000"]  # the sweep keeps the defaults
 STAGE_METRICS = [f"{stage}/{name}" for stage in ("train", "val", "test") for name in ("loss", "recon", "kl")]
 
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory, real_data_dir):
     """A two-job β sweep with tiny limits; returns {beta: job_dir}."""
-    root = tmp_path_factory.mktemp("sweep")
-    run_module("betavae.train", "-m", "beta=0.1,1.0", "trainer.max_epochs=2", *FIGURES, f"hydra.sweep.dir={root}")
+    root, cache = tmp_path_factory.mktemp("sweep"), tmp_path_factory.mktemp("fid_cache")
+    overrides = [*FULL, f"fid.cache_dir={cache}", f"hydra.sweep.dir={root}"]
+    run_module("betavae.train", "-m", "beta=0.1,1.0", "trainer.max_epochs=2", *overrides)
     jobs = {float(d.name.split(",")[0].split("=")[1]): d for d in root.iterdir() if d.name.startswith("beta=")}
     assert sorted(jobs) == [0.1, 1.0]
     return jobs
@@ -44,9 +45,10 @@ def test_sweep_job_writes_checkpoints_metrics_and_tensorboard(sweep, beta):
     assert metrics["test/loss"] == pytest.approx(metrics["test/recon"] + beta * metrics["test/kl"], rel=1e-5)
     assert metrics["test/elbo"] == pytest.approx(-(metrics["test/recon"] + metrics["test/kl"]), rel=1e-5)
     assert 100 < metrics["test/recon"] < 600 and metrics["test/kl"] > 0
+    assert metrics["test/fid"] > 0 and metrics["test/fid_recon"] > 0
 
     events, series = scalars(job)
-    assert set(STAGE_METRICS) | {"test/elbo", "val/active_units"} <= set(series)
+    assert set(STAGE_METRICS) | {"test/elbo", "test/fid", "test/fid_recon", "val/active_units"} <= set(series)
     assert [len(series[f"train/{n}"]) for n in ("loss", "recon", "kl")] == [2, 2, 2]  # one value per epoch
     assert len(series["val/loss"]) == 2
     assert series["test/loss"][-1].value == pytest.approx(metrics["test/loss"], rel=1e-5)
@@ -92,3 +94,9 @@ def test_resume_from_last_checkpoint_continues_training(sweep, tmp_path):
     _, series = scalars(run)
     assert [s.step for s in series["train/loss"]] == [17]  # only the third epoch ran
     assert json.loads((run / "metrics.json").read_text())["epochs"] == 3
+
+
+def test_sweep_computes_real_fid_statistics_once(sweep):
+    logs = [(job / "train.log").read_text() for _, job in sorted(sweep.items())]
+    assert "computed and cached real statistics" in logs[0]
+    assert "loaded cached real statistics" in logs[1] and "computed and cached" not in logs[1]

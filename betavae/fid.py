@@ -1,0 +1,166 @@
+"""Fréchet distance between image sets with torchmetrics, on features of a Fashion-MNIST CNN shipped with the
+package (or InceptionV3 where its weights can be had), with on-disk caching of the real-image statistics."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from torch import nn
+from torchmetrics.image.fid import FrechetInceptionDistance
+
+from betavae.config import ConfigError
+
+FEATURES_FILE = Path(__file__).with_name("fid_features.pt")
+FEATURES_SHA256 = "f6054465fb7eb38c3fd7588ca2fa7166c305192370cfd71f32faf59b4437f2ef"
+FEATURES_TEST_ACCURACY = 92.73  # measured by `python -m betavae.fid_features`, in percent
+INCEPTION_WEIGHTS = "weights-inception-2015-12-05-6726825d.pth"
+log = logging.getLogger(__name__)
+REAL_STATS = ("real_features_sum", "real_features_cov_sum", "real_features_num_samples")
+
+
+class FashionFeatures(nn.Module):
+    """A small CNN classifier of Fashion-MNIST; ``forward`` gives its 128-d penultimate layer for FID."""
+
+    num_features = 128
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),  # 14×14
+            nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),  # 7×7
+            nn.Conv2d(64, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.AdaptiveAvgPool2d(3),  # 3×3
+            nn.Flatten(), nn.Linear(64 * 9, self.num_features), nn.ReLU(),
+        )  # fmt: skip
+        self.head = nn.Sequential(nn.Dropout(0.3), nn.Linear(self.num_features, 10))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """128-d features of images in [0, 1], given flat [N, 784] or as [N, 1, 28, 28]."""
+        return self.body(images.reshape(-1, 1, 28, 28))
+
+    def classify(self, images: torch.Tensor) -> torch.Tensor:
+        """Class logits, [N, 10]."""
+        return self.head(self(images))
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def load_features(path: Path = FEATURES_FILE, sha256: str | None = FEATURES_SHA256) -> FashionFeatures:
+    """The shipped feature network in eval mode, refusing a weights file whose hash is not the expected one."""
+    if not Path(path).is_file():
+        raise ConfigError(f"FID feature weights not found: {path}")
+    if sha256 is not None and (found := file_sha256(path)) != sha256:
+        raise ConfigError(f"FID feature weights {path} have SHA-256 {found}, expected {sha256}: refusing them")
+    network = FashionFeatures()
+    network.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return network.eval().requires_grad_(False)
+
+
+def inception_weights_path(explicit: str | None) -> Path:
+    """torch-fidelity's InceptionV3 weights: the given file, or the torch hub cache; ConfigError if neither."""
+    try:
+        import torch_fidelity  # noqa: F401
+    except ImportError:
+        raise ConfigError(
+            "fid=inception needs torch-fidelity: pip install -e '.[inception]' (or use fid=fashion)"
+        ) from None
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_WEIGHTS
+    path = Path(explicit).expanduser() if explicit else cached
+    if not path.is_file():
+        raise ConfigError(
+            f"fid=inception needs InceptionV3 weights; not found at {path}. Download {INCEPTION_WEIGHTS} "
+            "(torch-fidelity's release) and pass fid.inception_weights=<path>, or use fid=fashion"
+        )
+    return path
+
+
+class GrayToRGB(nn.Module):
+    """Repeat one channel three times for InceptionV3, keeping the wrapped extractor's interface."""
+
+    def __init__(self, inception: nn.Module) -> None:
+        super().__init__()
+        self.inception = inception
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.inception(images.reshape(-1, 1, 28, 28).expand(-1, 3, -1, -1))
+
+
+def make_metric(feature: str = "fashion", inception_weights: str | None = None) -> FrechetInceptionDistance:
+    """A torchmetrics FID that keeps its real statistics across resets; images go in as floats in [0, 1]."""
+    if feature == "fashion":
+        return FrechetInceptionDistance(feature=load_features(), reset_real_features=False)
+    if feature == "inception":
+        metric = FrechetInceptionDistance(
+            feature=2048,
+            reset_real_features=False,
+            normalize=True,
+            feature_extractor_weights_path=str(inception_weights_path(inception_weights)),
+        )
+        metric.inception = GrayToRGB(metric.inception)
+        return metric
+    raise ConfigError(f"fid.feature={feature!r}: must be 'fashion' or 'inception'")
+
+
+def feature_key(metric: FrechetInceptionDistance) -> str:
+    """Short hash of the feature network's weights, so cached statistics follow the network."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(metric.inception.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def data_key(images: torch.Tensor) -> str:
+    """Short hash of the real images' bytes."""
+    return hashlib.sha256(images.detach().cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
+
+
+def batches(images: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
+    """Float batches in [0, 1] of uint8 or float images."""
+    for batch in images.split(batch_size):
+        yield batch.float() / 255 if batch.dtype == torch.uint8 else batch
+
+
+@torch.inference_mode()
+def set_real(
+    metric: FrechetInceptionDistance, images: torch.Tensor, cache_dir: str | os.PathLike | None, batch_size: int = 1000
+) -> Path | None:
+    """Fill the metric's real statistics from ``images``, from the on-disk cache when it holds them."""
+    path = None
+    if cache_dir is not None:
+        path = Path(cache_dir).expanduser() / f"real-{feature_key(metric)}-{data_key(images)}.pt"
+        if path.is_file():
+            state = torch.load(path, map_location=metric.device, weights_only=True)
+            for name in REAL_STATS:
+                setattr(metric, name, state[name])
+            log.info("FID: loaded cached real statistics %s", path)
+            return path
+    for name in REAL_STATS:
+        setattr(metric, name, torch.zeros_like(getattr(metric, name)))
+    for batch in batches(images.to(metric.device), batch_size):
+        metric.update(batch, real=True)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        torch.save({name: getattr(metric, name).cpu() for name in REAL_STATS}, tmp)
+        tmp.replace(path)  # atomic: concurrent jobs of a sweep never read a half-written file
+        log.info("FID: computed and cached real statistics %s", path)
+    return path
+
+
+@torch.inference_mode()
+def fid_against_real(
+    metric: FrechetInceptionDistance, fake: Iterator[torch.Tensor] | torch.Tensor, batch_size: int = 1000
+) -> float:
+    """FID of generated images (a tensor, or an iterator of batches) against the metric's real statistics."""
+    metric.reset()  # clears the fake statistics only (reset_real_features=False)
+    for batch in batches(fake, batch_size) if isinstance(fake, torch.Tensor) else fake:
+        metric.update(batch.to(metric.device), real=False)
+    return float(metric.compute())

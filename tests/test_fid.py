@@ -1,0 +1,146 @@
+"""The FID metric on real Fashion-MNIST: it must rank real, damaged and fake image sets sensibly."""
+
+import itertools
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from torchvision.transforms.functional import gaussian_blur
+
+from betavae.config import ConfigError
+from betavae.data import SYSTEM_DIR, load_split, locate
+from betavae.fid import (
+    FEATURES_FILE,
+    FEATURES_TEST_ACCURACY,
+    REAL_STATS,
+    fid_against_real,
+    file_sha256,
+    load_features,
+    make_metric,
+    set_real,
+)
+from betavae.fid_features import accuracy
+from tests.conftest import REPO, run_module
+
+N = 10_000
+
+
+@pytest.fixture(scope="module")
+def data(real_data_dir):
+    """Real (uint8) train and test images with test labels."""
+    files = locate(real_data_dir, SYSTEM_DIR, download=False)
+    train, _ = load_split(files, "train")
+    test, labels = load_split(files, "test")
+    return train, test, labels
+
+
+@pytest.fixture(scope="module")
+def metric(data, tmp_path_factory):
+    """FID on the shipped features with the 10,000 test images as the real set."""
+    fid = make_metric("fashion")
+    set_real(fid, data[1], tmp_path_factory.mktemp("cache"))
+    return fid
+
+
+def blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Gaussian blur of uint8 images, returned as floats in [0, 1]."""
+    x = images.float().unsqueeze(1) / 255
+    return gaussian_blur(x, kernel_size=2 * round(3 * sigma) + 1, sigma=sigma).squeeze(1)
+
+
+def test_fid_ranks_real_far_below_broken_sets(metric, data):
+    train, test, _ = data
+    real = fid_against_real(metric, train[:N])
+    broken = {
+        "uniform noise": fid_against_real(metric, torch.rand(N, 28, 28, generator=torch.Generator().manual_seed(0))),
+        "pixel-shuffled": fid_against_real(metric, test.flatten(1)[:, torch.randperm(784)]),
+        "one repeated image": fid_against_real(metric, test[:1].expand(N, 28, 28)),
+    }
+    assert real < 1.0, real
+    for name, value in broken.items():
+        assert value > 50 * real, (name, value, real)
+
+
+def test_fid_grows_monotonically_with_blur(metric, data):
+    test = data[1]
+    values = [fid_against_real(metric, blur(test[:4000], sigma)) for sigma in (0.5, 1.0, 1.5, 2.0, 3.0)]
+    assert all(a < b for a, b in itertools.pairwise(values)), values
+    assert fid_against_real(metric, test) < 1e-6 < values[0]  # the real set against itself
+
+
+def test_fid_is_deterministic(metric, data):
+    train = data[0][N : N + 2000]
+    assert fid_against_real(metric, train) == fid_against_real(metric, train)
+
+
+def test_cached_real_statistics_equal_fresh_ones(data, tmp_path):
+    test = data[1][:3000]
+    fresh, first, cached = make_metric("fashion"), make_metric("fashion"), make_metric("fashion")
+    set_real(fresh, test, cache_dir=None)
+    path = set_real(first, test, tmp_path)
+    assert path is not None and path.is_file() and len(list(tmp_path.iterdir())) == 1
+    assert set_real(cached, test, tmp_path) == path
+    for name in REAL_STATS:
+        assert torch.equal(getattr(cached, name), getattr(fresh, name)), name
+    other = set_real(make_metric("fashion"), test[:1000], tmp_path)
+    assert other != path  # another image set gets another cache entry
+
+
+def test_feature_network_accuracy_matches_readme(data):
+    _, test, labels = data
+    measured = accuracy(load_features(), test, labels)
+    assert abs(measured - FEATURES_TEST_ACCURACY) <= 0.5 and measured >= 91.0
+    readme = (REPO / "README.md").read_text()
+    stated = float(re.search(r"test accuracy of ([\d.]+)%", readme).group(1))
+    assert abs(measured - stated) <= 0.5
+    assert file_sha256(FEATURES_FILE) in readme and FEATURES_FILE.stat().st_size < 2_000_000
+
+
+def test_tampered_weights_are_refused(tmp_path):
+    copy = tmp_path / "features.pt"
+    shutil.copy(FEATURES_FILE, copy)
+    data = bytearray(copy.read_bytes())
+    data[-100] ^= 0xFF
+    copy.write_bytes(bytes(data))
+    with pytest.raises(ConfigError, match=r"SHA-256 \w+, expected \w+: refusing"):
+        load_features(copy)
+
+
+def test_inception_without_weights_stops_before_training(tmp_path):
+    run = tmp_path / "run"
+    result = run_module(
+        "betavae.train",
+        "fid=inception",
+        f"fid.inception_weights={tmp_path}/missing.pth",
+        f"hydra.run.dir={run}",
+        check=False,
+    )
+    assert result.returncode != 0
+    last = [line for line in result.stderr.splitlines() if line.strip()][-1]
+    assert last.startswith("Invalid config: fid=inception needs") and "fid=fashion" in last
+    assert not (run / "checkpoints").exists() and not (run / "tensorboard").exists()
+
+
+def _inception_weights() -> str | None:
+    """torch-fidelity's InceptionV3 weights, from $BETAVAE_INCEPTION_WEIGHTS or the torch hub cache."""
+    from betavae.fid import INCEPTION_WEIGHTS
+
+    for candidate in (
+        os.environ.get("BETAVAE_INCEPTION_WEIGHTS"),
+        f"{torch.hub.get_dir()}/checkpoints/{INCEPTION_WEIGHTS}",
+    ):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    return None
+
+
+@pytest.mark.skipif(_inception_weights() is None, reason="InceptionV3 weights not available offline")
+def test_inception_fid_ranks_noise_above_real(data):
+    train, test, _ = data
+    fid = make_metric("inception", _inception_weights())
+    set_real(fid, test[:1000], cache_dir=None, batch_size=100)
+    real = fid_against_real(fid, train[:1000], batch_size=100)
+    assert real < fid_against_real(fid, torch.rand(1000, 28, 28), batch_size=100)
