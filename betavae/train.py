@@ -55,7 +55,7 @@ def train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     module = BetaVAEModule(instantiate(cfg.model), beta=cfg.beta, lr=cfg.lr)
     checkpoint = instantiate(cfg.checkpoint)
     callbacks = [checkpoint, instantiate(cfg.progress_bar), *instantiate_group(cfg.callbacks)]
-    if cfg.get("fid"):
+    if cfg.get("fid") and "_target_" in cfg.fid:  # fid=none leaves nothing, or only experiment settings
         callbacks.append(instantiate(cfg.fid))
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=instantiate_group(cfg.logger))
     start = time.perf_counter()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import lightning.pytorch as pl
 
-from callbacks.output import new_figure, publish, render
+from betavae.figures import new_figure, render
+from callbacks.output import publish
 
 PANELS = ("recon", "kl", "loss")
 

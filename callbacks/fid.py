@@ -9,7 +9,8 @@ import lightning.pytorch as pl
 import torch
 
 from betavae.fid import fid_against_real, make_metric, set_real
-from callbacks.output import decode_mean, split_images
+from betavae.model import MLPVAE
+from callbacks.output import decode_mean, device_of, split_images
 
 
 class FID(pl.Callback):
@@ -33,34 +34,33 @@ class FID(pl.Callback):
         self.num_samples, self.batch_size, self.every_n_epochs = num_samples, batch_size, every_n_epochs
         self.recon, self.cache_dir, self.seed = recon, cache_dir, seed
 
-    def samples(self, pl_module: pl.LightningModule) -> Iterator[torch.Tensor]:
-        """Decoder means of ``num_samples`` seeded draws z ~ N(0, I), batch by batch on the module's device."""
+    def samples(self, model: MLPVAE) -> Iterator[torch.Tensor]:
+        """Decoder means of ``num_samples`` seeded draws z ~ N(0, I), batch by batch on the model's device."""
         generator = torch.Generator().manual_seed(self.seed)
         for start in range(0, self.num_samples, self.batch_size):
             n = min(self.batch_size, self.num_samples - start)
-            z = torch.randn(n, pl_module.model.latent_dim, generator=generator).to(pl_module.device)
-            yield decode_mean(pl_module.model, z)
+            yield decode_mean(model, torch.randn(n, model.latent_dim, generator=generator).to(device_of(model)))
 
-    def reconstructions(self, pl_module: pl.LightningModule, images: torch.Tensor) -> Iterator[torch.Tensor]:
+    def reconstructions(self, model: MLPVAE, images: torch.Tensor) -> Iterator[torch.Tensor]:
         """Decoder means at z = μ of ``images``, batch by batch."""
         for batch in images.split(self.batch_size):
-            yield decode_mean(pl_module.model, pl_module.model.encode(batch)[0])
+            yield decode_mean(model, model.encode(batch)[0])
 
     @torch.inference_mode()
-    def _fids(self, trainer: pl.Trainer, pl_module: pl.LightningModule, split: str) -> dict[str, float]:
+    def evaluate(self, model: MLPVAE, datamodule: pl.LightningDataModule, split: str = "test") -> dict[str, float]:
         """FID of samples (and reconstructions, for the test split) against the split's real images."""
-        self.metric.to(pl_module.device)
-        images, _ = split_images(trainer, split, pl_module.device)
+        self.metric.to(device_of(model))
+        images, _ = split_images(datamodule, split, device_of(model))
         set_real(self.metric, images, self.cache_dir, self.batch_size)
-        result = {f"{split}/fid": fid_against_real(self.metric, self.samples(pl_module))}
+        result = {f"{split}/fid": fid_against_real(self.metric, self.samples(model))}
         if self.recon and split == "test":
-            result["test/fid_recon"] = fid_against_real(self.metric, self.reconstructions(pl_module, images))
+            result["test/fid_recon"] = fid_against_real(self.metric, self.reconstructions(model, images))
         return result
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         epochs_done = trainer.current_epoch + 1
         if self.every_n_epochs and not trainer.sanity_checking and epochs_done % self.every_n_epochs == 0:
-            pl_module.log_dict(self._fids(trainer, pl_module, "val"))
+            pl_module.log_dict(self.evaluate(pl_module.model, trainer.datamodule, "val"))
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        pl_module.log_dict(self._fids(trainer, pl_module, "test"))
+        pl_module.log_dict(self.evaluate(pl_module.model, trainer.datamodule, "test"))

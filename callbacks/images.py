@@ -9,18 +9,10 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 
+from betavae.figures import image_grid, new_figure, render
 from betavae.latents import encode, kl_per_dim
-from callbacks.output import (
-    decode_mean,
-    figure_dir,
-    first_per_class,
-    image_grid,
-    log_scalars,
-    new_figure,
-    publish,
-    render,
-    split_images,
-)
+from betavae.model import MLPVAE
+from callbacks.output import decode_mean, device_of, figure_dir, first_per_class, log_scalars, publish, split_images
 
 
 class EveryNEpochs(pl.Callback):
@@ -31,8 +23,8 @@ class EveryNEpochs(pl.Callback):
     def __init__(self, every_n_epochs: int = 5) -> None:
         self.every_n_epochs = every_n_epochs
 
-    def figure(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> np.ndarray:
-        """The HWC uint8 image to publish."""
+    def figure(self, model: MLPVAE, datamodule: pl.LightningDataModule) -> np.ndarray:
+        """The HWC uint8 image to publish, drawn from ``model`` and the data's splits."""
         raise NotImplementedError
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -46,7 +38,7 @@ class EveryNEpochs(pl.Callback):
     def _publish(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.is_global_zero:
             with torch.no_grad():
-                publish(trainer, self.name, self.figure(trainer, pl_module))
+                publish(trainer, self.name, self.figure(pl_module.model, trainer.datamodule))
 
 
 class Reconstructions(EveryNEpochs):
@@ -59,11 +51,11 @@ class Reconstructions(EveryNEpochs):
         super().__init__(every_n_epochs)
         self.per_class = per_class
 
-    def figure(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> np.ndarray:
-        images, labels = split_images(trainer, "test", pl_module.device)
+    def figure(self, model: MLPVAE, datamodule: pl.LightningDataModule) -> np.ndarray:
+        images, labels = split_images(datamodule, "test", device_of(model))
         x = images[first_per_class(labels, list(range(10)), self.per_class)]
         x = x.view(10, self.per_class, -1).transpose(0, 1).reshape(10 * self.per_class, -1)  # rows by class order
-        recon = decode_mean(pl_module.model, pl_module.model.encode(x)[0])
+        recon = decode_mean(model, model.encode(x)[0])
         return image_grid(torch.cat([x, recon]), nrow=10)
 
 
@@ -76,17 +68,17 @@ class PriorSamples(EveryNEpochs):
         super().__init__(every_n_epochs)
         self.num_samples, self.seed = num_samples, seed
 
-    def figure(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> np.ndarray:
+    def figure(self, model: MLPVAE, datamodule: pl.LightningDataModule) -> np.ndarray:
         generator = torch.Generator().manual_seed(self.seed)
-        z = torch.randn(self.num_samples, pl_module.model.latent_dim, generator=generator).to(pl_module.device)
-        return image_grid(decode_mean(pl_module.model, z), nrow=int(np.ceil(np.sqrt(self.num_samples))))
+        z = torch.randn(self.num_samples, model.latent_dim, generator=generator).to(device_of(model))
+        return image_grid(decode_mean(model, z), nrow=int(np.ceil(np.sqrt(self.num_samples))))
 
 
 def frozen_sigma_samples(model: torch.nn.Module, sigma: float, num_samples: int, seed: int) -> torch.Tensor:
     """Decoder means for z = 0 + σ·ε: the posterior's mean frozen at the origin and its spread at σ."""
     generator = torch.Generator().manual_seed(seed)
     z = sigma * torch.randn(num_samples, model.latent_dim, generator=generator)
-    return decode_mean(model, z.to(next(model.parameters()).device))
+    return decode_mean(model, z.to(device_of(model)))
 
 
 def frozen_sigma_stats(samples: torch.Tensor) -> dict[str, float]:
@@ -107,20 +99,25 @@ class FrozenSigma(pl.Callback):
         self.sigmas, self.num_samples, self.grid_samples, self.seed = list(sigmas), num_samples, grid_samples, seed
 
     @torch.no_grad()
-    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not trainer.is_global_zero:
-            return
+    def study(self, model: MLPVAE, beta: float) -> tuple[np.ndarray, dict[str, dict[str, float]]]:
+        """The side-by-side sample grids and, per σ, their statistics."""
         fig = new_figure(3.2 * len(self.sigmas), 3.6)
         axes = fig.subplots(1, len(self.sigmas), squeeze=False)[0]
         stats = {}
         for ax, sigma in zip(axes, self.sigmas, strict=True):
-            samples = frozen_sigma_samples(pl_module.model, sigma, self.num_samples, self.seed)
+            samples = frozen_sigma_samples(model, sigma, self.num_samples, self.seed)
             stats[f"{sigma:g}"] = frozen_sigma_stats(samples)
             ax.imshow(image_grid(samples[: self.grid_samples], nrow=int(np.sqrt(self.grid_samples))))
             ax.set_title(f"σ = {sigma:g} · diversity {stats[f'{sigma:g}']['diversity']:.3f}")
             ax.axis("off")
-        fig.suptitle(f"β = {pl_module.beta:g} · samples of z ~ N(0, σ²I)")
-        publish(trainer, "frozen_sigma", render(fig))
+        fig.suptitle(f"β = {beta:g} · samples of z ~ N(0, σ²I)")
+        return render(fig), stats
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        image, stats = self.study(pl_module.model, pl_module.beta)
+        publish(trainer, "frozen_sigma", image)
         (figure_dir(trainer) / "frozen_sigma.json").write_text(json.dumps(stats, indent=2) + "\n")
         log_scalars(
             trainer,
@@ -143,13 +140,13 @@ class Interpolation(EveryNEpochs):
         super().__init__(every_n_epochs)
         self.pairs, self.steps = [tuple(p) for p in pairs], steps
 
-    def figure(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> np.ndarray:
-        images, labels = split_images(trainer, "test", pl_module.device)
+    def figure(self, model: MLPVAE, datamodule: pl.LightningDataModule) -> np.ndarray:
+        images, labels = split_images(datamodule, "test", device_of(model))
         ends = torch.stack([images[first_per_class(labels, list(pair), 1)] for pair in self.pairs])  # [P, 2, 784]
-        mu = pl_module.model.encode(ends.flatten(0, 1))[0].view(len(self.pairs), 2, -1)
+        mu = model.encode(ends.flatten(0, 1))[0].view(len(self.pairs), 2, -1)
         t = torch.linspace(0, 1, self.steps, device=mu.device).view(1, -1, 1)
         path = mu[:, :1] * (1 - t) + mu[:, 1:] * t  # [P, steps, D]
-        return image_grid(decode_mean(pl_module.model, path.flatten(0, 1)), nrow=self.steps)
+        return image_grid(decode_mean(model, path.flatten(0, 1)), nrow=self.steps)
 
 
 class LatentTraversal(EveryNEpochs):
@@ -164,12 +161,12 @@ class LatentTraversal(EveryNEpochs):
         super().__init__(every_n_epochs)
         self.num_dims, self.steps, self.span, self.image_index = num_dims, steps, span, image_index
 
-    def figure(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> np.ndarray:
-        val, _ = split_images(trainer, "val", pl_module.device)
-        dims = kl_per_dim(encode(pl_module.model, val)).argsort(descending=True)[: self.num_dims]
-        test, _ = split_images(trainer, "test", pl_module.device)
-        base = encode(pl_module.model, test[self.image_index : self.image_index + 1]).mu[0]
+    def figure(self, model: MLPVAE, datamodule: pl.LightningDataModule) -> np.ndarray:
+        val, _ = split_images(datamodule, "val", device_of(model))
+        dims = kl_per_dim(encode(model, val)).argsort(descending=True)[: self.num_dims]
+        test, _ = split_images(datamodule, "test", device_of(model))
+        base = encode(model, test[self.image_index : self.image_index + 1]).mu[0]
         values = torch.linspace(-self.span, self.span, self.steps, device=base.device)
         z = base.repeat(len(dims), self.steps, 1)
         z[torch.arange(len(dims)), :, dims] = values
-        return image_grid(decode_mean(pl_module.model, z.flatten(0, 1)), nrow=self.steps)
+        return image_grid(decode_mean(model, z.flatten(0, 1)), nrow=self.steps)

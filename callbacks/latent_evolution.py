@@ -10,8 +10,9 @@ import numpy as np
 from scipy.linalg import orthogonal_procrustes
 
 from betavae.data import CLASS_NAMES
+from betavae.figures import new_figure, render
 from betavae.latents import encode
-from callbacks.output import figure_dir, first_per_class, new_figure, publish, render, split_images
+from callbacks.output import figure_dir, first_per_class, publish, split_images
 
 
 class Frame(NamedTuple):
@@ -71,7 +72,7 @@ class LatentEvolution(pl.Callback):
         self.frames.append(Frame(epoch, encode(pl_module.model, self._images).mu.cpu().numpy(), val_loss))
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        images, labels = split_images(trainer, "val", pl_module.device)
+        images, labels = split_images(trainer.datamodule, "val", pl_module.device)
         picks = first_per_class(labels, self.classes, self.per_class)
         self._images, self._labels = images[picks], labels[picks].cpu().numpy()
         self.frames = []  # a resumed run starts its frames at the resumed epoch

@@ -6,11 +6,13 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 
+from betavae.figures import new_figure, render
 from betavae.latents import ACTIVE_THRESHOLD, Posterior, active_units, encode, kl_per_dim, linear_probe_accuracy
-from callbacks.output import new_figure, publish, render, split_images
+from betavae.model import MLPVAE
+from callbacks.output import publish, split_images
 
 
-def kl_bar_chart(posterior: Posterior, beta: float, epoch: int) -> np.ndarray:
+def kl_bar_chart(posterior: Posterior, beta: float, epoch: int | None = None) -> np.ndarray:
     """Bars of average KL per latent dimension, active units in a darker colour."""
     kl = kl_per_dim(posterior).cpu().numpy()
     active = (posterior.mu.var(0) > ACTIVE_THRESHOLD).cpu().numpy()
@@ -20,8 +22,23 @@ def kl_bar_chart(posterior: Posterior, beta: float, epoch: int) -> np.ndarray:
     ax.set_xlabel("latent dimension")
     ax.set_ylabel("KL (nats / image)")
     ax.set_xticks(np.arange(len(kl)))
-    ax.set_title(f"β = {beta:g} · epoch {epoch} · {int(active.sum())}/{len(kl)} active units (val)")
+    when = "" if epoch is None else f" · epoch {epoch}"
+    ax.set_title(f"β = {beta:g}{when} · {int(active.sum())}/{len(kl)} active units (val)")
     return render(fig)
+
+
+@torch.no_grad()
+def test_latent_metrics(model: MLPVAE, datamodule: pl.LightningDataModule, probe: bool = True) -> dict[str, float]:
+    """`test/active_units` and, if ``probe``, `test/probe_accuracy` (fitted on the training split)."""
+    device = next(model.parameters()).device
+    test_images, test_labels = split_images(datamodule, "test", device)
+    test = encode(model, test_images)
+    metrics = {"test/active_units": float(active_units(test))}
+    if probe:
+        train_images, train_labels = split_images(datamodule, "train", device)
+        train_mu = encode(model, train_images).mu
+        metrics["test/probe_accuracy"] = linear_probe_accuracy(train_mu, train_labels, test.mu, test_labels)
+    return metrics
 
 
 class LatentStats(pl.Callback):
@@ -32,7 +49,7 @@ class LatentStats(pl.Callback):
         self.every_n_epochs, self.probe = every_n_epochs, probe
 
     def _posterior(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> Posterior:
-        images, _ = split_images(trainer, "val", pl_module.device)
+        images, _ = split_images(trainer.datamodule, "val", pl_module.device)
         return encode(pl_module.model, images)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -50,11 +67,4 @@ class LatentStats(pl.Callback):
 
     @torch.no_grad()
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        test_images, test_labels = split_images(trainer, "test", pl_module.device)
-        test = encode(pl_module.model, test_images)
-        metrics = {"test/active_units": float(active_units(test))}
-        if self.probe:
-            train_images, train_labels = split_images(trainer, "train", pl_module.device)
-            train_mu = encode(pl_module.model, train_images).mu
-            metrics["test/probe_accuracy"] = linear_probe_accuracy(train_mu, train_labels, test.mu, test_labels)
-        pl_module.log_dict(metrics)
+        pl_module.log_dict(test_latent_metrics(pl_module.model, trainer.datamodule, self.probe))

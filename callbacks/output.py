@@ -1,18 +1,15 @@
-"""Where figures go: PNG files under the job's figures/ and images in TensorBoard, from one rendering."""
+"""Where a run's figures go (PNG files under the job's figures/ and TensorBoard images) and what they draw on."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import imageio.v3 as iio
 import lightning.pytorch as pl
 import numpy as np
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from torchvision.utils import make_grid
 
+from betavae.figures import write_png
 from betavae.model import MLPVAE
 
 
@@ -23,31 +20,11 @@ def figure_dir(trainer: pl.Trainer) -> Path:
     return path
 
 
-def new_figure(width: float, height: float) -> Figure:
-    """A matplotlib figure on the headless Agg canvas, outside pyplot's global state."""
-    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def render(fig: Figure) -> np.ndarray:
-    """Rasterise a figure to an RGB uint8 array."""
-    fig.canvas.draw()
-    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
-
-
-def image_grid(images: torch.Tensor, nrow: int) -> np.ndarray:
-    """Flattened 28×28 images in [0, 1] as one HWC uint8 grid (torchvision's make_grid)."""
-    grid = make_grid(images.detach().float().cpu().view(-1, 1, 28, 28), nrow=nrow, padding=2, pad_value=1.0)
-    return (grid.permute(1, 2, 0).clamp(0, 1) * 255).round().to(torch.uint8).numpy()
-
-
 def publish(trainer: pl.Trainer, name: str, image: np.ndarray, step: int | None = None) -> Path | None:
     """Write ``figures/<name>.png`` and add it to every TensorBoard logger's images (global rank zero only)."""
     if not trainer.is_global_zero:
         return None
-    path = figure_dir(trainer) / f"{name}.png"
-    iio.imwrite(path, image)
+    path = write_png(figure_dir(trainer), name, image)
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):
             logger.experiment.add_image(
@@ -62,15 +39,22 @@ def log_scalars(trainer: pl.Trainer, metrics: dict[str, float]) -> None:
         logger.log_metrics(metrics, step=trainer.global_step)
 
 
+def device_of(model: torch.nn.Module) -> torch.device:
+    """The device a model's parameters are on."""
+    return next(model.parameters()).device
+
+
 @torch.no_grad()
 def decode_mean(model: MLPVAE, z: torch.Tensor) -> torch.Tensor:
     """Pixel means σ(decoder(z)) in [0, 1]: what images of the model show."""
     return torch.sigmoid(model.decode(z))
 
 
-def split_images(trainer: pl.Trainer, split: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """All images (flattened, float in [0, 1]) and labels of one split of the trainer's datamodule."""
-    images, labels = trainer.datamodule.splits[split]
+def split_images(
+    datamodule: pl.LightningDataModule, split: str, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """All images (flattened, float in [0, 1]) and labels of one split of a set-up FashionMNISTDataModule."""
+    images, labels = datamodule.splits[split]
     return images.to(device).flatten(1).float() / 255, labels.to(device)
 
 

@@ -100,3 +100,18 @@ def test_sweep_computes_real_fid_statistics_once(sweep):
     logs = [(job / "train.log").read_text() for _, job in sorted(sweep.items())]
     assert "computed and cached real statistics" in logs[0]
     assert "loaded cached real statistics" in logs[1] and "computed and cached" not in logs[1]
+
+
+def test_sweep_ends_with_a_summary_of_both_jobs(sweep):
+    root = next(iter(sweep.values())).parent
+    table = (root / "summary.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| beta=")]
+    assert len(rows) == 2 and "| 0.1 | 1 | ok |" in rows[0] and "| 1 | 1 | ok |" in rows[1]
+    assert "FID" in table and "probe acc. (%)" in table
+    summary = json.loads((root / "summary.json").read_text())
+    assert [g["beta"] for g in summary["groups"]] == [0.1, 1.0]
+    metrics = json.loads((sweep[0.1] / "metrics.json").read_text())
+    assert summary["groups"][0]["test/recon"] == pytest.approx(metrics["test/recon"])
+    assert (root / "summary.csv").read_text().startswith("group,beta,n,status,test/recon,test/recon std")
+    assert (root / "tradeoff.png").stat().st_size > 10_000
+    assert summary["groups"][0]["test/probe_accuracy"] > 50  # chance is 10%

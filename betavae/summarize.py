@@ -1,0 +1,174 @@
+"""`python -m betavae.summarize <sweep_dir>`: one table and one trade-off plot for all jobs of a sweep.
+
+Jobs are grouped by their overrides except the seed; each group shows mean ± standard deviation over its
+seeds. Jobs without metrics are listed as failed. Writes summary.md, summary.csv, summary.json and
+tradeoff.png at the sweep root.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from betavae.figures import new_figure, render, write_png
+from betavae.runs import RunError, job_dirs, read_json, run_config
+
+log = logging.getLogger(__name__)
+
+COLUMNS = {  # metric key: table header
+    "test/recon": "recon (nats)",
+    "test/kl": "KL (nats)",
+    "test/elbo": "ELBO (nats)",
+    "test/nll_iw": "NLL IW (nats)",
+    "test/fid": "FID",
+    "test/fid_recon": "FID recon",
+    "test/active_units": "active units",
+    "test/probe_accuracy": "probe acc. (%)",
+    "epochs": "epochs",
+    "wall_time_s": "wall time (s)",
+}
+
+
+def read_job(job_dir: Path) -> dict[str, Any]:
+    """One job: its overrides, β, seed and metrics, or status 'failed'."""
+    overrides = yaml.safe_load((job_dir / ".hydra" / "overrides.yaml").read_text()) or []
+    cfg = run_config(job_dir)
+    metrics = read_json(job_dir / "metrics.json")
+    job = {"job": job_dir.name, "overrides": overrides, "beta": float(cfg.beta), "seed": int(cfg.seed)}
+    if metrics is None:
+        return {**job, "status": "failed", "reason": "no readable metrics.json"}
+    metrics.update({k: v for k, v in (read_json(job_dir / "evaluation.json") or {}).items() if k in COLUMNS})
+    return {**job, "status": "ok", **{k: metrics[k] for k in COLUMNS if metrics.get(k) is not None}}
+
+
+def label_groups(jobs: list[dict[str, Any]]) -> None:
+    """Set each job's group: its overrides except the seed and those every job shares (the swept values)."""
+    common = set.intersection(*(set(j["overrides"]) for j in jobs)) if jobs else set()
+    for j in jobs:
+        varying = [o for o in j["overrides"] if o not in common and not o.startswith("seed=")]
+        j["group"] = ",".join(varying) or "(all jobs)"
+
+
+def group_rows(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per group of finished jobs (mean, std, n), then one row per failed job; sorted by β."""
+    label_groups(jobs)
+    rows = []
+    finished = [j for j in jobs if j["status"] == "ok"]
+    for group in sorted(
+        {j["group"] for j in finished}, key=lambda g: (next(j["beta"] for j in finished if j["group"] == g), g)
+    ):
+        members = [j for j in finished if j["group"] == group]
+        row: dict[str, Any] = {"group": group, "beta": members[0]["beta"], "n": len(members), "status": "ok"}
+        row["seeds"] = sorted(j["seed"] for j in members)
+        for key in COLUMNS:
+            values = [j[key] for j in members if key in j]
+            if values:
+                row[key] = statistics.fmean(values)
+                row[f"{key} std"] = statistics.stdev(values) if len(values) > 1 else None
+        rows.append(row)
+    rows += [{"group": j["job"], "beta": j["beta"], "n": 1, "status": "failed", "reason": j["reason"]}
+             for j in jobs if j["status"] != "ok"]  # fmt: skip
+    return rows
+
+
+def cell(row: dict[str, Any], key: str) -> str:
+    """'mean ± std' (or the mean alone, or '–') formatted for the table."""
+    if key not in row:
+        return "–"
+    digits = 0 if key in ("epochs",) else 1 if key in ("wall_time_s", "test/active_units") else 2
+    text = f"{row[key]:.{digits}f}"
+    std = row.get(f"{key} std")
+    return text if std is None else f"{text} ± {std:.{digits}f}"
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    """The summary as a Markdown table; only columns some row has."""
+    keys = [k for k in COLUMNS if any(k in r for r in rows)]
+    lines = ["| job group | β | seeds | status | " + " | ".join(COLUMNS[k] for k in keys) + " |"]
+    lines.append("|" + " --- |" * (4 + len(keys)))
+    for r in rows:
+        status = r["status"] if r["status"] == "ok" else f"**failed**: {r['reason']}"
+        lines.append(
+            f"| {r['group']} | {r['beta']:g} | {r['n']} | {status} | " + " | ".join(cell(r, k) for k in keys) + " |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    """One line per row: group, β, n, status, then mean and std of each metric."""
+    fields = ["group", "beta", "n", "status"] + [f"{k}{s}" for k in COLUMNS for s in ("", " std")]
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def tradeoff_plot(rows: list[dict[str, Any]]) -> np.ndarray:
+    """Left: the rate–distortion plane (KL, recon) with one labelled point per group; right: FID against β."""
+    done = [r for r in rows if r["status"] == "ok" and "test/kl" in r and "test/recon" in r]
+    fig = new_figure(11, 4.2)
+    left, right = fig.subplots(1, 2)
+    label_by_beta = len({r["beta"] for r in done}) == len(done)
+    for r in done:
+        label = f"β = {r['beta']:g}" if label_by_beta else r["group"]
+        left.errorbar(r["test/kl"], r["test/recon"], xerr=r.get("test/kl std"), yerr=r.get("test/recon std"),
+                      fmt="o", capsize=3)  # fmt: skip
+        left.annotate(label, (r["test/kl"], r["test/recon"]), textcoords="offset points", xytext=(6, 6))
+    left.set_xlabel("rate: test KL (nats / image)")
+    left.set_ylabel("distortion: test recon (nats / image)")
+    left.set_title("rate–distortion")
+    with_fid = sorted((r for r in done if "test/fid" in r), key=lambda r: r["beta"])
+    if with_fid:
+        betas = [r["beta"] for r in with_fid]
+        right.errorbar(betas, [r["test/fid"] for r in with_fid], yerr=[r.get("test/fid std") or 0 for r in with_fid],
+                       fmt="o-", capsize=3)  # fmt: skip
+        if min(betas) > 0 and max(betas) / min(betas) > 5:
+            right.set_xscale("log")
+    right.set_xlabel("β")
+    right.set_ylabel("test FID (prior samples)")
+    right.set_title("generation quality")
+    seeds = max((r["n"] for r in done), default=1)
+    fig.suptitle("β sweep" + (f" · mean ± std over {seeds} seeds" if seeds > 1 else ""))
+    return render(fig)
+
+
+def summarize(sweep_dir: Path) -> str:
+    """Read every job of the sweep, write the four summary files at its root and return the Markdown table."""
+    sweep_dir = Path(sweep_dir)
+    jobs = []
+    for job_dir in job_dirs(sweep_dir):
+        try:
+            jobs.append(read_job(job_dir))
+        except (RunError, OSError, ValueError, yaml.YAMLError) as err:
+            jobs.append({"job": job_dir.name, "overrides": [], "beta": math.nan, "seed": -1,
+                         "status": "failed", "reason": str(err)})  # fmt: skip
+    rows = group_rows(jobs)
+    table = markdown(rows)
+    (sweep_dir / "summary.md").write_text(f"# Sweep summary: {sweep_dir}\n\n{table}")
+    write_csv(rows, sweep_dir / "summary.csv")
+    (sweep_dir / "summary.json").write_text(json.dumps({"groups": rows, "jobs": jobs}, indent=2) + "\n")
+    write_png(sweep_dir, "tradeoff", tradeoff_plot(rows))
+    return table
+
+
+def main() -> None:
+    """CLI: rebuild the summary files of an existing sweep directory and print the table."""
+    if len(sys.argv) != 2:
+        raise SystemExit("usage: python -m betavae.summarize <sweep_dir>")
+    try:
+        print(summarize(Path(sys.argv[1])), end="")
+    except RunError as err:
+        raise SystemExit(f"error: {err}") from None
+
+
+if __name__ == "__main__":
+    main()

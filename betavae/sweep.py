@@ -1,0 +1,27 @@
+"""Hydra callback that summarises a multirun when it ends (table, CSV, JSON, trade-off plot)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from betavae.summarize import summarize
+
+log = logging.getLogger(__name__)
+
+
+class SweepSummary(Callback):
+    """On multirun end, write summary.md/.csv/.json and tradeoff.png at the sweep root and log the table."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        try:
+            table = summarize(sweep_dir)
+        except Exception:  # a summary problem must not hide the finished jobs
+            log.exception("Sweep summary failed; rebuild it with: python -m betavae.summarize %s", sweep_dir)
+            return
+        log.info("Sweep summary (%s):\n%s", sweep_dir / "summary.md", table)

@@ -1,0 +1,113 @@
+"""Sweep summaries over seeds, failed jobs, `python -m betavae.evaluate`, and safe checkpoint loading."""
+
+import json
+import pickle
+import shutil
+import statistics
+
+import pytest
+import torch
+
+from betavae.likelihood import elbo, iw_log_likelihood
+from betavae.runs import RunError, load_checkpoint, load_model
+from callbacks.output import split_images
+from tests.conftest import run_module
+
+TINY = ["trainer.max_epochs=1", "trainer.limit_train_batches=20", "trainer.limit_val_batches=1"]
+TINY += ["trainer.limit_test_batches=1", "callbacks=none", "fid=none"]
+
+
+@pytest.fixture(scope="module")
+def seeds_sweep(tmp_path_factory, real_data_dir):
+    """A 2-β × 2-seed multirun with tiny limits and no figures."""
+    root = tmp_path_factory.mktemp("seeds")
+    run_module("betavae.train", "-m", "beta=0.5,2.0", "seed=1,2", *TINY, f"hydra.sweep.dir={root}")
+    return root
+
+
+def test_seeds_are_grouped_as_mean_and_std(seeds_sweep):
+    summary = json.loads((seeds_sweep / "summary.json").read_text())
+    assert [(g["beta"], g["n"], g["seeds"]) for g in summary["groups"]] == [(0.5, 2, [1, 2]), (2.0, 2, [1, 2])]
+    for group in summary["groups"]:
+        jobs = [j for j in summary["jobs"] if j["beta"] == group["beta"]]
+        values = [j["test/kl"] for j in jobs]
+        assert group["test/kl"] == pytest.approx(statistics.fmean(values))
+        assert group["test/kl std"] == pytest.approx(statistics.stdev(values)) and group["test/kl std"] > 0
+    table = (seeds_sweep / "summary.md").read_text()
+    assert table.count(" ± ") >= 2 * 4 and "| beta=0.5 | 0.5 | 2 | ok |" in table
+
+
+def test_a_job_without_metrics_is_listed_as_failed(seeds_sweep, tmp_path):
+    copy = tmp_path / "sweep"
+    shutil.copytree(seeds_sweep, copy)
+    broken = next(copy.glob("beta=2.0,*seed=2*"))
+    (broken / "metrics.json").unlink()
+    result = run_module("betavae.summarize", str(copy))
+    assert f"| {broken.name} | 2 | 1 | **failed**: no readable metrics.json |" in result.stdout
+    assert "| beta=0.5 | 0.5 | 2 | ok |" in result.stdout and "| beta=2.0 | 2 | 1 | ok |" in result.stdout
+    assert (copy / "summary.md").read_text().endswith(result.stdout)
+
+
+def test_evaluate_sweep_writes_evaluation_figures_and_summary(seeds_sweep, tmp_path):
+    copy = tmp_path / "sweep"
+    shutil.copytree(seeds_sweep, copy)
+    run_module("betavae.evaluate", f"sweep_dir={copy}", "eval.limit=100", "eval.iw_samples=50",
+               "eval.probe=false", "fid=none")  # fmt: skip
+    for job in copy.glob("beta=*"):
+        result = json.loads((job / "evaluation.json").read_text())
+        assert result["images"] == 100 and result["iw_samples"] == 50
+        assert result["test/nll_iw"] <= -result["test/elbo"]
+        for name in ("reconstructions", "prior_samples", "frozen_sigma", "interpolation", "latent_traversal"):
+            assert (job / "figures" / f"{name}.png").is_file()  # trained with callbacks=none, drawn now
+    assert "NLL IW (nats)" in (copy / "summary.md").read_text()
+
+
+def test_iw_estimate_is_below_the_negative_elbo_and_tightens(seeds_sweep, real_data_dir):
+    from hydra.utils import instantiate
+
+    model, cfg, _ = load_model(next(seeds_sweep.glob("beta=0.5,*seed=1*")))
+    datamodule = instantiate(cfg.data)
+    datamodule.setup()
+    images = split_images(datamodule, "test", torch.device("cpu"))[0][:200]
+    torch.manual_seed(0)
+    negative_elbo = -float(elbo(model, images, samples=200).mean())
+    estimates = {}  # K: per-image estimates of -log p(x) from 4 independent repeats, [4, 200]
+    for k in (1, 10, 100):
+        estimates[k] = torch.stack([-iw_log_likelihood(model, images, samples=k) for _ in range(4)])
+    nll = -float(iw_log_likelihood(model, images, samples=1000).mean())
+    assert 0.1 < negative_elbo - nll < 30  # a bound, tighter by a few nats, not hundreds
+    means = [float(estimates[k].mean()) for k in (1, 10, 100)]
+    assert means[0] > means[1] > means[2] > nll - 0.5  # does not grow with more samples
+    spreads = [float(estimates[k].std(0).mean()) for k in (1, 10, 100)]  # spread of repeats, per image
+    assert spreads[0] > 1.5 * spreads[1] > 2.25 * spreads[2]
+
+
+class Payload:
+    """Pickles into a call that would create a file when unpickled."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_malicious_checkpoint_is_refused_and_nothing_runs(seeds_sweep, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(next(seeds_sweep.glob("beta=0.5,*seed=1*")), run)
+    marker = tmp_path / "payload-ran"
+    for ckpt in (run / "checkpoints").glob("*.ckpt"):
+        torch.save({"state_dict": {}, "callbacks": Payload(marker)}, ckpt, pickle_protocol=pickle.HIGHEST_PROTOCOL)
+    with pytest.raises(RunError, match="refused"):
+        load_checkpoint(run / "checkpoints" / "last.ckpt")
+    result = run_module("betavae.evaluate", f"run_dir={run}", "fid=none", check=False)
+    assert result.returncode != 0 and "refused" in result.stderr + result.stdout
+    assert not marker.exists() and not (run / "evaluation.json").exists()
+    assert Payload(marker) and not marker.exists()  # constructing it alone does not create the file
+
+
+def test_evaluate_needs_exactly_one_target(tmp_path):
+    result = run_module("betavae.evaluate", check=False)
+    assert result.returncode != 0 and "give exactly one of run_dir=" in result.stderr
+    missing = run_module("betavae.evaluate", f"sweep_dir={tmp_path}/nothing", check=False)
+    assert missing.returncode != 0 and "sweep directory not found" in missing.stderr
