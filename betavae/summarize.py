@@ -46,7 +46,8 @@ def read_job(job_dir: Path) -> dict[str, Any]:
     job = {"job": job_dir.name, "overrides": overrides, "beta": float(cfg.beta), "seed": int(cfg.seed)}
     if metrics is None:
         return {**job, "status": "failed", "reason": "no readable metrics.json"}
-    metrics.update({k: v for k, v in (read_json(job_dir / "evaluation.json") or {}).items() if k in COLUMNS})
+    evaluation = read_json(job_dir / "evaluation.json") or {}  # fills in what training did not measure
+    metrics |= {k: v for k, v in evaluation.items() if k in COLUMNS and metrics.get(k) is None}
     return {**job, "status": "ok", **{k: metrics[k] for k in COLUMNS if metrics.get(k) is not None}}
 
 
@@ -123,6 +124,7 @@ def tradeoff_plot(rows: list[dict[str, Any]]) -> np.ndarray:
         left.errorbar(r["test/kl"], r["test/recon"], xerr=r.get("test/kl std"), yerr=r.get("test/recon std"),
                       fmt="o", capsize=3)  # fmt: skip
         left.annotate(label, (r["test/kl"], r["test/recon"]), textcoords="offset points", xytext=(6, 6))
+    left.margins(0.15)  # room for the labels
     left.set_xlabel("rate: test KL (nats / image)")
     left.set_ylabel("distortion: test recon (nats / image)")
     left.set_title("rate–distortion")
