@@ -43,7 +43,8 @@ class BetaVAEModule(pl.LightningModule):
         metrics = {f"{stage}/loss": loss / count, f"{stage}/recon": recon / count, f"{stage}/kl": kl / count}
         if stage == "test":
             metrics["test/elbo"] = -(recon + kl) / count
-        self.log_dict(metrics, prog_bar=stage == "val")
+        # Already summed over ranks; sync_dist only tells Lightning so (a mean of equal values).
+        self.log_dict(metrics, prog_bar=stage == "val", sync_dist=True)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         terms = self._step(batch, "train")

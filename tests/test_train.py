@@ -115,3 +115,25 @@ def test_sweep_ends_with_a_summary_of_both_jobs(sweep):
     assert (root / "summary.csv").read_text().startswith("group,beta,n,status,test/recon,test/recon std")
     assert (root / "tradeoff.png").stat().st_size > 10_000
     assert summary["groups"][0]["test/probe_accuracy"] > 50  # chance is 10%
+
+
+def test_ddp_on_two_cpu_processes_gives_exact_means_over_all_test_images(tmp_path, real_data_dir):
+    """Each rank tests its half of the 10,000 images; the logged KL must equal one pass over all of them."""
+    from hydra.utils import instantiate
+
+    from betavae.loss import gaussian_kl
+    from betavae.runs import load_model
+
+    run = tmp_path / "ddp"
+    overrides = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.max_epochs=1"]
+    overrides += ["trainer.limit_train_batches=5", "trainer.limit_val_batches=1", "callbacks=none", "fid=none"]
+    run_module("betavae.train", *overrides, f"hydra.run.dir={run}")
+    metrics = json.loads((run / "metrics.json").read_text())
+    model, cfg, _ = load_model(run)
+    datamodule = instantiate(cfg.data, root=str(real_data_dir))
+    datamodule.setup()
+    x = datamodule.splits["test"][0].flatten(1).float() / 255
+    with torch.no_grad():
+        mu, logvar = model.encode(x)
+    assert len(x) == 10_000
+    assert metrics["test/kl"] == pytest.approx(float(gaussian_kl(mu, logvar).sum(1).mean()), rel=1e-4)
