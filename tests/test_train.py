@@ -20,7 +20,8 @@ def sweep(tmp_path_factory, real_data_dir):
     """A two-job β sweep with tiny limits; returns {beta: job_dir}."""
     root, cache = tmp_path_factory.mktemp("sweep"), tmp_path_factory.mktemp("fid_cache")
     overrides = [*FULL, f"fid.cache_dir={cache}", f"hydra.sweep.dir={root}"]
-    run_module("betavae.train", "-m", "beta=0.1,1.0", "trainer.max_epochs=2", *overrides)
+    result = run_module("betavae.train", "-m", "beta=0.1,1.0", "trainer.max_epochs=2", *overrides)
+    assert "Sweep summary" in result.stdout and "| beta=0.1 | 0.1 | 1 | ok |" in result.stdout  # printed at the end
     jobs = {float(d.name.split(",")[0].split("=")[1]): d for d in root.iterdir() if d.name.startswith("beta=")}
     assert sorted(jobs) == [0.1, 1.0]
     return jobs
