@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -28,6 +29,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         "must be a non-empty list of positive integers",
     ),
     "data.batch_size": (lambda v: isinstance(v, int) and v >= 1, "must be an integer >= 1"),
+    "ckpt_path": (lambda v: v is None or Path(str(v)).expanduser().is_file(), "must be null or an existing checkpoint"),
     "data.val_size": (
         lambda v: isinstance(v, int) and 0 <= v < TRAIN_IMAGES,
         f"must be an integer in [0, {TRAIN_IMAGES})",

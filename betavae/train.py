@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -73,7 +74,7 @@ def train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         "seed": cfg.seed,
         "epochs": trainer.current_epoch,
         "wall_time_s": round(time.perf_counter() - start, 2),
-        "best_checkpoint": str(Path(best).relative_to(output_dir)) if best else None,
+        "best_checkpoint": os.path.relpath(best, output_dir) if best else None,
     }
     if trainer.is_global_zero:
         (output_dir / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -33,6 +33,7 @@ def test_defaults_reproduce_the_reference_study():
         ("data.val_size=60000", "data.val_size=60000"),
         ("data.val_size=-1", "data.val_size=-1"),
         ("beta=abc", "beta='abc'"),
+        ("ckpt_path=/nonexistent/last.ckpt", "ckpt_path='/nonexistent/last.ckpt'"),
     ],
 )
 def test_invalid_values_are_refused_naming_the_key(override, key):
