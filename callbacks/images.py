@@ -12,7 +12,16 @@ import torch
 from betavae.figures import image_grid, new_figure, render
 from betavae.latents import encode, kl_per_dim
 from betavae.model import MLPVAE
-from callbacks.output import decode_mean, device_of, figure_dir, first_per_class, log_scalars, publish, split_images
+from callbacks.output import (
+    decode_mean,
+    device_of,
+    due,
+    figure_dir,
+    first_per_class,
+    log_scalars,
+    publish,
+    split_images,
+)
 
 
 class EveryNEpochs(pl.Callback):
@@ -28,8 +37,7 @@ class EveryNEpochs(pl.Callback):
         raise NotImplementedError
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        epochs_done = trainer.current_epoch + 1
-        if self.every_n_epochs and epochs_done % self.every_n_epochs == 0 and epochs_done < trainer.max_epochs:
+        if due(trainer, self.every_n_epochs):
             self._publish(trainer, pl_module)
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -9,7 +9,7 @@ import torch
 from betavae.figures import new_figure, render
 from betavae.latents import ACTIVE_THRESHOLD, Posterior, active_units, encode, kl_per_dim, linear_probe_accuracy
 from betavae.model import MLPVAE
-from callbacks.output import publish, split_images
+from callbacks.output import due, publish, split_images
 
 
 def kl_bar_chart(posterior: Posterior, beta: float, epoch: int | None = None) -> np.ndarray:
@@ -55,9 +55,8 @@ class LatentStats(pl.Callback):
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         posterior = self._posterior(trainer, pl_module)
         pl_module.log("val/active_units", float(active_units(posterior)))
-        epochs_done = trainer.current_epoch + 1
-        if self.every_n_epochs and epochs_done % self.every_n_epochs == 0 and epochs_done < trainer.max_epochs:
-            publish(trainer, "kl_per_dim", kl_bar_chart(posterior, pl_module.beta, epochs_done))
+        if due(trainer, self.every_n_epochs):
+            publish(trainer, "kl_per_dim", kl_bar_chart(posterior, pl_module.beta, trainer.current_epoch + 1))
 
     @torch.no_grad()
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -20,6 +20,12 @@ def figure_dir(trainer: pl.Trainer) -> Path:
     return path
 
 
+def due(trainer: pl.Trainer, every_n_epochs: int) -> bool:
+    """True at the end of every ``every_n_epochs``-th epoch (never for 0), before the last: fit end draws that."""
+    epochs_done = trainer.current_epoch + 1
+    return bool(every_n_epochs) and epochs_done % every_n_epochs == 0 and epochs_done < trainer.max_epochs
+
+
 def publish(trainer: pl.Trainer, name: str, image: np.ndarray, step: int | None = None) -> Path | None:
     """Write ``figures/<name>.png`` and add it to every TensorBoard logger's images (global rank zero only)."""
     if not trainer.is_global_zero:
