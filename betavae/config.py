@@ -45,3 +45,10 @@ def validate(cfg: DictConfig) -> None:
             value = OmegaConf.to_object(value)
         if not ok(value):
             raise ConfigError(f"{key}={value!r}: {rule}")
+
+
+def config_error(err: BaseException | None) -> ConfigError | None:
+    """The ConfigError behind ``err``, also when Hydra's instantiate wrapped it, else None."""
+    while err is not None and not isinstance(err, ConfigError):
+        err = err.__cause__
+    return err

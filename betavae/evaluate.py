@@ -18,13 +18,14 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from betavae.config import ConfigError
+from betavae.config import ConfigError, config_error
 from betavae.figures import write_png
 from betavae.latents import encode
 from betavae.likelihood import elbo, iw_log_likelihood
 from betavae.loss import gaussian_kl
 from betavae.runs import RunError, job_dirs, load_model
 from betavae.summarize import summarize
+from callbacks.fid import FID
 from callbacks.latent_stats import kl_bar_chart, test_latent_metrics
 from callbacks.output import device_of, split_images
 
@@ -62,7 +63,7 @@ def draw_figures(model: torch.nn.Module, datamodule: pl.LightningDataModule, bet
     write_png(out, "kl_per_dim", kl_bar_chart(encode(model, val), beta))
 
 
-def evaluate_run(run_dir: Path, cfg: DictConfig) -> dict[str, Any]:
+def evaluate_run(run_dir: Path, cfg: DictConfig, fid: FID | None) -> dict[str, Any]:
     """Evaluate one run's best checkpoint; write and return evaluation.json."""
     model, run_cfg, checkpoint = load_model(run_dir)
     device = torch.device(cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -73,8 +74,8 @@ def evaluate_run(run_dir: Path, cfg: DictConfig) -> dict[str, Any]:
     result: dict[str, Any] = {"run_dir": str(run_dir), "checkpoint": str(checkpoint), "beta": float(run_cfg.beta)}
     result |= likelihood_metrics(model, test, cfg.eval)
     result |= test_latent_metrics(model, datamodule, probe=cfg.eval.probe)
-    if cfg.get("fid") and "_target_" in cfg.fid:
-        result |= instantiate(cfg.fid).evaluate(model, datamodule)
+    if fid is not None:
+        result |= fid.evaluate(model, datamodule)
     if cfg.eval.figures:
         draw_figures(model, datamodule, float(run_cfg.beta), cfg, Path(run_dir) / "figures")
     (Path(run_dir) / "evaluation.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -99,13 +100,16 @@ def main(cfg: DictConfig) -> None:
     """Evaluate each run; a run that cannot be evaluated is reported and the others go on."""
     try:
         runs = runs_to_evaluate(cfg)
-    except (ConfigError, RunError) as err:
+        fid = instantiate(cfg.fid) if cfg.get("fid") and "_target_" in cfg.fid else None  # fails before any work
+    except Exception as err:
+        if not isinstance(err, RunError) and (err := config_error(err)) is None:
+            raise
         raise SystemExit(f"error: {err}") from None
     failed = []
     for run in runs:
         try:
-            evaluate_run(run, cfg)
-        except (RunError, ConfigError) as err:
+            evaluate_run(run, cfg, fid)
+        except RunError as err:
             log.error("%s", err)
             failed.append(run)
     if cfg.sweep_dir:

@@ -16,17 +16,10 @@ from hydra.utils import instantiate
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
-from betavae.config import ConfigError, validate
+from betavae.config import config_error, validate
 from betavae.module import BetaVAEModule
 
 log = logging.getLogger(__name__)
-
-
-def config_error(err: BaseException | None) -> ConfigError | None:
-    """The ConfigError behind ``err``, also when Hydra's instantiate wrapped it, else None."""
-    while err is not None and not isinstance(err, ConfigError):
-        err = err.__cause__
-    return err
 
 
 def instantiate_group(group: DictConfig | None) -> list[Any]:
