@@ -15,6 +15,7 @@ from betavae.data import FashionMNISTDataModule
 from betavae.latents import Posterior, active_units
 from betavae.model import MLPVAE
 from betavae.module import BetaVAEModule
+from callbacks.fid import FID
 from callbacks.latent_evolution import LatentEvolution, aligned_projections, pca_2d
 from tests.test_config import compose_train
 
@@ -32,6 +33,7 @@ def fitted(tmp_path_factory, real_data_dir):
     root = tmp_path_factory.mktemp("fit")
     cfg = compose_train("callbacks.latent_evolution.per_class=200", "callbacks.reconstructions.every_n_epochs=1")
     callbacks = {name: instantiate(node) for name, node in cfg.callbacks.items()}
+    callbacks["fid"] = FID(num_samples=500, every_n_epochs=1, recon=False, cache_dir=root / "fid_cache")
     pl.seed_everything(0)
     trainer = pl.Trainer(
         max_epochs=2,
@@ -65,6 +67,7 @@ def test_every_figure_is_written_and_logged_to_tensorboard(fitted):
     assert len(events.Images("reconstructions")) == 2  # after epoch 1 (every_n_epochs=1) and at fit end
     scalars = events.Tags()["scalars"]
     assert "val/active_units" in scalars and "frozen_sigma/diversity_sigma=0.5" in scalars
+    assert [s.step for s in events.Scalars("val/fid")] == [39, 79] and events.Scalars("val/fid")[0].value > 0
     units = [s.value for s in events.Scalars("val/active_units")]
     assert len(units) == 2 and all(0 <= u <= 20 for u in units)
 
