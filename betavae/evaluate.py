@@ -21,8 +21,7 @@ from omegaconf import DictConfig
 from betavae.config import ConfigError, config_error
 from betavae.figures import write_png
 from betavae.latents import encode
-from betavae.likelihood import elbo, iw_log_likelihood
-from betavae.loss import gaussian_kl
+from betavae.likelihood import elbo_terms, iw_log_likelihood
 from betavae.runs import RunError, job_dirs, load_model
 from betavae.summarize import summarize
 from callbacks.fid import FID
@@ -36,15 +35,12 @@ FIGURES = ("reconstructions", "prior_samples", "interpolation", "latent_traversa
 def likelihood_metrics(model: torch.nn.Module, images: torch.Tensor, cfg: DictConfig) -> dict[str, float]:
     """ELBO terms and the importance-weighted NLL on ``images``, in nats per image."""
     torch.manual_seed(cfg.seed)
-    bound = elbo(model, images, samples=cfg.elbo_samples)
-    with torch.inference_mode():
-        mu, logvar = model.encode(images)
-        kl = float(gaussian_kl(mu, logvar).sum(-1).mean())
+    terms = elbo_terms(model, images, samples=cfg.elbo_samples)
     nll = -iw_log_likelihood(model, images, cfg.iw_samples, cfg.batch_images, cfg.batch_samples)
     return {
-        "test/elbo": float(bound.mean()),
-        "test/recon": float(-bound.mean()) - kl,
-        "test/kl": kl,
+        "test/elbo": float(-(terms.recon + terms.kl).mean()),
+        "test/recon": float(terms.recon.mean()),
+        "test/kl": float(terms.kl.mean()),
         "test/nll_iw": float(nll.mean()),
         "iw_samples": cfg.iw_samples,
         "images": len(images),

@@ -17,13 +17,13 @@ import torch
 import torch.nn.functional as F
 
 from betavae.data import SYSTEM_DIR, FashionMNISTDataModule
-from betavae.fid import FEATURES_FILE, FashionFeatures
+from betavae.fid import FEATURES_FILE, FashionFeatures, file_sha256
 
 log = logging.getLogger(__name__)
 
 
 class FeatureClassifier(pl.LightningModule):
-    """Cross-entropy training of the feature network, with a cosine learning-rate schedule."""
+    """Cross-entropy training of the feature network, with a one-cycle learning-rate schedule."""
 
     def __init__(self, lr: float = 2e-3) -> None:
         super().__init__()
@@ -82,8 +82,6 @@ def main() -> None:
     test_images, test_labels = data.splits["test"]
     acc = accuracy(classifier.network, test_images, test_labels)
     args.out.write_bytes(state_bytes(classifier.network))
-    from betavae.fid import file_sha256
-
     log.info(
         "test accuracy %.2f%%  weights %s (%d bytes)  sha256 %s",
         acc,

@@ -31,9 +31,14 @@ def kl_per_dim(posterior: Posterior) -> torch.Tensor:
     return gaussian_kl(posterior.mu, posterior.logvar).mean(0)
 
 
+def active_mask(posterior: Posterior, threshold: float = ACTIVE_THRESHOLD) -> torch.Tensor:
+    """Per dimension: does its posterior mean vary across the data by more than ``threshold``? Shape [D]."""
+    return posterior.mu.var(0) > threshold
+
+
 def active_units(posterior: Posterior, threshold: float = ACTIVE_THRESHOLD) -> int:
-    """Number of dimensions whose posterior mean varies across the data by more than ``threshold``."""
-    return int((posterior.mu.var(0) > threshold).sum())
+    """Number of active dimensions (see active_mask)."""
+    return int(active_mask(posterior, threshold).sum())
 
 
 def linear_probe_accuracy(

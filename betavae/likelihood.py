@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -13,13 +14,24 @@ from betavae.model import MLPVAE
 LOG_2PI = math.log(2 * math.pi)
 
 
+class ElboTerms(NamedTuple):
+    """Per-image reconstruction term −E_q[log p(x|z)] and analytic KL(q ‖ p), in nats; ELBO = −(recon + kl)."""
+
+    recon: torch.Tensor
+    kl: torch.Tensor
+
+
+def log_bernoulli(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """log p(x|z) summed over pixels, for decoder logits [..., B, 784] of images x [B, 784]."""
+    return -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").sum(-1)
+
+
 def log_weights(model: MLPVAE, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, samples: int) -> torch.Tensor:
     """log p(x|z) + log p(z) − log q(z|x) for ``samples`` draws z ~ q(z|x) per image, shape [samples, B]."""
     std = (0.5 * logvar).exp()
     eps = torch.randn(samples, *mu.shape, device=mu.device)
     z = mu + std * eps
-    logits = model.decode(z)
-    log_px_z = -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").sum(-1)
+    log_px_z = log_bernoulli(model.decode(z), x)
     log_pz = -0.5 * (z.square() + LOG_2PI).sum(-1)
     log_qz_x = -0.5 * (eps.square() + logvar + LOG_2PI).sum(-1)
     return log_px_z + log_pz - log_qz_x
@@ -43,13 +55,18 @@ def iw_log_likelihood(
 
 
 @torch.inference_mode()
-def elbo(model: MLPVAE, images: torch.Tensor, samples: int = 1, batch_images: int = 1000) -> torch.Tensor:
-    """Per-image ELBO, E_q[log p(x|z)] − KL(q ‖ p), with the KL analytic and the expectation over ``samples``."""
-    values = []
+def elbo_terms(model: MLPVAE, images: torch.Tensor, samples: int = 1, batch_images: int = 1000) -> ElboTerms:
+    """Per-image ELBO terms, the reconstruction averaged over ``samples`` posterior draws per image."""
+    recon, kl = [], []
     for x in images.split(batch_images):
         mu, logvar = model.encode(x)
         z = mu + (0.5 * logvar).exp() * torch.randn(samples, *mu.shape, device=mu.device)
-        logits = model.decode(z)
-        recon = F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").sum(-1).mean(0)
-        values.append(-(recon + gaussian_kl(mu, logvar).sum(-1)))
-    return torch.cat(values)
+        recon.append(-log_bernoulli(model.decode(z), x).mean(0))
+        kl.append(gaussian_kl(mu, logvar).sum(-1))
+    return ElboTerms(torch.cat(recon), torch.cat(kl))
+
+
+def elbo(model: MLPVAE, images: torch.Tensor, samples: int = 1, batch_images: int = 1000) -> torch.Tensor:
+    """Per-image ELBO, E_q[log p(x|z)] − KL(q ‖ p), with the KL analytic and the expectation over ``samples``."""
+    terms = elbo_terms(model, images, samples, batch_images)
+    return -(terms.recon + terms.kl)

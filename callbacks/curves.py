@@ -23,7 +23,7 @@ class TrainingCurves(pl.Callback):
             self.history.append({"epoch": trainer.current_epoch, **logged})
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.current_epoch > 0 and (not self.history or self.history[-1]["epoch"] < trainer.current_epoch):
+        if trainer.current_epoch > 0:
             self._record(trainer)
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -7,15 +7,15 @@ import numpy as np
 import torch
 
 from betavae.figures import new_figure, render
-from betavae.latents import ACTIVE_THRESHOLD, Posterior, active_units, encode, kl_per_dim, linear_probe_accuracy
+from betavae.latents import Posterior, active_mask, active_units, encode, kl_per_dim, linear_probe_accuracy
 from betavae.model import MLPVAE
-from callbacks.output import due, publish, split_images
+from callbacks.output import device_of, due, publish, split_images
 
 
 def kl_bar_chart(posterior: Posterior, beta: float, epoch: int | None = None) -> np.ndarray:
     """Bars of average KL per latent dimension, active units in a darker colour."""
     kl = kl_per_dim(posterior).cpu().numpy()
-    active = (posterior.mu.var(0) > ACTIVE_THRESHOLD).cpu().numpy()
+    active = active_mask(posterior).cpu().numpy()
     fig = new_figure(6.5, 3.5)
     ax = fig.add_subplot()
     ax.bar(np.arange(len(kl)), kl, color=np.where(active, "tab:blue", "lightgray"))
@@ -30,7 +30,7 @@ def kl_bar_chart(posterior: Posterior, beta: float, epoch: int | None = None) ->
 @torch.no_grad()
 def test_latent_metrics(model: MLPVAE, datamodule: pl.LightningDataModule, probe: bool = True) -> dict[str, float]:
     """`test/active_units` and, if ``probe``, `test/probe_accuracy` (fitted on the training split)."""
-    device = next(model.parameters()).device
+    device = device_of(model)
     test_images, test_labels = split_images(datamodule, "test", device)
     test = encode(model, test_images)
     metrics = {"test/active_units": float(active_units(test))}
