@@ -4,7 +4,7 @@ PIP ?= $(PYTHON) -m pip
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BETAS ?= 0.1,0.5,1.0
 
-.PHONY: install install-dev data sweep test lint format bench
+.PHONY: install install-dev data sweep test test-fast lint format bench
 
 install:
 	$(PIP) install -q -e .
@@ -14,16 +14,20 @@ install-dev:
 
 # Fashion-MNIST: use what is there; else Debian's package (offline); else torchvision's download (online).
 data:
-	@$(PYTHON) -m betavae.data --no-download >/dev/null 2>&1 \
+	@$(PYTHON) -m betavae.data data.download=false >/dev/null 2>&1 \
 	  || (command -v apt-get >/dev/null && $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dataset-fashion-mnist) \
 	  || $(PYTHON) -m betavae.data
-	@echo "Fashion-MNIST: $$($(PYTHON) -m betavae.data --no-download)"
+	@echo "Fashion-MNIST: $$($(PYTHON) -m betavae.data data.download=false)"
 
 sweep: install data
 	$(PYTHON) -m betavae.train -m beta=$(BETAS)
 
 test: install-dev data
 	$(PYTHON) -m pytest -q
+
+# Unit tests only (no training, subprocesses or whole-data passes): the edit loop, under 30 s.
+test-fast:
+	$(PYTHON) -m pytest -q -m "not slow"
 
 lint:
 	ruff check . && ruff format --check .

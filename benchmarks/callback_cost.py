@@ -36,7 +36,8 @@ def main() -> None:
     args = parser.parse_args()
     with initialize_config_dir(str(CONF), version_base="1.3"):
         cfg = compose("train")
-    callbacks = [instantiate(node) for node in cfg.callbacks.values()]
+    skip = ("checkpoint", "progress_bar", "fid")  # Lightning's own, and FID runs only at test time
+    callbacks = [instantiate(node) for name, node in cfg.callbacks.items() if name not in skip]
     ours = {type(callback).__name__ for callback in callbacks}
     profiler = SimpleProfiler()
     with tempfile.TemporaryDirectory() as root, contextlib.redirect_stdout(io.StringIO()):

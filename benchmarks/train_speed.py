@@ -81,7 +81,7 @@ def main() -> None:
     args = parser.parse_args()
     datamodule = FashionMNISTDataModule()
     datamodule.setup("fit")
-    images = datamodule.splits["train"][0].flatten(1).float() / 255
+    images = datamodule.images("train")[0]
     hand_loop(images, 1)  # warm-up: the first epochs run slower on a cold CPU
     hand, project = [], []
     for _ in range(args.rounds):

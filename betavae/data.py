@@ -9,9 +9,15 @@ import struct
 from collections.abc import Iterator
 from pathlib import Path
 
+import hydra
 import lightning.pytorch as pl
 import numpy as np
 import torch
+from omegaconf import DictConfig
+
+from betavae.cli import quote_path_arguments
+from betavae.config import require
+from betavae.files import cache_path
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +39,7 @@ SPLITS = {
 }
 IMAGE_MAGIC, LABEL_MAGIC = 2051, 2049
 SYSTEM_DIR = "/usr/share/datasets/fashion-mnist"
+PATH_KEYS = ("data.root", "data.system_dir")
 
 
 class DataError(RuntimeError):
@@ -139,10 +146,12 @@ def locate(root: str | os.PathLike, system_dir: str | None = SYSTEM_DIR, downloa
 
 
 class EpochSampler:
-    """Index order for one rank: a fresh seeded permutation per epoch (if shuffling), sharded across ranks."""
+    """Index order for one rank: a fresh seeded permutation per epoch (if ``shuffle``), sharded across ranks."""
 
-    def __init__(self, size: int, shuffle: bool, seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
-        self.size, self.shuffle, self.seed = size, shuffle, seed
+    def __init__(
+        self, size: int, shuffle: bool, drop_last: bool, seed: int = 0, rank: int = 0, world_size: int = 1
+    ) -> None:
+        self.size, self.shuffle, self.drop_last, self.seed = size, shuffle, drop_last, seed
         self.rank, self.world_size = rank, world_size
         self.epoch = 0
 
@@ -151,20 +160,30 @@ class EpochSampler:
         self.epoch = epoch
 
     def indices(self) -> torch.Tensor:
-        """This rank's indices for the current epoch; every rank gets the same count (no DDP hangs)."""
+        """This rank's indices for the current epoch. With ``drop_last`` the remainder that does not divide
+        among the ranks is dropped, so every rank runs the same number of steps (no DDP hang)."""
         if self.shuffle:
-            generator = torch.Generator().manual_seed(self.seed + self.epoch)
-            order = torch.randperm(self.size, generator=generator)
+            order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed + self.epoch))
         else:
             order = torch.arange(self.size)
-        if self.shuffle:  # training drops the remainder so every rank runs the same number of steps
+        if self.drop_last:
             order = order[: len(self) * self.world_size]
         return order[self.rank :: self.world_size]
 
     def __len__(self) -> int:
-        if self.shuffle:
+        if self.drop_last:
             return self.size // self.world_size
         return len(range(self.rank, self.size, self.world_size))
+
+
+def to_unit(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images [N, 28, 28] as flattened floats in [0, 1], [N, 784]: what the model and metrics take."""
+    return images.flatten(1).float().div_(255)
+
+
+def first_per_class(labels: torch.Tensor, classes: list[int], per_class: int) -> torch.Tensor:
+    """Indices of the first ``per_class`` images of each class, class by class."""
+    return torch.cat([torch.nonzero(labels == c).flatten()[:per_class] for c in classes])
 
 
 class TensorBatches:
@@ -181,7 +200,7 @@ class TensorBatches:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = self.sampler.indices().to(self.images.device)
         for batch in order.split(self.batch_size):
-            yield self.images[batch].flatten(1).float().div_(255), self.labels[batch]
+            yield to_unit(self.images[batch]), self.labels[batch]
 
 
 class FashionMNISTDataModule(pl.LightningDataModule):
@@ -189,7 +208,7 @@ class FashionMNISTDataModule(pl.LightningDataModule):
 
     def __init__(
         self,
-        root: str = "~/.cache/betavae",
+        root: str | None = None,
         system_dir: str | None = SYSTEM_DIR,
         download: bool = True,
         batch_size: int = 128,
@@ -199,7 +218,17 @@ class FashionMNISTDataModule(pl.LightningDataModule):
         seed: int = 42,
     ) -> None:
         super().__init__()
-        self.root, self.system_dir, self.download = root, system_dir, download
+        train_images = SPLITS["train"][2]
+        for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
+            require(isinstance(value, int) and value >= 1, name, value, "must be an integer >= 1")
+        require(
+            isinstance(val_size, int) and 0 <= val_size < train_images,
+            "val_size",
+            val_size,
+            f"must be an integer in [0, {train_images})",
+        )
+        self.root = Path(root).expanduser() if root else cache_path("BETAVAE_DATA")
+        self.system_dir, self.download = system_dir, download
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.val_size, self.split_seed, self.seed = val_size, split_seed, seed
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -213,6 +242,7 @@ class FashionMNISTDataModule(pl.LightningDataModule):
         if self.splits:
             return
         files = locate(self.root, self.system_dir, download=False)
+        log.info("Fashion-MNIST from %s", next(iter(files.values())).parent)
         images, labels = load_split(files, "train")
         order = torch.randperm(len(images), generator=torch.Generator().manual_seed(self.split_seed))
         train, val = order[: len(order) - self.val_size], order[len(order) - self.val_size :]
@@ -221,11 +251,18 @@ class FashionMNISTDataModule(pl.LightningDataModule):
         splits["test"] = load_split(files, "test")
         self.splits = {name: (x.to(device), y.to(device)) for name, (x, y) in splits.items()}
 
-    def _loader(self, split: str, shuffle: bool, batch_size: int) -> TensorBatches:
-        """Batches of one split for this process's rank."""
+    def images(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """All images of a split as flattened floats in [0, 1] with their labels, on the data's device."""
+        if not self.splits:
+            self.setup()
+        images, labels = self.splits[split]
+        return to_unit(images), labels
+
+    def _loader(self, split: str, train: bool, batch_size: int) -> TensorBatches:
+        """Batches of one split for this process's rank; training shuffles and drops the uneven remainder."""
         images, labels = self.splits[split]
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
-        sampler = EpochSampler(len(images), shuffle, self.seed, rank, world)
+        sampler = EpochSampler(len(images), shuffle=train, drop_last=train, seed=self.seed, rank=rank, world_size=world)
         return TensorBatches(images, labels, batch_size, sampler)
 
     def train_dataloader(self) -> TensorBatches:
@@ -238,18 +275,19 @@ class FashionMNISTDataModule(pl.LightningDataModule):
         return self._loader("test", False, self.eval_batch_size)
 
 
-def main() -> None:
-    """`python -m betavae.data [root]`: find or download the data and print where it is."""
-    import sys
-
-    args = [arg for arg in sys.argv[1:] if not arg.startswith("--")]
-    root = args[0] if args else os.environ.get("BETAVAE_DATA", "~/.cache/betavae")
+@hydra.main(version_base="1.3", config_path="../conf", config_name="find_data")
+def main(cfg: DictConfig) -> None:
+    """`python -m betavae.data [data.root=<dir>] [data.download=false]`: find (or download) the data and print
+    the directory it is in."""
+    data = cfg.data
+    root = Path(data.root).expanduser() if data.root else cache_path("BETAVAE_DATA")
     try:
-        files = locate(root, download="--no-download" not in sys.argv)
+        files = locate(root, data.system_dir, data.download)
     except DataError as err:
         raise SystemExit(f"error: {err}") from None
     print(next(iter(files.values())).parent)
 
 
 if __name__ == "__main__":
+    quote_path_arguments(PATH_KEYS)
     main()

@@ -1,80 +1,88 @@
 """`python -m betavae.evaluate run_dir=<job> | sweep_dir=<multirun>`: metrics and figures from best checkpoints.
 
-For each run: the ELBO terms, an importance-weighted log-likelihood estimate, active units, a linear probe,
-FID, and the figures of the callbacks, written to the run's evaluation.json and figures/. Checkpoints are
-loaded with torch.load(weights_only=True), so nothing pickled in them runs.
+For each run: the ELBO terms and an importance-weighted log-likelihood estimate on the first `eval.limit` test
+images (`eval/*`), active units, a linear probe and FID (`test/*`, as in training), and the figures, written to
+the run's evaluation.json and figures/. Checkpoints are read with torch.load(weights_only=True).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
 import hydra
-import lightning.pytorch as pl
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from betavae import figures
+from betavae.cli import quote_path_arguments
 from betavae.config import ConfigError, config_error
-from betavae.figures import write_png
-from betavae.latents import encode
+from betavae.data import FashionMNISTDataModule
+from betavae.fid import FIDScorer
+from betavae.files import RunError, write_json, write_png
+from betavae.latents import encode_all, latent_metrics
 from betavae.likelihood import elbo_terms, iw_log_likelihood
-from betavae.runs import RunError, job_dirs, load_model
+from betavae.model import MLPVAE
+from betavae.runs import job_dirs, load_run
 from betavae.summarize import summarize
-from callbacks.fid import FID
-from callbacks.latent_stats import kl_bar_chart, test_latent_metrics
-from callbacks.output import device_of, split_images
 
 log = logging.getLogger(__name__)
-FIGURES = ("reconstructions", "prior_samples", "interpolation", "latent_traversal")
+PATH_KEYS = ("run_dir", "sweep_dir")
 
 
-def likelihood_metrics(model: torch.nn.Module, images: torch.Tensor, cfg: DictConfig) -> dict[str, float]:
-    """ELBO terms and the importance-weighted NLL on ``images``, in nats per image."""
+def likelihood_metrics(model: MLPVAE, images: torch.Tensor, cfg: DictConfig) -> dict[str, float]:
+    """ELBO terms (reconstruction averaged over `elbo_samples` draws) and the importance-weighted NLL with
+    `iw_samples` draws, on the same ``images``, in nats per image."""
     torch.manual_seed(cfg.seed)
     terms = elbo_terms(model, images, samples=cfg.elbo_samples)
     nll = -iw_log_likelihood(model, images, cfg.iw_samples, cfg.batch_images, cfg.batch_samples)
     return {
-        "test/elbo": float(-(terms.recon + terms.kl).mean()),
-        "test/recon": float(terms.recon.mean()),
-        "test/kl": float(terms.kl.mean()),
-        "test/nll_iw": float(nll.mean()),
-        "iw_samples": cfg.iw_samples,
-        "images": len(images),
+        "eval/elbo": float(-(terms.recon + terms.kl).mean()),
+        "eval/recon": float(terms.recon.mean()),
+        "eval/kl": float(terms.kl.mean()),
+        "eval/nll_iw": float(nll.mean()),
+        "eval/elbo_samples": cfg.elbo_samples,
+        "eval/iw_samples": cfg.iw_samples,
+        "eval/images": len(images),
     }
 
 
-def draw_figures(model: torch.nn.Module, datamodule: pl.LightningDataModule, beta: float, cfg: DictConfig,
+def draw_figures(model: MLPVAE, datamodule: FashionMNISTDataModule, beta: float, settings: DictConfig,
                  out: Path) -> None:  # fmt: skip
-    """The callbacks' figures of a trained model, as PNG files in ``out``."""
-    for name in FIGURES:
-        write_png(out, name, instantiate(cfg.callbacks[name]).figure(model, datamodule))
-    image, stats = instantiate(cfg.callbacks.frozen_sigma).study(model, beta)
+    """The training callbacks' end-of-fit figures of a trained model, as PNG files (and JSON) in ``out``."""
+    test, labels = datamodule.images("test")
+    val, _ = datamodule.images("val")
+    write_png(out, "reconstructions", figures.reconstructions(model, test, labels, **settings.reconstructions))
+    write_png(out, "prior_samples", figures.prior_samples(model, **settings.prior_samples))
+    write_png(out, "interpolation", figures.interpolation(model, test, labels, **settings.interpolation))
+    traversal = dict(settings.latent_traversal)
+    image = test[traversal.pop("image_index")]
+    write_png(out, "latent_traversal", figures.latent_traversal(model, val, image, **traversal))
+    image, stats = figures.frozen_sigma(model, beta, **settings.frozen_sigma)
     write_png(out, "frozen_sigma", image)
-    (out / "frozen_sigma.json").write_text(json.dumps(stats, indent=2) + "\n")
-    val, _ = split_images(datamodule, "val", device_of(model))
-    write_png(out, "kl_per_dim", kl_bar_chart(encode(model, val), beta))
+    write_json(out / "frozen_sigma.json", stats)
+    write_png(out, "kl_per_dim", figures.kl_per_dim_chart(encode_all(model, val), beta))
 
 
-def evaluate_run(run_dir: Path, cfg: DictConfig, fid: FID | None) -> dict[str, Any]:
+def evaluate_run(run_dir: Path, cfg: DictConfig, fid: FIDScorer | None) -> dict[str, Any]:
     """Evaluate one run's best checkpoint; write and return evaluation.json."""
-    model, run_cfg, checkpoint = load_model(run_dir)
     device = torch.device(cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
-    model.to(device)
+    module, run_cfg, checkpoint = load_run(run_dir, device)
+    model = module.net
     datamodule = instantiate(run_cfg.data)
     datamodule.setup("test")
-    test = split_images(datamodule, "test", device)[0][: cfg.eval.limit]
-    result: dict[str, Any] = {"run_dir": str(run_dir), "checkpoint": str(checkpoint), "beta": float(run_cfg.beta)}
-    result |= likelihood_metrics(model, test, cfg.eval)
-    result |= test_latent_metrics(model, datamodule, probe=cfg.eval.probe)
+    test = tuple(t.to(device) for t in datamodule.images("test"))
+    result: dict[str, Any] = {"run_dir": str(run_dir), "checkpoint": str(checkpoint), "beta": module.beta}
+    result |= likelihood_metrics(model, test[0][: cfg.eval.limit], cfg.eval)
+    train = tuple(t.to(device) for t in datamodule.images("train")) if cfg.eval.probe else None
+    result |= latent_metrics(model, test, train)
     if fid is not None:
-        result |= fid.evaluate(model, datamodule)
+        result |= fid.scores(model, test[0])
     if cfg.eval.figures:
-        draw_figures(model, datamodule, float(run_cfg.beta), cfg, Path(run_dir) / "figures")
-    (Path(run_dir) / "evaluation.json").write_text(json.dumps(result, indent=2) + "\n")
+        draw_figures(model, datamodule, module.beta, cfg.figures, Path(run_dir) / "figures")
+    write_json(Path(run_dir) / "evaluation.json", result)
     log.info("%s: %s", run_dir, {k: round(v, 2) if isinstance(v, float) else v for k, v in result.items()})
     return result
 
@@ -96,9 +104,9 @@ def main(cfg: DictConfig) -> None:
     """Evaluate each run; a run that cannot be evaluated is reported and the others go on."""
     try:
         runs = runs_to_evaluate(cfg)
-        fid = instantiate(cfg.fid) if cfg.get("fid") and "_target_" in cfg.fid else None  # fails before any work
+        fid = instantiate(cfg.fid) if "fid" in cfg else None  # fails before any work
     except Exception as err:
-        if not isinstance(err, RunError) and (err := config_error(err)) is None:
+        if not isinstance(err, RunError) and (err := config_error(err, cfg)) is None:
             raise
         raise SystemExit(f"error: {err}") from None
     failed = []
@@ -116,4 +124,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    quote_path_arguments(PATH_KEYS)
     main()

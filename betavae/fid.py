@@ -13,7 +13,10 @@ import torch
 from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 
-from betavae.config import ConfigError
+from betavae.config import ConfigError, require
+from betavae.data import to_unit
+from betavae.files import atomic, cache_path
+from betavae.model import MLPVAE
 
 FEATURES_FILE = Path(__file__).with_name("fid_features.pt")
 FEATURES_SHA256 = "f6054465fb7eb38c3fd7588ca2fa7166c305192370cfd71f32faf59b4437f2ef"
@@ -125,7 +128,7 @@ def data_key(images: torch.Tensor) -> str:
 def batches(images: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
     """Float batches in [0, 1] of uint8 or float images."""
     for batch in images.split(batch_size):
-        yield batch.float() / 255 if batch.dtype == torch.uint8 else batch
+        yield to_unit(batch) if batch.dtype == torch.uint8 else batch
 
 
 @torch.inference_mode()
@@ -147,10 +150,8 @@ def set_real(
     for batch in batches(images.to(metric.device), batch_size):
         metric.update(batch, real=True)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save({name: getattr(metric, name).cpu() for name in REAL_STATS}, tmp)
-        tmp.replace(path)  # atomic: concurrent jobs of a sweep never read a half-written file
+        with atomic(path) as tmp:  # concurrent jobs of a sweep never read a half-written file
+            torch.save({name: getattr(metric, name).cpu() for name in REAL_STATS}, tmp)
         log.info("FID: computed and cached real statistics %s", path)
     return path
 
@@ -164,3 +165,47 @@ def fid_against_real(
     for batch in batches(fake, batch_size) if isinstance(fake, torch.Tensor) else fake:
         metric.update(batch.to(metric.device), real=False)
     return float(metric.compute())
+
+
+class FIDScorer:
+    """FID of a model's prior samples, and of its reconstructions, against real images. The metric is built
+    with the scorer, so missing weights stop a run before any training."""
+
+    def __init__(
+        self,
+        feature: str = "fashion",
+        num_samples: int = 10_000,
+        batch_size: int = 1000,
+        recon: bool = True,
+        cache_dir: str | os.PathLike | None = None,
+        inception_weights: str | None = None,
+        seed: int = 0,
+    ) -> None:
+        for name, value in (("num_samples", num_samples), ("batch_size", batch_size)):
+            require(isinstance(value, int) and value >= 2, name, value, "must be an integer >= 2")
+        self.metric = make_metric(feature, inception_weights)
+        self.num_samples, self.batch_size, self.recon, self.seed = num_samples, batch_size, recon, seed
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else cache_path("BETAVAE_CACHE", "fid")
+
+    def samples(self, model: MLPVAE) -> Iterator[torch.Tensor]:
+        """Decoder means of ``num_samples`` seeded draws z ~ N(0, I), batch by batch on the model's device."""
+        generator = torch.Generator().manual_seed(self.seed)
+        for start in range(0, self.num_samples, self.batch_size):
+            yield model.sample(min(self.batch_size, self.num_samples - start), generator)
+
+    def reconstructions(self, model: MLPVAE, images: torch.Tensor) -> Iterator[torch.Tensor]:
+        """Decoder means at z = μ of ``images``, batch by batch."""
+        for batch in images.split(self.batch_size):
+            yield model.reconstruct(batch)
+
+    @torch.inference_mode()
+    def scores(self, model: MLPVAE, images: torch.Tensor, split: str = "test") -> dict[str, float]:
+        """`<split>/fid` of prior samples against ``images`` (flattened, in [0, 1]) and, if ``recon`` and the
+        split is the test split, `test/fid_recon` of their reconstructions."""
+        self.metric.to(model.device)
+        images = images.to(model.device)
+        set_real(self.metric, images, self.cache_dir, self.batch_size)
+        result = {f"{split}/fid": fid_against_real(self.metric, self.samples(model))}
+        if self.recon and split == "test":
+            result["test/fid_recon"] = fid_against_real(self.metric, self.reconstructions(model, images))
+        return result

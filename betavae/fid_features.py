@@ -16,7 +16,7 @@ import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 
-from betavae.data import SYSTEM_DIR, FashionMNISTDataModule
+from betavae.data import SYSTEM_DIR, FashionMNISTDataModule, to_unit
 from betavae.fid import FEATURES_FILE, FashionFeatures, file_sha256
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ class FeatureClassifier(pl.LightningModule):
 def accuracy(network: FashionFeatures, images: torch.Tensor, labels: torch.Tensor) -> float:
     """Percentage of ``images`` (uint8 [N, 28, 28]) classified as ``labels``, in eval mode."""
     network.eval()
-    predictions = torch.cat([network.classify(batch.float() / 255).argmax(1) for batch in images.split(1000)])
+    predictions = torch.cat([network.classify(to_unit(batch)).argmax(1) for batch in images.split(1000)])
     return 100.0 * float((predictions == labels).float().mean())
 
 
@@ -63,7 +63,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data-root", default="~/.cache/betavae")
+    parser.add_argument("--data-root", default=None, help="default: $BETAVAE_DATA or ~/.cache/betavae")
     parser.add_argument("--out", type=Path, default=FEATURES_FILE)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")

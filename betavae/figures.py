@@ -1,15 +1,20 @@
-"""Figures as arrays: headless matplotlib rendering, image grids, PNG files."""
+"""Every figure of a run, as a function of the model and images returning an RGB uint8 array, drawn headless."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Sequence
 
-import imageio.v3 as iio
 import numpy as np
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torchvision.utils import make_grid
+
+from betavae.data import first_per_class
+from betavae.latents import active_mask, encode_all, kl_per_dim
+from betavae.model import MLPVAE, Posterior
+
+CURVE_PANELS = ("recon", "kl", "loss")
 
 
 def new_figure(width: float, height: float) -> Figure:
@@ -31,8 +36,105 @@ def image_grid(images: torch.Tensor, nrow: int) -> np.ndarray:
     return (grid.permute(1, 2, 0).clamp(0, 1) * 255).round().to(torch.uint8).numpy()
 
 
-def write_png(directory: Path, name: str, image: np.ndarray) -> Path:
-    """Write ``<directory>/<name>.png``."""
-    directory.mkdir(parents=True, exist_ok=True)
-    iio.imwrite(directory / f"{name}.png", image)
-    return directory / f"{name}.png"
+@torch.no_grad()
+def reconstructions(model: MLPVAE, images: torch.Tensor, labels: torch.Tensor, per_class: int = 2) -> np.ndarray:
+    """The first ``per_class`` test images of each class in the top rows, their reconstructions below."""
+    x = images[first_per_class(labels, list(range(10)), per_class)]
+    x = x.view(10, per_class, -1).transpose(0, 1).reshape(10 * per_class, -1)  # rows in class order
+    return image_grid(torch.cat([x, model.reconstruct(x)]), nrow=10)
+
+
+def prior_samples(model: MLPVAE, num_samples: int = 64, seed: int = 0) -> np.ndarray:
+    """Decoder means of one seeded set of codes z ~ N(0, I), so successive grids show the same codes evolve."""
+    samples = model.sample(num_samples, torch.Generator().manual_seed(seed))
+    return image_grid(samples, nrow=int(np.ceil(np.sqrt(num_samples))))
+
+
+def sample_stats(samples: torch.Tensor) -> dict[str, float]:
+    """Mean pixel intensity, mean per-pixel standard deviation across samples ("diversity"), sample count."""
+    return {"mean_intensity": float(samples.mean()), "diversity": float(samples.std(0).mean()),
+            "num_samples": len(samples)}  # fmt: skip
+
+
+def frozen_sigma(
+    model: MLPVAE,
+    beta: float,
+    sigmas: Sequence[float] = (0.1, 0.5, 1.0),
+    num_samples: int = 1000,
+    grid_samples: int = 64,
+    seed: int = 0,
+) -> tuple[np.ndarray, dict[str, dict[str, float]]]:
+    """The frozen-σ study: samples at temperature σ (z = 0 + σ·ε, the posterior mean frozen at the origin) for
+    each σ side by side, and per σ their `sample_stats`."""
+    fig = new_figure(3.2 * len(sigmas), 3.6)
+    stats = {}
+    for ax, sigma in zip(fig.subplots(1, len(sigmas), squeeze=False)[0], sigmas, strict=True):
+        samples = model.sample(num_samples, torch.Generator().manual_seed(seed), temperature=sigma)
+        stats[f"{sigma:g}"] = sample_stats(samples)
+        ax.imshow(image_grid(samples[:grid_samples], nrow=int(np.sqrt(grid_samples))))
+        ax.set_title(f"σ = {sigma:g} · diversity {stats[f'{sigma:g}']['diversity']:.3f}")
+        ax.axis("off")
+    fig.suptitle(f"β = {beta:g} · samples of z ~ N(0, σ²I)")
+    return render(fig), stats
+
+
+@torch.no_grad()
+def interpolation(
+    model: MLPVAE,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    pairs: Sequence[Sequence[int]] = ((0, 1), (2, 3), (5, 7), (8, 9), (4, 6)),
+    steps: int = 10,
+) -> np.ndarray:
+    """Straight lines in latent space between the posterior means of the first images of two classes, one row
+    per pair of classes."""
+    ends = torch.stack([images[first_per_class(labels, list(pair), 1)] for pair in pairs])  # [P, 2, 784]
+    mu = model.encode(ends.flatten(0, 1)).mu.view(len(pairs), 2, -1)
+    t = torch.linspace(0, 1, steps, device=mu.device).view(1, -1, 1)
+    path = mu[:, :1] * (1 - t) + mu[:, 1:] * t  # [P, steps, D]
+    return image_grid(model.decode_mean(path.flatten(0, 1)), nrow=steps)
+
+
+@torch.no_grad()
+def latent_traversal(
+    model: MLPVAE, ranking_images: torch.Tensor, image: torch.Tensor, num_dims: int = 8, steps: int = 11,
+    span: float = 3.0,
+) -> np.ndarray:  # fmt: skip
+    """For the ``num_dims`` dimensions with the highest average KL on ``ranking_images``, one row each: that
+    dimension swept over [−span, span], the others at the posterior mean of ``image`` [784]."""
+    dims = kl_per_dim(encode_all(model, ranking_images)).argsort(descending=True)[:num_dims]
+    base = model.encode(image.unsqueeze(0)).mu[0]
+    z = base.repeat(len(dims), steps, 1)
+    z[torch.arange(len(dims)), :, dims] = torch.linspace(-span, span, steps, device=base.device)
+    return image_grid(model.decode_mean(z.flatten(0, 1)), nrow=steps)
+
+
+def kl_per_dim_chart(posterior: Posterior, beta: float, epoch: int | None = None) -> np.ndarray:
+    """Bars of average KL per latent dimension, active units in a darker colour."""
+    kl = kl_per_dim(posterior).cpu().numpy()
+    active = active_mask(posterior).cpu().numpy()
+    fig = new_figure(6.5, 3.5)
+    ax = fig.add_subplot()
+    ax.bar(np.arange(len(kl)), kl, color=np.where(active, "tab:blue", "lightgray"))
+    ax.set_xlabel("latent dimension")
+    ax.set_ylabel("KL (nats / image)")
+    ax.set_xticks(np.arange(len(kl)))
+    when = "" if epoch is None else f" · epoch {epoch}"
+    ax.set_title(f"β = {beta:g}{when} · {int(active.sum())}/{len(kl)} active units (val)")
+    return render(fig)
+
+
+def training_curves(history: list[dict[str, float]], beta: float) -> np.ndarray:
+    """Train and val recon, KL and loss per epoch, from per-epoch records {"epoch": e, "train/loss": ...}."""
+    fig = new_figure(12, 3.6)
+    for ax, name in zip(fig.subplots(1, len(CURVE_PANELS)), CURVE_PANELS, strict=True):
+        for stage in ("train", "val"):
+            points = [(h["epoch"], h[f"{stage}/{name}"]) for h in history if f"{stage}/{name}" in h]
+            if points:
+                ax.plot(*zip(*points, strict=True), marker="o", ms=3, label=stage)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(f"{name} (nats / image)")
+        ax.set_title(name)
+        ax.legend()
+    fig.suptitle(f"β = {beta:g}")
+    return render(fig)

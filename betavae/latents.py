@@ -1,29 +1,20 @@
-"""Posterior statistics of a trained encoder: batched encoding, per-dimension KL, active units."""
+"""Posterior statistics of a trained encoder: batched encoding, per-dimension KL, active units, linear probe."""
 
 from __future__ import annotations
-
-from typing import NamedTuple
 
 import torch
 
 from betavae.loss import gaussian_kl
-from betavae.model import MLPVAE
+from betavae.model import MLPVAE, Posterior
 
 ACTIVE_THRESHOLD = 0.01  # Burda et al. (2016): a unit is active if Var_x(E_q[z_d]) > 0.01
 
 
-class Posterior(NamedTuple):
-    """μ and log σ² of q(z|x) for a set of images, each [N, D]."""
-
-    mu: torch.Tensor
-    logvar: torch.Tensor
-
-
 @torch.no_grad()
-def encode(model: MLPVAE, images: torch.Tensor, batch_size: int = 2000) -> Posterior:
-    """Encode flattened images in [0, 1] in batches, so memory stays bounded."""
+def encode_all(model: MLPVAE, images: torch.Tensor, batch_size: int = 2000) -> Posterior:
+    """The posterior of every image (flattened, in [0, 1]), encoded in batches so memory stays bounded."""
     parts = [model.encode(batch) for batch in images.split(batch_size)]
-    return Posterior(torch.cat([mu for mu, _ in parts]), torch.cat([lv for _, lv in parts]))
+    return Posterior(torch.cat([p.mu for p in parts]), torch.cat([p.logvar for p in parts]))
 
 
 def kl_per_dim(posterior: Posterior) -> torch.Tensor:
@@ -53,3 +44,18 @@ def linear_probe_accuracy(
     probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
     probe.fit(train_mu.cpu().numpy(), train_labels.cpu().numpy())
     return 100.0 * float(probe.score(test_mu.cpu().numpy(), test_labels.cpu().numpy()))
+
+
+def latent_metrics(
+    model: MLPVAE,
+    test: tuple[torch.Tensor, torch.Tensor],
+    train: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> dict[str, float]:
+    """`test/active_units` of the test (images, labels), and `test/probe_accuracy` when the training split to
+    fit the probe on is given."""
+    test_posterior = encode_all(model, test[0])
+    metrics = {"test/active_units": float(active_units(test_posterior))}
+    if train is not None:
+        train_mu = encode_all(model, train[0]).mu
+        metrics["test/probe_accuracy"] = linear_probe_accuracy(train_mu, train[1], test_posterior.mu, test[1])
+    return metrics

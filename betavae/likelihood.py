@@ -6,9 +6,8 @@ import math
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 
-from betavae.loss import gaussian_kl
+from betavae.loss import bernoulli_nll, gaussian_kl
 from betavae.model import MLPVAE
 
 LOG_2PI = math.log(2 * math.pi)
@@ -23,14 +22,13 @@ class ElboTerms(NamedTuple):
 
 def log_bernoulli(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """log p(x|z) summed over pixels, for decoder logits [..., B, 784] of images x [B, 784]."""
-    return -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").sum(-1)
+    return -bernoulli_nll(logits, x).sum(-1)
 
 
 def log_weights(model: MLPVAE, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, samples: int) -> torch.Tensor:
     """log p(x|z) + log p(z) − log q(z|x) for ``samples`` draws z ~ q(z|x) per image, shape [samples, B]."""
-    std = (0.5 * logvar).exp()
     eps = torch.randn(samples, *mu.shape, device=mu.device)
-    z = mu + std * eps
+    z = model.reparameterize(mu, logvar, eps)
     log_px_z = log_bernoulli(model.decode(z), x)
     log_pz = -0.5 * (z.square() + LOG_2PI).sum(-1)
     log_qz_x = -0.5 * (eps.square() + logvar + LOG_2PI).sum(-1)
@@ -60,7 +58,7 @@ def elbo_terms(model: MLPVAE, images: torch.Tensor, samples: int = 1, batch_imag
     recon, kl = [], []
     for x in images.split(batch_images):
         mu, logvar = model.encode(x)
-        z = mu + (0.5 * logvar).exp() * torch.randn(samples, *mu.shape, device=mu.device)
+        z = model.reparameterize(mu, logvar, torch.randn(samples, *mu.shape, device=mu.device))
         recon.append(-log_bernoulli(model.decode(z), x).mean(0))
         kl.append(gaussian_kl(mu, logvar).sum(-1))
     return ElboTerms(torch.cat(recon), torch.cat(kl))

@@ -16,6 +16,11 @@ class LossTerms(NamedTuple):
     kl: torch.Tensor
 
 
+def bernoulli_nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """−log p(x|z) per pixel for decoder logits [..., B, P] of images x [B, P] (binary cross-entropy)."""
+    return F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none")
+
+
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """Analytic KL(N(μ, σ²) ‖ N(0, 1)) per image and latent dimension, shape [B, D]."""
     return 0.5 * (mu.square() + logvar.exp() - 1.0 - logvar)
@@ -26,6 +31,6 @@ def beta_vae_loss(
 ) -> LossTerms:
     """recon = Σ_pixels BCE(logits, x); kl = Σ_dims KL; loss = recon + β·kl; each averaged over the batch."""
     batch = x.shape[0]
-    recon = F.binary_cross_entropy_with_logits(logits, x, reduction="sum") / batch
+    recon = bernoulli_nll(logits, x).sum() / batch
     kl = gaussian_kl(mu, logvar).sum() / batch
     return LossTerms(recon + beta * kl, recon, kl)

@@ -1,12 +1,22 @@
-"""The MLP variational autoencoder: a Gaussian encoder and a Bernoulli (logit) decoder."""
+"""The MLP variational autoencoder: a Gaussian encoder, a Bernoulli (logit) decoder and what one does with them."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from itertools import pairwise
+from typing import NamedTuple
 
 import torch
 from torch import nn
+
+from betavae.config import require
+
+
+class Posterior(NamedTuple):
+    """μ and log σ² of q(z|x), each [..., D]."""
+
+    mu: torch.Tensor
+    logvar: torch.Tensor
 
 
 def mlp(sizes: Sequence[int]) -> nn.Sequential:
@@ -19,30 +29,72 @@ def mlp(sizes: Sequence[int]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def _positive_int(value: object) -> bool:
+    """An int >= 1 (bool excluded)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
 class MLPVAE(nn.Module):
     """Encoder input→hidden→(μ, log σ²) and decoder latent→reversed hidden→logits, as in the reference study."""
 
     def __init__(self, input_dim: int = 784, hidden_dims: Sequence[int] = (400, 400), latent_dim: int = 20) -> None:
         super().__init__()
+        require(_positive_int(input_dim), "input_dim", input_dim, "must be an integer >= 1")
+        require(
+            isinstance(hidden_dims, Sequence) and len(hidden_dims) > 0 and all(map(_positive_int, hidden_dims)),
+            "hidden_dims",
+            hidden_dims,
+            "must be a non-empty list of positive integers",
+        )
+        require(_positive_int(latent_dim), "latent_dim", latent_dim, "must be an integer >= 1")
         self.input_dim, self.latent_dim = input_dim, latent_dim
+        # Plain values: what a checkpoint stores to rebuild this network (see BetaVAEModule.load).
+        self.architecture = {
+            "input_dim": input_dim,
+            "hidden_dims": [int(h) for h in hidden_dims],
+            "latent_dim": latent_dim,
+        }
         self.encoder = mlp([input_dim, *hidden_dims, 2 * latent_dim])
         self.decoder = mlp([latent_dim, *reversed(hidden_dims), input_dim])
 
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    @property
+    def device(self) -> torch.device:
+        """The device of the parameters."""
+        return next(self.parameters()).device
+
+    def encode(self, x: torch.Tensor) -> Posterior:
         """Posterior parameters (μ, log σ²) for flattened images ``x`` in [0, 1]."""
-        mu, logvar = self.encoder(x).chunk(2, dim=-1)
-        return mu, logvar
+        return Posterior(*self.encoder(x).chunk(2, dim=-1))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Bernoulli logits of the 784 pixels; apply sigmoid only to make images."""
+        """Bernoulli logits of the pixels; `decode_mean` gives images."""
         return self.decoder(z)
 
+    def decode_mean(self, z: torch.Tensor) -> torch.Tensor:
+        """Pixel means σ(decoder(z)) in [0, 1]: what images of the model show."""
+        return torch.sigmoid(self.decode(z))
+
     @staticmethod
-    def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-        """Draw z = μ + σ·ε so gradients flow through μ and σ."""
-        return mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+    def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor | None = None) -> torch.Tensor:
+        """z = μ + σ·ε with ε ~ N(0, I) (or the given ε, which may carry leading sample dimensions), so
+        gradients flow through μ and σ."""
+        if eps is None:
+            eps = torch.randn_like(mu)
+        return mu + eps * (0.5 * logvar).exp()
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Encode, sample one z per image and decode: (logits, μ, log σ²)."""
         mu, logvar = self.encode(x)
         return self.decode(self.reparameterize(mu, logvar)), mu, logvar
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Decoder means at z = μ(x): the model's reconstruction of each image."""
+        return self.decode_mean(self.encode(x).mu)
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0) -> torch.Tensor:
+        """Decoder means of ``n`` codes z ~ N(0, temperature² I), drawn on the CPU from ``generator`` so a seed
+        gives the same codes on every device."""
+        z = temperature * torch.randn(n, self.latent_dim, generator=generator)
+        return self.decode_mean(z.to(self.device))

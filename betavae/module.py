@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import lightning.pytorch as pl
 import torch
 
+from betavae.config import is_number, require
+from betavae.files import RunError, load_checkpoint
 from betavae.loss import LossTerms, beta_vae_loss
 from betavae.model import MLPVAE
 
@@ -14,20 +18,36 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 class BetaVAEModule(pl.LightningModule):
     """β-VAE training, validation and test; `{stage}/loss|recon|kl` are means over every image of the epoch."""
 
-    def __init__(self, model: MLPVAE, beta: float = 1.0, lr: float = 1e-3) -> None:
+    def __init__(self, net: MLPVAE, beta: float = 1.0, lr: float = 1e-3) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["model"])
-        self.model, self.beta, self.lr = model, beta, lr
+        require(is_number(beta) and beta >= 0, "beta", beta, "must be a number >= 0")
+        require(is_number(lr) and lr > 0, "lr", lr, "must be a number > 0")
+        # The architecture as plain values, so a checkpoint alone rebuilds its model (see `load`).
+        self.save_hyperparameters({"net": net.architecture, "beta": beta, "lr": lr})
+        self.net, self.beta, self.lr = net, beta, lr
         self._sums: dict[str, torch.Tensor] = {}
+
+    @classmethod
+    def load(cls, path: Path, map_location: str | torch.device = "cpu") -> BetaVAEModule:
+        """The module saved in a checkpoint, in eval mode: architecture and β from its hyperparameters, weights
+        from its state. Read with torch.load(weights_only=True), and only MLPVAE is ever built, so nothing in the
+        file can run code."""
+        checkpoint = load_checkpoint(path, map_location)
+        hparams, state = checkpoint.get("hyper_parameters"), checkpoint.get("state_dict")
+        if not isinstance(hparams, dict) or not isinstance(hparams.get("net"), dict) or not isinstance(state, dict):
+            raise RunError(f"{path}: not a betavae checkpoint (no network architecture or state_dict in it)")
+        module = cls(MLPVAE(**hparams["net"]), hparams["beta"], hparams["lr"])
+        module.load_state_dict(state)
+        return module.to(map_location).eval()
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(logits, μ, log σ²) for flattened images."""
-        return self.model(x)
+        return self.net(x)
 
     def _step(self, batch: Batch, stage: str) -> LossTerms:
         """Loss on one batch, adding its per-image sums to the epoch's running totals without a sync."""
         x, _ = batch
-        logits, mu, logvar = self.model(x)
+        logits, mu, logvar = self.net(x)
         terms = beta_vae_loss(logits, x, mu, logvar, self.beta)
         n = x.shape[0]
         totals = torch.stack([terms.loss.detach(), terms.recon.detach(), terms.kl.detach(), mu.new_tensor(1.0)]) * n
@@ -68,4 +88,4 @@ class BetaVAEModule(pl.LightningModule):
         self._log_epoch("test")
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.model.parameters(), lr=self.lr, fused=True)
+        return torch.optim.Adam(self.net.parameters(), lr=self.lr, fused=True)

@@ -1,4 +1,4 @@
-"""`python -m betavae.summarize <sweep_dir>`: one table and one trade-off plot for all jobs of a sweep.
+"""`python -m betavae.summarize sweep_dir=<multirun>`: one table and one trade-off plot for all jobs of a sweep.
 
 Jobs are grouped by their overrides except the seed; each group shows mean ± standard deviation over its
 seeds. Jobs without metrics are listed as failed. Writes summary.md, summary.csv, summary.json and
@@ -8,27 +8,30 @@ tradeoff.png at the sweep root.
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import math
 import statistics
-import sys
 from pathlib import Path
 from typing import Any
 
+import hydra
 import numpy as np
 import yaml
+from omegaconf import DictConfig
 
-from betavae.figures import new_figure, render, write_png
-from betavae.runs import RunError, job_dirs, read_json, run_config
+from betavae.cli import quote_path_arguments
+from betavae.figures import new_figure, render
+from betavae.files import RunError, atomic, read_json, write_json, write_png
+from betavae.runs import job_dirs, run_config
 
 log = logging.getLogger(__name__)
+PATH_KEYS = ("sweep_dir",)
 
 COLUMNS = {  # metric key: table header
     "test/recon": "recon (nats)",
     "test/kl": "KL (nats)",
     "test/elbo": "ELBO (nats)",
-    "test/nll_iw": "NLL IW (nats)",
+    "eval/nll_iw": "NLL IW (nats)",
     "test/fid": "FID",
     "test/fid_recon": "FID recon",
     "test/active_units": "active units",
@@ -107,7 +110,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
     """One line per row: group, β, n, status, then mean and std of each metric."""
     fields = ["group", "beta", "n", "status"] + [f"{k}{s}" for k in COLUMNS for s in ("", " std")]
-    with path.open("w", newline="") as f:
+    with atomic(path) as tmp, tmp.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
@@ -155,22 +158,23 @@ def summarize(sweep_dir: Path) -> str:
                          "status": "failed", "reason": str(err)})  # fmt: skip
     rows = group_rows(jobs)
     table = markdown(rows)
-    (sweep_dir / "summary.md").write_text(f"# Sweep summary: {sweep_dir}\n\n{table}")
+    with atomic(sweep_dir / "summary.md") as tmp:
+        tmp.write_text(f"# Sweep summary: {sweep_dir}\n\n{table}")
     write_csv(rows, sweep_dir / "summary.csv")
-    (sweep_dir / "summary.json").write_text(json.dumps({"groups": rows, "jobs": jobs}, indent=2) + "\n")
+    write_json(sweep_dir / "summary.json", {"groups": rows, "jobs": jobs})
     write_png(sweep_dir, "tradeoff", tradeoff_plot(rows))
     return table
 
 
-def main() -> None:
-    """CLI: rebuild the summary files of an existing sweep directory and print the table."""
-    if len(sys.argv) != 2:
-        raise SystemExit("usage: python -m betavae.summarize <sweep_dir>")
+@hydra.main(version_base="1.3", config_path="../conf", config_name="summarize")
+def main(cfg: DictConfig) -> None:
+    """Rebuild the summary files of an existing sweep directory and print the table."""
     try:
-        print(summarize(Path(sys.argv[1])), end="")
+        log.info("%s", summarize(Path(cfg.sweep_dir)).rstrip("\n"))
     except RunError as err:
         raise SystemExit(f"error: {err}") from None
 
 
 if __name__ == "__main__":
+    quote_path_arguments(PATH_KEYS)
     main()

@@ -22,6 +22,6 @@ class SweepSummary(Callback):
         try:
             table = summarize(sweep_dir)
         except Exception:  # a summary problem must not hide the finished jobs
-            log.exception("Sweep summary failed; rebuild it with: python -m betavae.summarize %s", sweep_dir)
+            log.exception("Sweep summary failed; rebuild it with: python -m betavae.summarize sweep_dir=%s", sweep_dir)
             return
         log.info("Sweep summary (%s):\n%s", sweep_dir / "summary.md", table)

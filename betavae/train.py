@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -13,20 +12,21 @@ import hydra
 import lightning.pytorch as pl
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
-from betavae.config import config_error, validate
-from betavae.module import BetaVAEModule
+from betavae.cli import quote_path_arguments
+from betavae.config import config_error, require
+from betavae.files import write_json
 
 log = logging.getLogger(__name__)
+PATH_KEYS = ("ckpt_path", "hydra.run.dir", "hydra.sweep.dir", "data.root", "fid.cache_dir", "fid.inception_weights")
 
 
-def instantiate_group(group: DictConfig | None) -> list[Any]:
-    """Instantiate every `_target_` entry of a config group given as a name → config mapping."""
-    if not group:
-        return []
-    return [instantiate(node) for node in group.values() if node is not None and "_target_" in node]
+def instantiate_all(group: DictConfig | None) -> list[Any]:
+    """Instantiate every entry of a name → config mapping (the callbacks and logger groups)."""
+    return [instantiate(node) for node in (group or {}).values()]
 
 
 def hparams(cfg: DictConfig) -> dict[str, Any]:
@@ -36,25 +36,27 @@ def hparams(cfg: DictConfig) -> dict[str, Any]:
         "seed": cfg.seed,
         "lr": cfg.lr,
         "batch_size": cfg.data.batch_size,
-        "latent_dim": cfg.model.latent_dim,
-        "hidden_dims": str(list(cfg.model.hidden_dims)),
+        "latent_dim": cfg.model.net.latent_dim,
+        "hidden_dims": str(list(cfg.model.net.hidden_dims)),
         "max_epochs": cfg.trainer.max_epochs,
     }
 
 
 def train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     """Fit, test the best checkpoint, log hparams with test metrics, and return what metrics.json holds."""
+    ckpt = cfg.ckpt_path
+    require(
+        ckpt is None or Path(ckpt).expanduser().is_file(), "ckpt_path", ckpt, "must be null or an existing checkpoint"
+    )
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
-    module = BetaVAEModule(instantiate(cfg.model), beta=cfg.beta, lr=cfg.lr)
-    checkpoint = instantiate(cfg.checkpoint)
-    callbacks = [checkpoint, instantiate(cfg.progress_bar), *instantiate_group(cfg.callbacks)]
-    if cfg.get("fid") and "_target_" in cfg.fid:  # fid=none leaves nothing, or only experiment settings
-        callbacks.append(instantiate(cfg.fid))
-    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=instantiate_group(cfg.logger))
+    module = instantiate(cfg.model)
+    callbacks = instantiate_all(cfg.callbacks)
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=instantiate_all(cfg.logger))
     start = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
-    best = checkpoint.best_model_path or checkpoint.last_model_path or None
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt)
+    checkpoint = next((c for c in callbacks if isinstance(c, ModelCheckpoint)), None)
+    best = (checkpoint.best_model_path or checkpoint.last_model_path or None) if checkpoint else None
     trainer.test(module, datamodule=datamodule, ckpt_path=best)
     metrics = {k: float(v) for k, v in sorted(trainer.callback_metrics.items()) if k.startswith("test/")}
     for logger in trainer.loggers:
@@ -70,7 +72,7 @@ def train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         "best_checkpoint": os.path.relpath(best, output_dir) if best else None,
     }
     if trainer.is_global_zero:
-        (output_dir / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+        write_json(output_dir / "metrics.json", result)
     return result
 
 
@@ -81,13 +83,13 @@ def main(cfg: DictConfig) -> float:
     log.info("Output directory: %s", output_dir)
     log.debug("Config:\n%s", OmegaConf.to_yaml(cfg))
     try:
-        validate(cfg)
         return train(cfg, output_dir)["test/loss"]
     except Exception as err:
-        if (cause := config_error(err)) is None:
+        if (message := config_error(err, cfg)) is None:
             raise
-        raise SystemExit(f"Invalid config: {cause}") from None
+        raise SystemExit(f"Invalid config: {message}") from None
 
 
 if __name__ == "__main__":
+    quote_path_arguments(PATH_KEYS)
     main()

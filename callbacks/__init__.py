@@ -1,1 +1,1 @@
-"""Lightning callbacks that turn a β-VAE run into figures and metrics."""
+"""Lightning callbacks: each decides when to call `betavae` for a figure or metric, and where the result goes."""

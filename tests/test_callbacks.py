@@ -12,11 +12,13 @@ from scipy.stats import special_ortho_group
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from betavae.data import FashionMNISTDataModule
-from betavae.latents import Posterior, active_units
-from betavae.model import MLPVAE
+from betavae.evolution import aligned_projections, pca_2d, shared_limits
+from betavae.fid import FIDScorer
+from betavae.latents import active_units
+from betavae.model import MLPVAE, Posterior
 from betavae.module import BetaVAEModule
-from callbacks.fid import FID
-from callbacks.latent_evolution import LatentEvolution, aligned_projections, pca_2d
+from callbacks.latent_evolution import LatentEvolution
+from callbacks.metrics import FIDMetrics
 from tests.test_config import compose_train
 
 FIGURES = {  # name: (height, width) of the PNG, from the grid layout (30 px per 28 px image with padding)
@@ -27,16 +29,17 @@ FIGURES = {  # name: (height, width) of the PNG, from the grid layout (30 px per
 }
 
 
-@pytest.fixture(scope="module")
-def fitted(tmp_path_factory, real_data_dir):
-    """A 2-epoch fit on real data with every default callback; returns (root dir, callbacks by name)."""
-    root = tmp_path_factory.mktemp("fit")
-    cfg = compose_train("callbacks.latent_evolution.per_class=200", "callbacks.reconstructions.every_n_epochs=1")
-    callbacks = {name: instantiate(node) for name, node in cfg.callbacks.items()}
-    callbacks["fid"] = FID(num_samples=500, every_n_epochs=1, recon=False, cache_dir=root / "fid_cache")
+def fit(root, real_data_dir, *overrides, fid_every=1, max_epochs=2):
+    """A real fit on real data (small limits) with the default figure and metric callbacks and FID on 500
+    samples; returns the callbacks by name."""
+    cfg = compose_train("callbacks.latent_evolution.per_class=200", *overrides)
+    skip = ("checkpoint", "progress_bar", "fid")  # Hydra-run paths; FID is made small below
+    callbacks = {name: instantiate(node) for name, node in cfg.callbacks.items() if name not in skip}
+    scorer = FIDScorer(num_samples=500, recon=False, cache_dir=root / "fid_cache")
+    callbacks["fid"] = FIDMetrics(scorer, every_n_epochs=fid_every)
     pl.seed_everything(0)
     trainer = pl.Trainer(
-        max_epochs=2,
+        max_epochs=max_epochs,
         limit_train_batches=40,
         limit_val_batches=2,
         accelerator="cpu",
@@ -48,9 +51,24 @@ def fitted(tmp_path_factory, real_data_dir):
     )
     datamodule = FashionMNISTDataModule(root=str(root), system_dir=str(real_data_dir), download=False)
     trainer.fit(BetaVAEModule(MLPVAE(), beta=1.0), datamodule=datamodule)
-    return root, callbacks
+    return callbacks
 
 
+def tensorboard(root):
+    """The run's TensorBoard events, every image kept."""
+    events = EventAccumulator(str(root / "tensorboard"), size_guidance={"images": 0})
+    events.Reload()
+    return events
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory, real_data_dir):
+    """A 2-epoch fit with every default callback; returns (root dir, callbacks by name)."""
+    root = tmp_path_factory.mktemp("fit")
+    return root, fit(root, real_data_dir, "callbacks.reconstructions.every_n_epochs=1")
+
+
+@pytest.mark.slow
 def test_every_figure_is_written_and_logged_to_tensorboard(fitted):
     root, _ = fitted
     figures = root / "figures"
@@ -58,8 +76,7 @@ def test_every_figure_is_written_and_logged_to_tensorboard(fitted):
         assert (figures / f"{name}.png").is_file(), name
     for name, shape in FIGURES.items():
         assert iio.imread(figures / f"{name}.png").shape == (*shape, 3), name
-    events = EventAccumulator(str(root / "tensorboard"), size_guidance={"images": 0})
-    events.Reload()
+    events = tensorboard(root)
     images = events.Tags()["images"]
     for name in ("latent_evolution", "frozen_sigma", "kl_per_dim", "training_curves", *FIGURES):
         assert name in images, name
@@ -72,6 +89,7 @@ def test_every_figure_is_written_and_logged_to_tensorboard(fitted):
     assert len(units) == 2 and all(0 <= u <= 20 for u in units)
 
 
+@pytest.mark.slow
 def test_latent_evolution_gif_frames_share_size_and_axes(fitted):
     root, callbacks = fitted
     evolution: LatentEvolution = callbacks["latent_evolution"]
@@ -80,11 +98,14 @@ def test_latent_evolution_gif_frames_share_size_and_axes(fitted):
     assert [f.epoch for f in evolution.frames] == [0, 1, 2]
     assert evolution.frames[0].val_loss is None and evolution.frames[2].val_loss > 0
     assert evolution.frames[0].mu.shape == (600, 20)  # 200 validation images of each of 3 classes
-    assert len(set(evolution.frame_limits)) == 1 and len(evolution.frame_limits) == 3
+    views = aligned_projections([f.mu for f in evolution.frames])
+    (x0, x1), (y0, y1) = shared_limits(views)
+    assert all(x0 < v[:, 0].min() and v[:, 0].max() < x1 and y0 < v[:, 1].min() and v[:, 1].max() < y1 for v in views)
     meta = iio.immeta(root / "figures" / "latent_evolution.gif", index=2)
     assert meta["duration"] == 2000  # the last frame is held longer
 
 
+@pytest.mark.slow
 def test_frozen_sigma_diversity_grows_with_sigma(fitted):
     root, _ = fitted
     stats = json.loads((root / "figures" / "frozen_sigma.json").read_text())
@@ -94,12 +115,34 @@ def test_frozen_sigma_diversity_grows_with_sigma(fitted):
     assert all(stats[s]["num_samples"] == 1000 and 0 < stats[s]["mean_intensity"] < 1 for s in stats)
 
 
+@pytest.mark.slow
 def test_training_curves_read_logged_epochs(fitted):
     _, callbacks = fitted
     history = callbacks["training_curves"].history
     assert [h["epoch"] for h in history] == [1, 2]
     assert all({"train/recon", "train/kl", "train/loss", "val/recon", "val/kl", "val/loss"} <= set(h) for h in history)
     assert history[1]["train/loss"] < history[0]["train/loss"]
+
+
+@pytest.fixture(scope="module")
+def fitted_every_0(tmp_path_factory, real_data_dir):
+    """A 3-epoch fit with every periodic callback at every_n_epochs=0 (and val/fid off)."""
+    root = tmp_path_factory.mktemp("every0")
+    periodic = ("latent_evolution", "reconstructions", "prior_samples", "interpolation", "latent_traversal")
+    overrides = [f"callbacks.{name}.every_n_epochs=0" for name in (*periodic, "latent_stats")]
+    return root, fit(root, real_data_dir, *overrides, fid_every=0, max_epochs=3)
+
+
+@pytest.mark.slow
+def test_every_n_epochs_0_draws_only_when_fitting_ends(fitted_every_0):
+    root, callbacks = fitted_every_0
+    assert [f.epoch for f in callbacks["latent_evolution"].frames] == [0, 3]  # before training and at the end
+    assert iio.imread(root / "figures" / "latent_evolution.gif", index=None).shape[0] == 2
+    events = tensorboard(root)
+    for name in ("reconstructions", "prior_samples", "interpolation", "latent_traversal", "kl_per_dim"):
+        assert [e.step for e in events.Images(name)] == [120], name  # once, at fit end (3 epochs of 40 steps)
+    assert "val/fid" not in events.Tags()["scalars"]
+    assert len(events.Scalars("val/active_units")) == 3  # a metric, logged every epoch whatever the figures do
 
 
 def test_alignment_undoes_a_pca_sign_flip():

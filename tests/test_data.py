@@ -16,7 +16,7 @@ from betavae.data import (
     locate,
     read_idx,
 )
-from tests.conftest import write_idx, write_split
+from tests.conftest import run_module, write_idx, write_split
 
 
 def test_read_idx_round_trip_raw_and_gz(tmp_path):
@@ -104,7 +104,7 @@ def test_missing_data_error_lists_places_and_remedies(tmp_path, monkeypatch):
 
 
 def test_sampler_shards_are_disjoint_and_change_per_epoch():
-    shards = [EpochSampler(103, shuffle=True, seed=3, rank=r, world_size=2) for r in range(2)]
+    shards = [EpochSampler(103, shuffle=True, drop_last=True, seed=3, rank=r, world_size=2) for r in range(2)]
     first = [s.indices() for s in shards]
     assert len(first[0]) == len(first[1]) == len(shards[0]) == 51
     assert not set(first[0].tolist()) & set(first[1].tolist())
@@ -113,14 +113,16 @@ def test_sampler_shards_are_disjoint_and_change_per_epoch():
     assert not torch.equal(shards[0].indices(), first[0])
     shards[0].set_epoch(0)
     assert torch.equal(shards[0].indices(), first[0])
-    evaluation = [EpochSampler(103, shuffle=False, rank=r, world_size=2) for r in range(2)]
+    evaluation = [EpochSampler(103, shuffle=False, drop_last=False, rank=r, world_size=2) for r in range(2)]
     covered = sorted(i for s in evaluation for i in s.indices().tolist())
     assert covered == list(range(103)) and [len(s) for s in evaluation] == [52, 51]
+    in_order = EpochSampler(103, shuffle=False, drop_last=True, world_size=2)
+    assert torch.equal(in_order.indices(), torch.arange(0, 102, 2))  # no shuffle, remainder dropped
 
 
 def test_tensor_batches_cover_every_image_once():
     images = torch.arange(10, dtype=torch.uint8).view(10, 1, 1).expand(10, 2, 2).contiguous()
-    batches = TensorBatches(images, torch.arange(10), 4, EpochSampler(10, shuffle=True))
+    batches = TensorBatches(images, torch.arange(10), 4, EpochSampler(10, shuffle=True, drop_last=False))
     out = list(batches)
     assert len(out) == len(batches) == 3 and [len(y) for _, y in out] == [4, 4, 2]
     x = torch.cat([x for x, _ in out])
@@ -129,6 +131,7 @@ def test_tensor_batches_cover_every_image_once():
     assert torch.allclose(x[:, 0] * 255, y.float())
 
 
+@pytest.mark.slow
 def test_datamodule_on_real_data(real_data_dir, tmp_path):
     dm = FashionMNISTDataModule(root=str(tmp_path), system_dir=str(real_data_dir), download=False, val_size=5000)
     dm.setup("fit")
@@ -145,3 +148,18 @@ def test_datamodule_on_real_data(real_data_dir, tmp_path):
     raw = label_file.read_bytes()
     first = (gzip.decompress(raw) if label_file.suffix == ".gz" else raw)[8:18]
     assert dm.splits["test"][1][:10].tolist() == list(first)
+    images, labels = dm.images("val")
+    assert images.shape == (5000, 784) and images.dtype == torch.float32 and torch.equal(labels, dm.splits["val"][1])
+    assert torch.equal(images * 255, dm.splits["val"][0].flatten(1).float())
+
+
+@pytest.mark.slow
+def test_data_cli_prints_where_the_files_are(real_data_dir, tmp_path):
+    found = run_module(
+        "betavae.data", f"data.root={tmp_path}", f"data.system_dir={real_data_dir}", "data.download=false"
+    )
+    assert found.stdout.strip().splitlines()[-1] == str(real_data_dir)
+    missing = run_module(
+        "betavae.data", f"data.root={tmp_path}/a=b,c", "data.system_dir=null", "data.download=false", check=False
+    )
+    assert missing.returncode != 0 and f"{tmp_path}/a=b,c" in missing.stderr  # a path with = and , unquoted

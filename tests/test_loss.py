@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from betavae.loss import beta_vae_loss, gaussian_kl
+from betavae.loss import bernoulli_nll, beta_vae_loss, gaussian_kl
 
 
 def _hand_loss(logits, x, mu, logvar, beta):
@@ -44,3 +44,12 @@ def test_beta_only_scales_kl():
     low, high = beta_vae_loss(*args, beta=0.1), beta_vae_loss(*args, beta=1.0)
     assert torch.equal(low.recon, high.recon) and torch.equal(low.kl, high.kl)
     assert torch.isclose(high.loss - low.loss, 0.9 * low.kl)
+
+
+def test_bernoulli_nll_is_the_loss_reconstruction_per_pixel_and_per_sample():
+    g = torch.Generator().manual_seed(2)
+    logits, x = torch.randn(2, 4, 5, generator=g), torch.rand(4, 5, generator=g)  # 2 samples of 4 images
+    per_pixel = bernoulli_nll(logits, x)
+    assert per_pixel.shape == (2, 4, 5)
+    zeros = torch.zeros(4, 2)
+    assert torch.isclose(per_pixel[1].sum() / 4, beta_vae_loss(logits[1], x, zeros, zeros, 1.0).recon)

@@ -1,6 +1,12 @@
+import re
+
+import pytest
 import torch
 
+from betavae.config import ConfigError
+from betavae.files import RunError
 from betavae.model import MLPVAE
+from betavae.module import BetaVAEModule
 
 
 def test_reference_architecture_shapes():
@@ -29,3 +35,58 @@ def test_reparameterize_uses_sigma():
     mu = torch.zeros(10_000, 1)
     z = MLPVAE.reparameterize(mu, torch.full_like(mu, 2 * torch.tensor(3.0).log()))
     assert abs(z.std().item() - 3.0) < 0.1
+
+
+def test_reparameterize_with_given_noise_broadcasts_over_sample_dimensions():
+    mu, logvar = torch.randn(3, 2), torch.randn(3, 2)
+    eps = torch.randn(5, 3, 2)
+    z = MLPVAE.reparameterize(mu, logvar, eps)
+    assert z.shape == (5, 3, 2) and torch.allclose(z[4], mu + eps[4] * (0.5 * logvar).exp())
+
+
+def test_sample_draws_seeded_codes_scaled_by_temperature():
+    model = MLPVAE(input_dim=6, hidden_dims=[5], latent_dim=2)
+    first = model.sample(4, torch.Generator().manual_seed(3))
+    assert torch.equal(first, model.sample(4, torch.Generator().manual_seed(3)))  # same seed, same images
+    assert not torch.equal(first, model.sample(4, torch.Generator().manual_seed(4)))
+    z = 0.5 * torch.randn(4, 2, generator=torch.Generator().manual_seed(3))
+    cold = model.sample(4, torch.Generator().manual_seed(3), temperature=0.5)
+    assert torch.equal(cold, torch.sigmoid(model.decode(z))) and ((cold > 0) & (cold < 1)).all()
+
+
+def test_reconstruct_decodes_the_posterior_mean():
+    model = MLPVAE(input_dim=6, hidden_dims=[5], latent_dim=2)
+    x = torch.rand(3, 6)
+    assert torch.equal(model.reconstruct(x), torch.sigmoid(model.decode(model.encode(x).mu)))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"latent_dim": 0}, "latent_dim=0: must be an integer >= 1"),
+        ({"hidden_dims": []}, "hidden_dims=[]: must be a non-empty list of positive integers"),
+        ({"hidden_dims": [400, -1]}, "hidden_dims=[400, -1]: must be"),
+        ({"input_dim": 2.5}, "input_dim=2.5: must be an integer >= 1"),
+    ],
+)
+def test_constructor_refuses_bad_architecture_naming_the_argument(kwargs, message):
+    with pytest.raises(ConfigError, match="^" + re.escape(message)):
+        MLPVAE(**kwargs)
+
+
+def test_a_checkpoint_alone_rebuilds_its_module(tmp_path):
+    """BetaVAEModule.load needs no config: the architecture travels in the checkpoint's hyperparameters."""
+    import lightning.pytorch as pl
+
+    module = BetaVAEModule(MLPVAE(input_dim=784, hidden_dims=[32], latent_dim=3), beta=0.25, lr=0.01)
+    trainer = pl.Trainer(max_epochs=0, logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    trainer.strategy.connect(module)
+    trainer.save_checkpoint(tmp_path / "model.ckpt")
+    loaded = BetaVAEModule.load(tmp_path / "model.ckpt")
+    assert loaded.net.architecture == {"input_dim": 784, "hidden_dims": [32], "latent_dim": 3}
+    assert (loaded.beta, loaded.lr, loaded.training) == (0.25, 0.01, False)
+    x = torch.rand(4, 784)
+    assert torch.equal(loaded.net.encode(x).mu, module.net.encode(x).mu)
+    torch.save({"state_dict": module.state_dict()}, tmp_path / "bare.ckpt")
+    with pytest.raises(RunError, match="not a betavae checkpoint"):
+        BetaVAEModule.load(tmp_path / "bare.ckpt")

@@ -1,0 +1,144 @@
+"""Figure callbacks: when to draw each figure of `betavae.figures` during training."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import lightning.pytorch as pl
+import numpy as np
+
+from betavae import figures
+from betavae.module import BetaVAEModule
+from callbacks.publish import log_scalars, publish, publish_json
+from callbacks.schedule import due
+
+
+class FigureCallback(pl.Callback):
+    """Draw ``name`` every ``every_n_epochs`` epochs (0: only when fitting ends) and when fitting ends."""
+
+    name = "figure"
+
+    def __init__(self, every_n_epochs: int = 5) -> None:
+        self.every_n_epochs = every_n_epochs
+
+    def draw(self, module: BetaVAEModule, datamodule: pl.LightningDataModule) -> np.ndarray:
+        """The figure of the module's current state."""
+        raise NotImplementedError
+
+    def _publish(self, trainer: pl.Trainer, pl_module: BetaVAEModule) -> None:
+        if trainer.is_global_zero:
+            publish(trainer, self.name, self.draw(pl_module, trainer.datamodule))
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: BetaVAEModule) -> None:
+        if due(trainer, self.every_n_epochs):
+            self._publish(trainer, pl_module)
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: BetaVAEModule) -> None:
+        self._publish(trainer, pl_module)
+
+
+class Reconstructions(FigureCallback):
+    """`figures.reconstructions` of the test images."""
+
+    name = "reconstructions"
+
+    def __init__(self, every_n_epochs: int = 5, per_class: int = 2) -> None:
+        super().__init__(every_n_epochs)
+        self.per_class = per_class
+
+    def draw(self, module: BetaVAEModule, datamodule: pl.LightningDataModule) -> np.ndarray:
+        return figures.reconstructions(module.net, *datamodule.images("test"), per_class=self.per_class)
+
+
+class PriorSamples(FigureCallback):
+    """`figures.prior_samples`: the same seeded codes every time."""
+
+    name = "prior_samples"
+
+    def __init__(self, every_n_epochs: int = 5, num_samples: int = 64, seed: int = 0) -> None:
+        super().__init__(every_n_epochs)
+        self.num_samples, self.seed = num_samples, seed
+
+    def draw(self, module: BetaVAEModule, datamodule: pl.LightningDataModule) -> np.ndarray:
+        return figures.prior_samples(module.net, self.num_samples, self.seed)
+
+
+class Interpolation(FigureCallback):
+    """`figures.interpolation` between test images of the given class pairs."""
+
+    name = "interpolation"
+
+    def __init__(
+        self,
+        every_n_epochs: int = 0,
+        pairs: Sequence[Sequence[int]] = ((0, 1), (2, 3), (5, 7), (8, 9), (4, 6)),
+        steps: int = 10,
+    ) -> None:
+        super().__init__(every_n_epochs)
+        self.pairs, self.steps = [tuple(p) for p in pairs], steps
+
+    def draw(self, module: BetaVAEModule, datamodule: pl.LightningDataModule) -> np.ndarray:
+        return figures.interpolation(module.net, *datamodule.images("test"), pairs=self.pairs, steps=self.steps)
+
+
+class LatentTraversal(FigureCallback):
+    """`figures.latent_traversal` around one test image, dimensions ranked by KL on the validation images."""
+
+    name = "latent_traversal"
+
+    def __init__(
+        self, every_n_epochs: int = 0, num_dims: int = 8, steps: int = 11, span: float = 3.0, image_index: int = 0
+    ) -> None:
+        super().__init__(every_n_epochs)
+        self.num_dims, self.steps, self.span, self.image_index = num_dims, steps, span, image_index
+
+    def draw(self, module: BetaVAEModule, datamodule: pl.LightningDataModule) -> np.ndarray:
+        image = datamodule.images("test")[0][self.image_index]
+        return figures.latent_traversal(
+            module.net, datamodule.images("val")[0], image, self.num_dims, self.steps, self.span
+        )
+
+
+class FrozenSigma(pl.Callback):
+    """At fit end: `figures.frozen_sigma`, its statistics as figures/frozen_sigma.json and `frozen_sigma/*`
+    scalars."""
+
+    def __init__(
+        self, sigmas: Sequence[float] = (0.1, 0.5, 1.0), num_samples: int = 1000, grid_samples: int = 64, seed: int = 0
+    ) -> None:
+        self.sigmas, self.num_samples, self.grid_samples, self.seed = list(sigmas), num_samples, grid_samples, seed
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: BetaVAEModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        image, stats = figures.frozen_sigma(
+            pl_module.net, pl_module.beta, self.sigmas, self.num_samples, self.grid_samples, self.seed
+        )
+        publish(trainer, "frozen_sigma", image)
+        publish_json(trainer, "frozen_sigma", stats)
+        log_scalars(
+            trainer,
+            {f"frozen_sigma/{k}_sigma={s}": v[k] for s, v in stats.items() for k in ("mean_intensity", "diversity")},
+        )
+
+
+class TrainingCurves(pl.Callback):
+    """Collect each epoch's logged `train/*` and `val/*` means; draw `figures.training_curves` at fit end."""
+
+    def __init__(self) -> None:
+        self.history: list[dict[str, float]] = []
+
+    def _record(self, trainer: pl.Trainer) -> None:
+        """Keep the last finished epoch's logged values (they reach callback_metrics after its end hooks)."""
+        logged = {k: float(v) for k, v in trainer.callback_metrics.items() if k.split("/")[0] in ("train", "val")}
+        if "train/loss" in logged:
+            self.history.append({"epoch": trainer.current_epoch, **logged})
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: BetaVAEModule) -> None:
+        if trainer.current_epoch > 0:
+            self._record(trainer)
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: BetaVAEModule) -> None:
+        self._record(trainer)
+        if trainer.is_global_zero and self.history:
+            publish(trainer, "training_curves", figures.training_curves(self.history, pl_module.beta))

@@ -1,0 +1,50 @@
+"""Metric callbacks: when `betavae.latents` and `betavae.fid` run during training, logged to every logger."""
+
+from __future__ import annotations
+
+import lightning.pytorch as pl
+
+from betavae.fid import FIDScorer
+from betavae.figures import kl_per_dim_chart
+from betavae.latents import active_units, encode_all, latent_metrics
+from betavae.module import BetaVAEModule
+from callbacks.publish import publish
+from callbacks.schedule import due
+
+
+class LatentStats(pl.Callback):
+    """Log `val/active_units` every epoch; draw the per-dimension KL chart every N epochs (0: only at the end)
+    and at fit end; at test time log `test/active_units` and, with ``probe``, `test/probe_accuracy`."""
+
+    def __init__(self, every_n_epochs: int = 5, probe: bool = True) -> None:
+        self.every_n_epochs, self.probe = every_n_epochs, probe
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: BetaVAEModule) -> None:
+        posterior = encode_all(pl_module.net, trainer.datamodule.images("val")[0])
+        pl_module.log("val/active_units", float(active_units(posterior)))
+        if due(trainer, self.every_n_epochs):
+            publish(trainer, "kl_per_dim", kl_per_dim_chart(posterior, pl_module.beta, trainer.current_epoch + 1))
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: BetaVAEModule) -> None:
+        if trainer.is_global_zero:
+            posterior = encode_all(pl_module.net, trainer.datamodule.images("val")[0])
+            publish(trainer, "kl_per_dim", kl_per_dim_chart(posterior, pl_module.beta, trainer.current_epoch))
+
+    def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: BetaVAEModule) -> None:
+        datamodule = trainer.datamodule
+        train = datamodule.images("train") if self.probe else None
+        pl_module.log_dict(latent_metrics(pl_module.net, datamodule.images("test"), train))
+
+
+class FIDMetrics(pl.Callback):
+    """`test/fid` (and `test/fid_recon`) of the tested checkpoint; `val/fid` every N epochs (0: never)."""
+
+    def __init__(self, scorer: FIDScorer, every_n_epochs: int = 0) -> None:
+        self.scorer, self.every_n_epochs = scorer, every_n_epochs
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: BetaVAEModule) -> None:
+        if not trainer.sanity_checking and due(trainer, self.every_n_epochs, last=True):
+            pl_module.log_dict(self.scorer.scores(pl_module.net, trainer.datamodule.images("val")[0], "val"))
+
+    def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: BetaVAEModule) -> None:
+        pl_module.log_dict(self.scorer.scores(pl_module.net, trainer.datamodule.images("test")[0], "test"))

@@ -1,0 +1,42 @@
+"""Where callbacks put what they make: the job's figures/ directory, TensorBoard's images, the loggers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from betavae.files import write_json, write_png
+
+
+def figure_dir(trainer: pl.Trainer) -> Path:
+    """The job's figures/ directory, under the trainer's root (the Hydra output directory)."""
+    return Path(trainer.default_root_dir) / "figures"
+
+
+def publish(trainer: pl.Trainer, name: str, image: np.ndarray, step: int | None = None) -> Path | None:
+    """Write ``figures/<name>.png`` and add it to every TensorBoard logger's images (global rank zero only)."""
+    if not trainer.is_global_zero:
+        return None
+    path = write_png(figure_dir(trainer), name, image)
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.experiment.add_image(
+                name, image, global_step=trainer.global_step if step is None else step, dataformats="HWC"
+            )
+    return path
+
+
+def publish_json(trainer: pl.Trainer, name: str, data: Any) -> None:
+    """Write ``figures/<name>.json`` (global rank zero only)."""
+    if trainer.is_global_zero:
+        write_json(figure_dir(trainer) / f"{name}.json", data)
+
+
+def log_scalars(trainer: pl.Trainer, metrics: dict[str, float]) -> None:
+    """Send scalars computed outside a logging hook (e.g. at fit end) straight to the loggers."""
+    for logger in trainer.loggers:
+        logger.log_metrics(metrics, step=trainer.global_step)
