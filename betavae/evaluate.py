@@ -19,7 +19,6 @@ from omegaconf import DictConfig
 from betavae import figures
 from betavae.cli import quote_path_arguments
 from betavae.config import ConfigError, config_error
-from betavae.data import FashionMNISTDataModule
 from betavae.fid import FIDScorer
 from betavae.files import RunError, write_json, write_png
 from betavae.latents import encode_all, latent_metrics
@@ -49,11 +48,12 @@ def likelihood_metrics(model: MLPVAE, images: torch.Tensor, cfg: DictConfig) -> 
     }
 
 
-def draw_figures(model: MLPVAE, datamodule: FashionMNISTDataModule, beta: float, settings: DictConfig,
-                 out: Path) -> None:  # fmt: skip
+Split = tuple[torch.Tensor, torch.Tensor]  # images (flattened, in [0, 1]) and labels
+
+
+def draw_figures(model: MLPVAE, splits: dict[str, Split], beta: float, settings: DictConfig, out: Path) -> None:
     """The training callbacks' end-of-fit figures of a trained model, as PNG files (and JSON) in ``out``."""
-    test, labels = datamodule.images("test")
-    val, _ = datamodule.images("val")
+    (test, labels), (val, _) = splits["test"], splits["val"]
     write_png(out, "reconstructions", figures.reconstructions(model, test, labels, **settings.reconstructions))
     write_png(out, "prior_samples", figures.prior_samples(model, **settings.prior_samples))
     write_png(out, "interpolation", figures.interpolation(model, test, labels, **settings.interpolation))
@@ -70,18 +70,16 @@ def evaluate_run(run_dir: Path, cfg: DictConfig, fid: FIDScorer | None) -> dict[
     """Evaluate one run's best checkpoint; write and return evaluation.json."""
     device = torch.device(cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
     module, run_cfg, checkpoint = load_run(run_dir, device)
-    model = module.net
-    datamodule = instantiate(run_cfg.data)
-    datamodule.setup("test")
-    test = tuple(t.to(device) for t in datamodule.images("test"))
+    model, datamodule = module.net, instantiate(run_cfg.data)
+    splits = {name: tuple(t.to(device) for t in datamodule.images(name)) for name in ("train", "val", "test")}
+    test = splits["test"]
     result: dict[str, Any] = {"run_dir": str(run_dir), "checkpoint": str(checkpoint), "beta": module.beta}
     result |= likelihood_metrics(model, test[0][: cfg.eval.limit], cfg.eval)
-    train = tuple(t.to(device) for t in datamodule.images("train")) if cfg.eval.probe else None
-    result |= latent_metrics(model, test, train)
+    result |= latent_metrics(model, test, splits["train"] if cfg.eval.probe else None)
     if fid is not None:
         result |= fid.scores(model, test[0])
     if cfg.eval.figures:
-        draw_figures(model, datamodule, module.beta, cfg.figures, Path(run_dir) / "figures")
+        draw_figures(model, splits, module.beta, cfg.figures, Path(run_dir) / "figures")
     write_json(Path(run_dir) / "evaluation.json", result)
     log.info("%s: %s", run_dir, {k: round(v, 2) if isinstance(v, float) else v for k, v in result.items()})
     return result
