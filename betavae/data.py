@@ -227,7 +227,7 @@ class FashionMNISTDataModule(pl.LightningDataModule):
             val_size,
             f"must be an integer in [0, {train_images})",
         )
-        self.root = Path(root).expanduser() if root else cache_path("BETAVAE_DATA")
+        self.root = cache_path("BETAVAE_DATA", given=root)
         self.system_dir, self.download = system_dir, download
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.val_size, self.split_seed, self.seed = val_size, split_seed, seed
@@ -280,9 +280,8 @@ def main(cfg: DictConfig) -> None:
     """`python -m betavae.data [data.root=<dir>] [data.download=false]`: find (or download) the data and print
     the directory it is in."""
     data = cfg.data
-    root = Path(data.root).expanduser() if data.root else cache_path("BETAVAE_DATA")
     try:
-        files = locate(root, data.system_dir, data.download)
+        files = locate(cache_path("BETAVAE_DATA", given=data.root), data.system_dir, data.download)
     except DataError as err:
         raise SystemExit(f"error: {err}") from None
     print(next(iter(files.values())).parent)

@@ -71,7 +71,8 @@ def evaluate_run(run_dir: Path, cfg: DictConfig, fid: FIDScorer | None) -> dict[
     device = torch.device(cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
     module, run_cfg, checkpoint = load_run(run_dir, device)
     model, datamodule = module.net, instantiate(run_cfg.data)
-    splits = {name: tuple(t.to(device) for t in datamodule.images(name)) for name in ("train", "val", "test")}
+    names = ("train", "val", "test") if cfg.eval.probe else ("val", "test")  # the training split feeds the probe only
+    splits = {name: tuple(t.to(device) for t in datamodule.images(name)) for name in names}
     test = splits["test"]
     result: dict[str, Any] = {"run_dir": str(run_dir), "checkpoint": str(checkpoint), "beta": module.beta}
     result |= likelihood_metrics(model, test[0][: cfg.eval.limit], cfg.eval)

@@ -185,7 +185,7 @@ class FIDScorer:
             require(isinstance(value, int) and value >= 2, name, value, "must be an integer >= 2")
         self.metric = make_metric(feature, inception_weights)
         self.num_samples, self.batch_size, self.recon, self.seed = num_samples, batch_size, recon, seed
-        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else cache_path("BETAVAE_CACHE", "fid")
+        self.cache_dir = cache_path("BETAVAE_CACHE", "fid", given=cache_dir)
 
     def samples(self, model: MLPVAE) -> Iterator[torch.Tensor]:
         """Decoder means of ``num_samples`` seeded draws z ~ N(0, I), batch by batch on the model's device."""

@@ -20,8 +20,11 @@ class RunError(RuntimeError):
     """A run directory or checkpoint that cannot be used, with the reason."""
 
 
-def cache_path(env: str, *parts: str) -> Path:
-    """``$env`` if set, else ~/.cache/betavae, joined with ``parts``: where data and FID statistics are kept."""
+def cache_path(env: str, *parts: str, given: str | os.PathLike | None = None) -> Path:
+    """The ``given`` directory if any, else ``$env`` or ~/.cache/betavae joined with ``parts``: where data and
+    FID statistics are kept."""
+    if given:
+        return Path(given).expanduser()
     return Path(os.environ.get(env) or CACHE, *parts).expanduser()
 
 
