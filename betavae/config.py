@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -17,8 +18,8 @@ class ConfigError(ValueError):
 
 
 def is_number(value: Any) -> bool:
-    """True for int or float values (bool is not a number here)."""
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    """True for finite int or float values (bool is not a number here, nor are inf and NaN)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def require(ok: bool, name: str, value: Any, rule: str) -> None:

@@ -125,6 +125,8 @@ def locate(root: str | os.PathLike, system_dir: str | None = SYSTEM_DIR, downloa
     tried = [f"{root} (and {root / 'FashionMNIST' / 'raw'})"]
     if files := idx_files(root):
         return files
+    if root.is_dir() and any(root.glob("*-ubyte*")):
+        log.warning("Fashion-MNIST: %s holds only some of the four IDX files; looking elsewhere", root)
     if system_dir:
         tried.append(str(system_dir))
         if files := idx_files(Path(system_dir)):
@@ -221,11 +223,11 @@ class FashionMNISTDataModule(pl.LightningDataModule):
         train_images = SPLITS["train"][2]
         for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
             require(isinstance(value, int) and value >= 1, name, value, "must be an integer >= 1")
-        require(
-            isinstance(val_size, int) and 0 <= val_size < train_images,
+        require(  # validation picks the best checkpoint, so it needs images
+            isinstance(val_size, int) and 1 <= val_size < train_images,
             "val_size",
             val_size,
-            f"must be an integer in [0, {train_images})",
+            f"must be an integer in [1, {train_images})",
         )
         self.root = cache_path("BETAVAE_DATA", given=root)
         self.system_dir, self.download = system_dir, download

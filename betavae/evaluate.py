@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 
 from betavae import figures
 from betavae.cli import quote_path_arguments
-from betavae.config import ConfigError, config_error
+from betavae.config import ConfigError, config_error, require
 from betavae.fid import FIDScorer
 from betavae.files import RunError, write_json, write_png
 from betavae.latents import encode_all, latent_metrics
@@ -86,6 +86,15 @@ def evaluate_run(run_dir: Path, cfg: DictConfig, fid: FIDScorer | None) -> dict[
     return result
 
 
+def check_eval(settings: DictConfig) -> None:
+    """Refuse, before any work, sample counts and limits that would give no estimate or a wrong one."""
+    for key in ("iw_samples", "elbo_samples", "batch_images", "batch_samples"):
+        value = settings[key]
+        require(isinstance(value, int) and value >= 1, f"eval.{key}", value, "must be an integer >= 1")
+    limit = settings.limit
+    require(limit is None or (isinstance(limit, int) and limit >= 1), "eval.limit", limit, "must be null or >= 1")
+
+
 def runs_to_evaluate(cfg: DictConfig) -> list[Path]:
     """The run directories named by run_dir= or sweep_dir= (exactly one of them)."""
     if bool(cfg.run_dir) == bool(cfg.sweep_dir):
@@ -102,6 +111,7 @@ def runs_to_evaluate(cfg: DictConfig) -> list[Path]:
 def main(cfg: DictConfig) -> None:
     """Evaluate each run; a run that cannot be evaluated is reported and the others go on."""
     try:
+        check_eval(cfg.eval)
         runs = runs_to_evaluate(cfg)
         fid = instantiate(cfg.fid) if "fid" in cfg else None  # fails before any work
     except Exception as err:
@@ -116,7 +126,7 @@ def main(cfg: DictConfig) -> None:
             log.error("%s", err)
             failed.append(run)
     if cfg.sweep_dir:
-        log.info("Sweep summary:\n%s", summarize(Path(cfg.sweep_dir)))
+        log.info("Sweep summary:\n%s", summarize(Path(cfg.sweep_dir))[0])
     if failed:
         names = ", ".join(map(str, failed))
         raise SystemExit(f"error: {len(failed)} of {len(runs)} runs could not be evaluated: {names}")

@@ -131,6 +131,28 @@ def batches(images: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
         yield to_unit(batch) if batch.dtype == torch.uint8 else batch
 
 
+def stats_digest(state: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of the real statistics' values, stored with them so an altered cache is noticed."""
+    digest = hashlib.sha256()
+    for name in REAL_STATS:
+        digest.update(state[name].detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def load_real(path: Path, device: torch.device) -> dict[str, torch.Tensor] | None:
+    """Cached real statistics if the file loads safely and its contents match their stored hash, else None
+    (with a warning): a damaged or altered cache is recomputed, never trusted."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+        if stats_digest(state) == state["sha256"]:
+            return state
+        reason = "its contents do not match their stored hash"
+    except Exception as err:  # truncated, random or foreign bytes: any failure means the same here
+        reason = f"unreadable ({type(err).__name__})"
+    log.warning("FID: ignoring cached real statistics %s: %s; recomputing them", path, reason)
+    return None
+
+
 @torch.inference_mode()
 def set_real(
     metric: FrechetInceptionDistance, images: torch.Tensor, cache_dir: str | os.PathLike | None, batch_size: int = 1000
@@ -139,8 +161,7 @@ def set_real(
     path = None
     if cache_dir is not None:
         path = Path(cache_dir).expanduser() / f"real-{feature_key(metric)}-{data_key(images)}.pt"
-        if path.is_file():
-            state = torch.load(path, map_location=metric.device, weights_only=True)
+        if path.is_file() and (state := load_real(path, metric.device)) is not None:
             for name in REAL_STATS:
                 setattr(metric, name, state[name])
             log.info("FID: loaded cached real statistics %s", path)
@@ -150,8 +171,9 @@ def set_real(
     for batch in batches(images.to(metric.device), batch_size):
         metric.update(batch, real=True)
     if path is not None:
+        state = {name: getattr(metric, name).cpu() for name in REAL_STATS}
         with atomic(path) as tmp:  # concurrent jobs of a sweep never read a half-written file
-            torch.save({name: getattr(metric, name).cpu() for name in REAL_STATS}, tmp)
+            torch.save({**state, "sha256": stats_digest(state)}, tmp)
         log.info("FID: computed and cached real statistics %s", path)
     return path
 
@@ -186,6 +208,12 @@ class FIDScorer:
         self.metric = make_metric(feature, inception_weights)
         self.num_samples, self.batch_size, self.recon, self.seed = num_samples, batch_size, recon, seed
         self.cache_dir = cache_path("BETAVAE_CACHE", "fid", given=cache_dir)
+        try:  # now, not after training
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            writable = os.access(self.cache_dir, os.W_OK)
+        except OSError:
+            writable = False
+        require(writable, "cache_dir", str(self.cache_dir), "must be a writable directory (or creatable)")
 
     def samples(self, model: MLPVAE) -> Iterator[torch.Tensor]:
         """Decoder means of ``num_samples`` seeded draws z ~ N(0, I), batch by batch on the model's device."""

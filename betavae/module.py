@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
+from typing import Any
 
 import lightning.pytorch as pl
+import numpy as np
 import torch
 
 from betavae.config import is_number, require
@@ -15,17 +18,46 @@ from betavae.model import MLPVAE
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
+class Diverged(RunError):
+    """Training reached a non-finite loss; the message names the step, the epoch and the term."""
+
+
+def rng_state() -> dict[str, Any]:
+    """The global RNG states of torch (CPU and CUDA), numpy and Python, as plain tensors, ints and strings, so
+    a checkpoint holding them still loads with torch.load(weights_only=True)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+        "python": [version, list(internal), gauss],
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore the global RNG states saved by `rng_state`."""
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+
+
 class BetaVAEModule(pl.LightningModule):
     """β-VAE training, validation and test; `{stage}/loss|recon|kl` are means over every image of the epoch."""
 
     def __init__(self, net: MLPVAE, beta: float = 1.0, lr: float = 1e-3) -> None:
         super().__init__()
-        require(is_number(beta) and beta >= 0, "beta", beta, "must be a number >= 0")
-        require(is_number(lr) and lr > 0, "lr", lr, "must be a number > 0")
+        require(is_number(beta) and beta >= 0, "beta", beta, "must be a finite number >= 0")
+        require(is_number(lr) and lr > 0, "lr", lr, "must be a finite number > 0")
         # The architecture as plain values, so a checkpoint alone rebuilds its model (see `load`).
         self.save_hyperparameters({"net": net.architecture, "beta": beta, "lr": lr})
         self.net, self.beta, self.lr = net, beta, lr
         self._sums: dict[str, torch.Tensor] = {}
+        self._resumed_rng: dict[str, Any] | None = None
 
     @classmethod
     def load(cls, path: Path, map_location: str | torch.device = "cpu") -> BetaVAEModule:
@@ -60,14 +92,27 @@ class BetaVAEModule(pl.LightningModule):
         if totals is None:
             return
         loss, recon, kl, count = self.trainer.strategy.reduce(totals, reduce_op="sum").unbind()
+        if stage != "test":
+            self._check_finite(f"{stage}/loss", recon / count, kl / count)
         metrics = {f"{stage}/loss": loss / count, f"{stage}/recon": recon / count, f"{stage}/kl": kl / count}
         if stage == "test":
             metrics["test/elbo"] = -(recon + kl) / count
         # Already summed over ranks; sync_dist only tells Lightning so (a mean of equal values).
         self.log_dict(metrics, prog_bar=stage == "val", sync_dist=True)
 
+    def _check_finite(self, what: str, recon: torch.Tensor, kl: torch.Tensor) -> None:
+        """Stop at the first non-finite loss, naming where and which term: training on NaN only wastes the
+        job, and the checkpoint of the last finished epoch stays the last finite one."""
+        terms = (("recon", recon), ("KL", kl))
+        bad = [f"{name} = {float(value.detach())}" for name, value in terms if not torch.isfinite(value)]
+        if bad:
+            where = f"step {self.trainer.global_step}, epoch {self.trainer.current_epoch}"
+            raise Diverged(f"diverged: non-finite {what} at {where} ({', '.join(bad)}); try a lower lr")
+
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         terms = self._step(batch, "train")
+        if not torch.isfinite(terms.loss):  # one host sync per step
+            self._check_finite("training loss", terms.recon, terms.kl)
         if batch_idx % self.trainer.log_every_n_steps == 0:  # progress bar only; the logger gets epoch means
             self.log("loss", terms.loss, prog_bar=True, logger=False)
         return terms.loss
@@ -77,6 +122,19 @@ class BetaVAEModule(pl.LightningModule):
 
     def test_step(self, batch: Batch, batch_idx: int) -> None:
         self._step(batch, "test")
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Save the RNG states: with the epoch (which seeds the batch order), an exact continuation needs them."""
+        checkpoint["rng_state"] = rng_state()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Keep the saved RNG states for the first resumed epoch (the sanity check before it draws numbers)."""
+        self._resumed_rng = checkpoint.get("rng_state")
+
+    def on_train_epoch_start(self) -> None:
+        if self._resumed_rng is not None:
+            set_rng_state(self._resumed_rng)
+            self._resumed_rng = None
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch("train")

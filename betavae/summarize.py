@@ -1,8 +1,9 @@
 """`python -m betavae.summarize sweep_dir=<multirun>`: one table and one trade-off plot for all jobs of a sweep.
 
 Jobs are grouped by their overrides except the seed; each group shows mean ± standard deviation over its
-seeds. Jobs without metrics are listed as failed. Writes summary.md, summary.csv, summary.json and
-tradeoff.png at the sweep root.
+seeds. Every job the sweep planned (multirun.yaml's overrides, expanded as Hydra's basic sweeper does) is
+listed: ok, failed (with the reason its metrics.json records), unfinished (started, never finished: killed or
+interrupted) or not run. Writes summary.md, summary.csv, summary.json and tradeoff.png at the sweep root.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from typing import Any
 import hydra
 import numpy as np
 import yaml
-from omegaconf import DictConfig
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import DictConfig, OmegaConf
 
 from betavae.cli import quote_path_arguments
 from betavae.figures import new_figure, render
@@ -42,24 +45,47 @@ COLUMNS = {  # metric key: table header
 
 
 def read_job(job_dir: Path) -> dict[str, Any]:
-    """One job: its overrides, β, seed and metrics, or status 'failed'."""
+    """One job: its overrides, β, seed and metrics, or its status ('failed', 'unfinished') and reason."""
     overrides = yaml.safe_load((job_dir / ".hydra" / "overrides.yaml").read_text()) or []
     cfg = run_config(job_dir)
     metrics = read_json(job_dir / "metrics.json")
     job = {"job": job_dir.name, "overrides": overrides, "beta": float(cfg.beta), "seed": int(cfg.seed)}
-    if metrics is None:
-        return {**job, "status": "failed", "reason": "no readable metrics.json"}
+    if metrics is None or metrics.get("status", "ok") != "ok":
+        status = "failed" if metrics and metrics.get("status") == "failed" else "unfinished"
+        return {**job, "status": status, "reason": (metrics or {}).get("reason", "no metrics.json: stopped early")}
     evaluation = read_json(job_dir / "evaluation.json") or {}  # fills in what training did not measure
     metrics |= {k: v for k, v in evaluation.items() if k in COLUMNS and metrics.get(k) is None}
     return {**job, "status": "ok", **{k: metrics[k] for k in COLUMNS if metrics.get(k) is not None}}
 
 
+def planned_jobs(sweep_dir: Path) -> list[list[str]]:
+    """The override list of every job the sweep planned, from its multirun.yaml (empty if there is none)."""
+    path = Path(sweep_dir) / "multirun.yaml"
+    if not path.is_file():
+        return []
+    cfg = OmegaConf.load(path)
+    params = [f"{k}={v}" for k, v in (OmegaConf.select(cfg, "hydra.sweeper.params") or {}).items()]
+    overrides = OverridesParser.create().parse_overrides(params + list(cfg.hydra.overrides.task))
+    return [job for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
+
+
+def not_run(overrides: list[str], sweep_dir: Path) -> dict[str, Any]:
+    """A planned job that never started, with β and seed from its overrides (else the sweep's values)."""
+    values = dict(o.split("=", 1) for o in overrides)
+    cfg = OmegaConf.load(Path(sweep_dir) / "multirun.yaml")
+    beta, seed = values.get("beta", cfg.beta), values.get("seed", cfg.seed)
+    return {"job": ",".join(overrides), "overrides": overrides, "beta": float(beta), "seed": int(seed),
+            "status": "not run", "reason": "never started"}  # fmt: skip
+
+
 def label_groups(jobs: list[dict[str, Any]]) -> None:
-    """Set each job's group: its overrides except the seed and those every job shares (the swept values)."""
+    """Set each job's group (its overrides except the seed and those every job shares: the swept values) and
+    label (the same with the seed)."""
     common = set.intersection(*(set(j["overrides"]) for j in jobs)) if jobs else set()
     for j in jobs:
-        varying = [o for o in j["overrides"] if o not in common and not o.startswith("seed=")]
-        j["group"] = ",".join(varying) or "(all jobs)"
+        varying = [o for o in j["overrides"] if o not in common]
+        j["group"] = ",".join(o for o in varying if not o.startswith("seed=")) or "(all jobs)"
+        j["label"] = ",".join(varying) or j["job"]  # the job alone, for rows of jobs that did not finish
 
 
 def group_rows(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -79,7 +105,7 @@ def group_rows(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 row[key] = statistics.fmean(values)
                 row[f"{key} std"] = statistics.stdev(values) if len(values) > 1 else None
         rows.append(row)
-    rows += [{"group": j["job"], "beta": j["beta"], "n": 1, "status": "failed", "reason": j["reason"]}
+    rows += [{"group": j["label"], "beta": j["beta"], "n": 1, "status": j["status"], "reason": j["reason"]}
              for j in jobs if j["status"] != "ok"]  # fmt: skip
     return rows
 
@@ -100,7 +126,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     lines = ["| job group | β | seeds | status | " + " | ".join(COLUMNS[k] for k in keys) + " |"]
     lines.append("|" + " --- |" * (4 + len(keys)))
     for r in rows:
-        status = r["status"] if r["status"] == "ok" else f"**failed**: {r['reason']}"
+        status = r["status"] if r["status"] == "ok" else f"**{r['status']}**: {r['reason']}"
         lines.append(
             f"| {r['group']} | {r['beta']:g} | {r['n']} | {status} | " + " | ".join(cell(r, k) for k in keys) + " |"
         )
@@ -146,8 +172,9 @@ def tradeoff_plot(rows: list[dict[str, Any]]) -> np.ndarray:
     return render(fig)
 
 
-def summarize(sweep_dir: Path) -> str:
-    """Read every job of the sweep, write the four summary files at its root and return the Markdown table."""
+def summarize(sweep_dir: Path) -> tuple[str, list[dict[str, Any]]]:
+    """Read every job of the sweep, write the four summary files at its root; return the Markdown table and
+    the jobs."""
     sweep_dir = Path(sweep_dir)
     jobs = []
     for job_dir in job_dirs(sweep_dir):
@@ -156,6 +183,8 @@ def summarize(sweep_dir: Path) -> str:
         except (RunError, OSError, ValueError, yaml.YAMLError) as err:
             jobs.append({"job": job_dir.name, "overrides": [], "beta": math.nan, "seed": -1,
                          "status": "failed", "reason": str(err)})  # fmt: skip
+    started = {tuple(j["overrides"]) for j in jobs}
+    jobs += [not_run(o, sweep_dir) for o in planned_jobs(sweep_dir) if tuple(o) not in started]
     rows = group_rows(jobs)
     table = markdown(rows)
     with atomic(sweep_dir / "summary.md") as tmp:
@@ -163,14 +192,14 @@ def summarize(sweep_dir: Path) -> str:
     write_csv(rows, sweep_dir / "summary.csv")
     write_json(sweep_dir / "summary.json", {"groups": rows, "jobs": jobs})
     write_png(sweep_dir, "tradeoff", tradeoff_plot(rows))
-    return table
+    return table, jobs
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="summarize")
 def main(cfg: DictConfig) -> None:
     """Rebuild the summary files of an existing sweep directory and print the table."""
     try:
-        log.info("%s", summarize(Path(cfg.sweep_dir)).rstrip("\n"))
+        log.info("%s", summarize(Path(cfg.sweep_dir))[0].rstrip("\n"))
     except RunError as err:
         raise SystemExit(f"error: {err}") from None
 

@@ -15,13 +15,17 @@ log = logging.getLogger(__name__)
 
 
 class SweepSummary(Callback):
-    """On multirun end, write summary.md/.csv/.json and tradeoff.png at the sweep root and log the table."""
+    """On multirun end, write summary.md/.csv/.json and tradeoff.png at the sweep root and log the table; exit
+    non-zero when a job did not finish, so scripts and CI see it."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         try:
-            table = summarize(sweep_dir)
+            table, jobs = summarize(sweep_dir)
         except Exception:  # a summary problem must not hide the finished jobs
             log.exception("Sweep summary failed; rebuild it with: python -m betavae.summarize sweep_dir=%s", sweep_dir)
             return
         log.info("Sweep summary (%s):\n%s", sweep_dir / "summary.md", table)
+        if missing := [j for j in jobs if j["status"] != "ok"]:
+            names = "; ".join(f"{j['job']} ({j['status']})" for j in missing)
+            raise SystemExit(f"error: {len(missing)} of {len(jobs)} jobs did not finish: {names}")

@@ -1,26 +1,37 @@
-"""`python -m betavae.train`: fit one β-VAE per Hydra job, test its best checkpoint, write metrics.json."""
+"""`python -m betavae.train`: fit one β-VAE per Hydra job, test its best checkpoint, write metrics.json.
+
+A job started in a directory that holds its own last.ckpt continues from it; a job whose metrics.json says it
+finished is not run again. A job that fails records why in its metrics.json: a single run then exits non-zero
+with one line, a multirun goes on with the other jobs (the sweep summary exits non-zero at the end).
+"""
 
 from __future__ import annotations
 
 import logging
 import os
-import time
 from pathlib import Path
 from typing import Any
 
 import hydra
 import lightning.pytorch as pl
+import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint, Timer
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
 from betavae.cli import quote_path_arguments
 from betavae.config import config_error, require
-from betavae.files import write_json
+from betavae.data import DataError
+from betavae.files import RunError, load_checkpoint, read_json, write_json
+from betavae.jobs import Terminated, job_lock, raise_on_sigterm, set_threads
+from betavae.summarize import summarize
 
 log = logging.getLogger(__name__)
 PATH_KEYS = ("ckpt_path", "hydra.run.dir", "hydra.sweep.dir", "data.root", "fid.cache_dir", "fid.inception_weights")
+KNOWN_FAILURES = (DataError, RunError, torch.OutOfMemoryError, MemoryError)  # reported in one line
 
 
 def instantiate_all(group: DictConfig | None) -> list[Any]:
@@ -41,33 +52,78 @@ def hparams(cfg: DictConfig) -> dict[str, Any]:
     }
 
 
-def train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
-    """Fit, test the best checkpoint, log hparams with test metrics, and return what metrics.json holds."""
+def check_job(cfg: DictConfig) -> None:
+    """Refuse, before any work, the job keys that no constructor checks."""
+    seed, epochs = cfg.seed, cfg.trainer.max_epochs
+    require(isinstance(seed, int) and 0 <= seed < 2**32, "seed", seed, "must be an integer in [0, 2**32)")
+    require(isinstance(epochs, int) and epochs >= 1, "trainer.max_epochs", epochs, "must be an integer >= 1")
     ckpt = cfg.ckpt_path
     require(
         ckpt is None or Path(ckpt).expanduser().is_file(), "ckpt_path", ckpt, "must be null or an existing checkpoint"
     )
+
+
+def checkpoints(trainer: pl.Trainer) -> tuple[ModelCheckpoint | None, ModelCheckpoint | None]:
+    """The job's (best by a monitored metric, last) ModelCheckpoint callbacks, either None if not configured."""
+    best = next((c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint) and c.monitor), None)
+    last = next((c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint) and not c.monitor), None)
+    return best, last
+
+
+def resume_point(cfg: DictConfig, last: ModelCheckpoint | None) -> Path | None:
+    """What to continue from: ckpt_path if given, else the job's own last.ckpt if it exists. Read once with
+    weights_only first, so a damaged or unsafe file is refused in one line before any work."""
+    path = Path(cfg.ckpt_path).expanduser() if cfg.ckpt_path else None
+    if path is None and last is not None and last.dirpath:
+        path = Path(last.format_checkpoint_name({}))
+        if not path.is_file():
+            return None
+    if path is not None:
+        load_checkpoint(path)
+        log.info("Resuming from %s", path)
+    return path
+
+
+def finished(cfg: DictConfig, output_dir: Path) -> dict[str, Any] | None:
+    """The job's metrics.json if it records a finished run of at least the configured epochs."""
+    metrics = read_json(output_dir / "metrics.json")
+    if metrics and metrics.get("status") == "ok" and metrics.get("epochs", 0) >= cfg.trainer.max_epochs:
+        return metrics
+    return None
+
+
+def train(cfg: DictConfig, output_dir: Path, parallel: int = 1) -> dict[str, Any]:
+    """Fit (continuing the job's last.ckpt), test the best checkpoint, log hparams with test metrics, and
+    return what metrics.json holds."""
+    if done := finished(cfg, output_dir):
+        log.info("Already finished (%s); delete it to train this job again", output_dir / "metrics.json")
+        return done
+    check_job(cfg)
+    set_threads(parallel)
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     module = instantiate(cfg.model)
     callbacks = instantiate_all(cfg.callbacks)
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=instantiate_all(cfg.logger))
-    start = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt)
-    checkpoint = trainer.checkpoint_callback  # the ModelCheckpoint of the callbacks group
-    best = (checkpoint.best_model_path or checkpoint.last_model_path or None) if checkpoint else None
-    trainer.test(module, datamodule=datamodule, ckpt_path=best)
+    best_callback, last_callback = checkpoints(trainer)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_point(cfg, last_callback), weights_only=True)
+    best = None
+    if best_callback or last_callback:
+        best = (best_callback and best_callback.best_model_path) or (last_callback and last_callback.last_model_path)
+    trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
     metrics = {k: float(v) for k, v in sorted(trainer.callback_metrics.items()) if k.startswith("test/")}
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):
             logger.log_hyperparams(hparams(cfg), metrics)
             logger.finalize("success")  # flush now: the writer reopened after test() is never closed otherwise
+    timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
     result = {
+        "status": "ok",
         **metrics,
         "beta": cfg.beta,
         "seed": cfg.seed,
         "epochs": trainer.current_epoch,
-        "wall_time_s": round(time.perf_counter() - start, 2),
+        "wall_time_s": round(timer.time_elapsed("train"), 2) if timer else None,  # all parts of a resumed run
         "best_checkpoint": os.path.relpath(best, output_dir) if best else None,
     }
     if trainer.is_global_zero:
@@ -75,18 +131,61 @@ def train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     return result
 
 
+def parallel_jobs(hydra_cfg: DictConfig) -> int:
+    """How many jobs the launcher runs at once on this machine (joblib's n_jobs; 1 for the others)."""
+    n_jobs = OmegaConf.select(hydra_cfg, "launcher.n_jobs", default=1)
+    return (os.cpu_count() or 1) if n_jobs == -1 else int(n_jobs or 1)
+
+
+def failure(err: BaseException, cfg: DictConfig) -> tuple[str, str] | None:
+    """(status, one-line reason) for a failure users can act on; None for an unexpected error (a bug)."""
+    if isinstance(err, Terminated):
+        return "interrupted", str(err)
+    if isinstance(err, SystemExit | KeyboardInterrupt):  # Lightning's own SIGTERM and Ctrl-C exits
+        return "interrupted", f"interrupted ({type(err).__name__}); run the same command again to continue"
+    if (message := config_error(err, cfg)) is not None:
+        return "failed", f"Invalid config: {message}"
+    while err is not None and not isinstance(err, KNOWN_FAILURES):
+        err = err.__cause__ or err.__context__
+    return None if err is None else ("failed", str(err).strip().splitlines()[0])
+
+
+def record(output_dir: Path, cfg: DictConfig, status: str, reason: str) -> None:
+    """Write the failure into metrics.json, unless it holds a finished run (a failed continuation of a finished
+    job must not erase its results)."""
+    previous = read_json(output_dir / "metrics.json")
+    if previous is None or previous.get("status") != "ok":
+        job = {"status": status, "reason": reason, "beta": cfg.beta, "seed": cfg.seed}
+        write_json(output_dir / "metrics.json", job)
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
-def main(cfg: DictConfig) -> float:
-    """Hydra entry point; returns test/loss so Hydra sweepers can optimise it."""
-    output_dir = Path(HydraConfig.get().runtime.output_dir)
+def main(cfg: DictConfig) -> float | None:
+    """Hydra entry point; returns test/loss so Hydra sweepers can optimise it (None when the job failed)."""
+    hydra_cfg = HydraConfig.get()
+    output_dir = Path(hydra_cfg.runtime.output_dir)
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
     log.info("Output directory: %s", output_dir)
     log.debug("Config:\n%s", OmegaConf.to_yaml(cfg))
     try:
-        return train(cfg, output_dir)["test/loss"]
-    except Exception as err:
-        if (message := config_error(err, cfg)) is None:
-            raise
-        raise SystemExit(f"Invalid config: {message}") from None
+        with job_lock(output_dir):  # refuses a second run in the same directory, before touching anything
+            try:
+                with raise_on_sigterm():
+                    return train(cfg, output_dir, parallel_jobs(hydra_cfg))["test/loss"]
+            except BaseException as err:
+                known = failure(err, cfg)
+                status, reason = known or ("failed", f"{type(err).__name__}: {err}")
+                record(output_dir, cfg, status, reason)
+                log.error("Job %s: %s", status, reason, exc_info=known is None)
+                if status == "interrupted" and multirun:  # the remaining jobs will not run: summarise what there is
+                    summarize(Path(hydra_cfg.sweep.dir))
+                if multirun and status != "interrupted":
+                    return None
+                if known is None:
+                    raise
+                raise SystemExit(reason if reason.startswith("Invalid config") else f"error: {reason}") from None
+    except RunError as err:  # the lock is held by another run
+        raise SystemExit(f"error: {err}") from None
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import lightning.pytorch as pl
 import numpy as np
@@ -123,22 +124,33 @@ class FrozenSigma(pl.Callback):
 
 
 class TrainingCurves(pl.Callback):
-    """Collect each epoch's logged `train/*` and `val/*` means; draw `figures.training_curves` at fit end."""
+    """Collect each epoch's logged `train/*` and `val/*` means; draw `figures.training_curves` at fit end. The
+    history travels in checkpoints, so a resumed run draws every epoch."""
 
     def __init__(self) -> None:
         self.history: list[dict[str, float]] = []
 
-    def _record(self, trainer: pl.Trainer) -> None:
+    def _record(self, trainer: pl.Trainer, epochs_done: int) -> None:
         """Keep the last finished epoch's logged values (they reach callback_metrics after its end hooks)."""
         logged = {k: float(v) for k, v in trainer.callback_metrics.items() if k.split("/")[0] in ("train", "val")}
-        if "train/loss" in logged:
-            self.history.append({"epoch": trainer.current_epoch, **logged})
+        if "train/loss" in logged and epochs_done > 0 and (not self.history or self.history[-1]["epoch"] < epochs_done):
+            self.history.append({"epoch": epochs_done, **logged})
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: BetaVAEModule) -> None:
-        if trainer.current_epoch > 0:
-            self._record(trainer)
+        self._record(trainer, trainer.current_epoch)
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: BetaVAEModule, checkpoint: dict[str, Any]) -> None:
+        # Checkpoints are written after the epoch's end hooks, so its values are final; state_dict ran before.
+        self._record(trainer, trainer.current_epoch + 1)
+        checkpoint["callbacks"][self.state_key] = self.state_dict()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": self.history}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.history = list(state_dict["history"])
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: BetaVAEModule) -> None:
-        self._record(trainer)
+        self._record(trainer, trainer.current_epoch)
         if trainer.is_global_zero and self.history:
             publish(trainer, "training_curves", figures.training_curves(self.history, pl_module.beta))

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import lightning.pytorch as pl
+import torch
 
 from betavae.data import first_per_class
 from betavae.evolution import Frame, evolution_images
@@ -44,12 +46,19 @@ class LatentEvolution(pl.Callback):
         images, labels = trainer.datamodule.images("val")
         picks = first_per_class(labels, self.classes, self.per_class)
         self._images, self._labels = images[picks], labels[picks].cpu().numpy()
-        self.frames = []  # a resumed run starts its frames at the resumed epoch
-        self._snapshot(pl_module, trainer.current_epoch, None)
+        if not self.frames:  # a resumed run has its earlier frames from the checkpoint
+            self._snapshot(pl_module, trainer.current_epoch, None)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: BetaVAEModule) -> None:
-        if due(trainer, self.every_n_epochs):
+        if due(trainer, self.every_n_epochs, last=True):  # before the epoch's checkpoint, which keeps the frames
             self._snapshot_after_epoch(trainer, pl_module, trainer.current_epoch + 1)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The frames so far (a few hundred kB each), so a resumed run's GIF starts before training."""
+        return {"frames": [(f.epoch, torch.from_numpy(f.mu), f.val_loss) for f in self.frames]}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.frames = [Frame(epoch, mu.numpy(), val_loss) for epoch, mu, val_loss in state_dict["frames"]]
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: BetaVAEModule) -> None:
         if not trainer.is_global_zero or not self.frames:

@@ -33,7 +33,7 @@ def fit(root, real_data_dir, *overrides, fid_every=1, max_epochs=2):
     """A real fit on real data (small limits) with the default figure and metric callbacks and FID on 500
     samples; returns the callbacks by name."""
     cfg = compose_train("callbacks.latent_evolution.per_class=200", *overrides)
-    skip = ("checkpoint", "progress_bar", "fid")  # Hydra-run paths; FID is made small below
+    skip = ("checkpoint", "last_checkpoint", "progress_bar", "fid")  # Hydra-run paths; FID is made small below
     callbacks = {name: instantiate(node) for name, node in cfg.callbacks.items() if name not in skip}
     scorer = FIDScorer(num_samples=500, recon=False, cache_dir=root / "fid_cache")
     callbacks["fid"] = FIDMetrics(scorer, every_n_epochs=fid_every)

@@ -37,15 +37,16 @@ def test_top_level_beta_and_lr_reach_the_module():
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("beta=-0.5", "beta=-0.5: must be a number >= 0"),
-        ("beta=abc", "beta='abc': must be a number >= 0"),
-        ("lr=0", "lr=0: must be a number > 0"),
-        ("lr=-1e-3", "lr=-0.001: must be a number > 0"),
+        ("beta=-0.5", "beta=-0.5: must be a finite number >= 0"),
+        ("beta=abc", "beta='abc': must be a finite number >= 0"),
+        ("beta=inf", "beta=inf: must be a finite number >= 0"),
+        ("lr=0", "lr=0: must be a finite number > 0"),
+        ("lr=-1e-3", "lr=-0.001: must be a finite number > 0"),
         ("model.net.latent_dim=0", "model.net.latent_dim=0: must be an integer >= 1"),
         ("model.net.hidden_dims=[]", "model.net.hidden_dims=[]: must be a non-empty list of positive integers"),
         ("data.batch_size=0", "data.batch_size=0: must be an integer >= 1"),
-        ("data.val_size=60000", "data.val_size=60000: must be an integer in [0, 60000)"),
-        ("data.val_size=-1", "data.val_size=-1: must be an integer in [0, 60000)"),
+        ("data.val_size=60000", "data.val_size=60000: must be an integer in [1, 60000)"),
+        ("data.val_size=0", "data.val_size=0: must be an integer in [1, 60000)"),
         ("fid.num_samples=1", "fid.num_samples=1: must be an integer >= 2"),
     ],
 )
@@ -57,6 +58,33 @@ def test_invalid_values_are_refused_by_their_constructor_naming_the_key(override
     assert config_error(err.value, cfg) == message
 
 
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("seed=-1", "seed=-1: must be an integer in [0, 2**32)"),
+        ("trainer.max_epochs=0", "trainer.max_epochs=0: must be an integer >= 1"),
+        ("trainer.max_epochs=-1", "trainer.max_epochs=-1: must be an integer >= 1"),
+    ],
+)
+def test_job_keys_no_constructor_checks_are_refused_naming_the_key(override, message):
+    from betavae.train import check_job
+
+    with pytest.raises(Exception) as err:
+        check_job(compose_train(override))
+    assert config_error(err.value) == message
+
+
+def test_fid_cache_dir_under_a_regular_file_is_refused_before_training(tmp_path):
+    (tmp_path / "file").write_text("")
+    cfg = compose_train(f"fid.cache_dir={tmp_path}/file/fid")
+    with pytest.raises(Exception) as err:
+        instantiate(cfg.fid)
+    assert (
+        config_error(err.value, cfg)
+        == f"fid.cache_dir='{tmp_path}/file/fid': must be a writable directory (or creatable)"
+    )
+
+
 def test_every_config_group_option_composes():
     for override in ("trainer=cpu", "trainer=gpu", "trainer=ddp", "logger=csv", "callbacks=none", "experiment=smoke"):
         instantiate(compose_train(override).model)
@@ -65,8 +93,10 @@ def test_every_config_group_option_composes():
 
 def test_callbacks_group_composes_every_callback_and_fid_none_leaves_nothing():
     cfg = compose_train()
-    assert list(cfg.callbacks)[:2] == ["checkpoint", "progress_bar"] and "fid" in cfg.callbacks and "fid" in cfg
-    assert list(compose_train("callbacks=none").callbacks) == ["checkpoint", "progress_bar", "fid"]
+    assert list(cfg.callbacks)[:4] == ["checkpoint", "last_checkpoint", "timer", "progress_bar"]
+    assert "fid" in cfg.callbacks and "fid" in cfg
+    none = ["checkpoint", "last_checkpoint", "timer", "progress_bar", "fid"]
+    assert list(compose_train("callbacks=none").callbacks) == none
     for overrides in (["fid=none"], ["fid=none", "experiment=smoke"]):
         off = compose_train(*overrides)
         assert "fid" not in off and "fid" not in off.callbacks
@@ -76,7 +106,7 @@ def test_callbacks_group_composes_every_callback_and_fid_none_leaves_nothing():
 def test_callbacks_are_tunable_and_removable_from_the_command_line():
     cfg = compose_train("callbacks.latent_evolution.every_n_epochs=5", "~callbacks.interpolation")
     # the checkpoint callback needs a Hydra run for its directory
-    built = {name: instantiate(node) for name, node in cfg.callbacks.items() if name != "checkpoint"}
+    built = {name: instantiate(node) for name, node in cfg.callbacks.items() if not name.endswith("checkpoint")}
     assert built["latent_evolution"].every_n_epochs == 5 and "interpolation" not in built
     assert type(built["fid"].scorer).__name__ == "FIDScorer"
 
@@ -85,7 +115,8 @@ def test_callbacks_are_tunable_and_removable_from_the_command_line():
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("beta=-1", "Invalid config: beta=-1: must be a number >= 0"),
+        ("beta=-1", "Invalid config: beta=-1: must be a finite number >= 0"),
+        ("seed=-1", "Invalid config: seed=-1: must be an integer in [0, 2**32)"),
         ("model.net.latent_dim=0", "Invalid config: model.net.latent_dim=0: must be an integer >= 1"),
         ("ckpt_path=/nonexistent/last.ckpt", "Invalid config: ckpt_path='/nonexistent/last.ckpt': must be null or"),
     ],

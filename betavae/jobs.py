@@ -1,0 +1,74 @@
+"""What one job needs from its process: a lock on its directory, SIGTERM as an exception, a share of the cores."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+
+import torch
+from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+from betavae.files import RunError
+
+
+class Terminated(SystemExit):
+    """SIGTERM arrived (`timeout`, `kill`, Slurm): the job stops, keeping its last finished epoch's checkpoint."""
+
+
+@contextmanager
+def job_lock(directory: Path) -> Iterator[None]:
+    """Hold ``<directory>/.lock`` (an flock, so a killed job never leaves it stale) while the job runs; a second
+    run in the same directory is refused instead of mixing its checkpoints and events with the first one's.
+    Only rank 0 of a distributed job takes it."""
+    if rank_zero_only.rank != 0:
+        yield
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / ".lock"
+    with path.open("a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            raise RunError(f"{path}: another run is using this directory ({f.read().strip() or 'unknown'})") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        f.flush()
+        yield
+
+
+@contextmanager
+def raise_on_sigterm() -> Iterator[None]:
+    """Turn SIGTERM into `Terminated` while the block runs, unless someone else handles it (submitit does)."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) not in (
+        signal.SIG_DFL,
+        None,
+    ):
+        yield
+        return
+
+    def terminate(signum: int, frame: FrameType | None) -> None:
+        raise Terminated("terminated by SIGTERM; run the same command again to continue from last.ckpt")
+
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def set_threads(parallel_jobs: int) -> int:
+    """Give each of ``parallel_jobs`` jobs sharing this machine an equal share of its cores as torch threads, so
+    they do not oversubscribe them; returns the share."""
+    threads = max(1, len(os.sched_getaffinity(0)) // max(1, parallel_jobs))
+    if parallel_jobs > 1:
+        torch.set_num_threads(threads)
+    return threads
