@@ -68,7 +68,6 @@ def raise_on_sigterm() -> Iterator[None]:
 def set_threads(parallel_jobs: int) -> int:
     """Give each of ``parallel_jobs`` jobs sharing this machine an equal share of its cores as torch threads, so
     they do not oversubscribe them; returns the share."""
-    threads = max(1, len(os.sched_getaffinity(0)) // max(1, parallel_jobs))
     if parallel_jobs > 1:
-        torch.set_num_threads(threads)
-    return threads
+        torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // parallel_jobs))
+    return torch.get_num_threads()

@@ -99,7 +99,7 @@ def train(cfg: DictConfig, output_dir: Path, parallel: int = 1) -> dict[str, Any
         log.info("Already finished (%s); delete it to train this job again", output_dir / "metrics.json")
         return done
     check_job(cfg)
-    set_threads(parallel)
+    log.info("torch threads: %d (%d parallel job(s) on this machine)", set_threads(parallel), parallel)
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     module = instantiate(cfg.model)

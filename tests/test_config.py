@@ -74,6 +74,23 @@ def test_job_keys_no_constructor_checks_are_refused_naming_the_key(override, mes
     assert config_error(err.value) == message
 
 
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("eval.iw_samples=0", "eval.iw_samples=0: must be an integer >= 1"),
+        ("eval.elbo_samples=0", "eval.elbo_samples=0: must be an integer >= 1"),
+        ("eval.limit=-5", "eval.limit=-5: must be null or >= 1"),
+        ("eval.limit=0", "eval.limit=0: must be null or >= 1"),
+    ],
+)
+def test_evaluation_counts_that_give_no_estimate_are_refused_naming_the_key(override, message):
+    from betavae.evaluate import check_eval
+
+    with pytest.raises(Exception) as err:
+        check_eval(compose_config("evaluate", override).eval)
+    assert config_error(err.value) == message
+
+
 def test_fid_cache_dir_under_a_regular_file_is_refused_before_training(tmp_path):
     (tmp_path / "file").write_text("")
     cfg = compose_train(f"fid.cache_dir={tmp_path}/file/fid")

@@ -5,6 +5,7 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torchvision.transforms.functional import gaussian_blur
@@ -91,6 +92,31 @@ def test_cached_real_statistics_equal_fresh_ones(data, tmp_path):
         assert torch.equal(getattr(cached, name), getattr(fresh, name)), name
     other = set_real(make_metric("fashion"), test[:1000], tmp_path)
     assert other != path  # another image set gets another cache entry
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damage", ["truncated", "random bytes", "altered contents"])
+def test_damaged_real_statistics_cache_is_recomputed_with_a_warning(data, tmp_path, caplog, damage):
+    test = data[1][:1000]
+    fresh = make_metric("fashion")
+    path = set_real(fresh, test, tmp_path)
+    if damage == "truncated":
+        path.write_bytes(path.read_bytes()[:300])
+    elif damage == "random bytes":
+        path.write_bytes(np.random.default_rng(0).bytes(4000))
+    else:  # a valid file whose statistics were changed (the stored hash no longer matches them)
+        state = torch.load(path, weights_only=True)
+        state["real_features_sum"] *= 1.1
+        torch.save(state, path)
+    cached = make_metric("fashion")
+    with caplog.at_level("WARNING", logger="betavae.fid"):
+        assert set_real(cached, test, tmp_path) == path
+    assert "ignoring cached real statistics" in caplog.text and "recomputing" in caplog.text
+    for name in REAL_STATS:
+        assert torch.equal(getattr(cached, name), getattr(fresh, name)), name
+    caplog.clear()  # the recomputed cache is healthy again
+    set_real(make_metric("fashion"), test, tmp_path)
+    assert "ignoring" not in caplog.text
 
 
 @pytest.mark.slow

@@ -1,0 +1,198 @@
+"""Jobs that survive: strict JSON, RNG state, the directory lock, SIGTERM, and the job-level behaviour of
+`python -m betavae.train` (true last.ckpt, exact resume, divergence, one-line errors) as real subprocesses."""
+
+import json
+import math
+import os
+import pickle
+import signal
+
+import numpy as np
+import pytest
+import torch
+
+from betavae.files import RunError, write_json
+from betavae.jobs import Terminated, job_lock, raise_on_sigterm, set_threads
+from betavae.module import rng_state, set_rng_state
+from tests.conftest import run_module, write_idx
+
+SMALL = ["trainer.limit_test_batches=2", "callbacks=none", "fid=none"]
+
+
+def strict_json(path):
+    """The file parsed as strict JSON: NaN and Infinity literals raise."""
+
+    def refuse(name):
+        raise ValueError(f"{path}: non-standard JSON constant {name}")
+
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def test_json_is_written_strict_with_non_finite_numbers_as_null(tmp_path):
+    write_json(tmp_path / "m.json", {"a": math.nan, "b": [math.inf, 1.5], "c": {"d": -math.inf}})
+    assert strict_json(tmp_path / "m.json") == {"a": None, "b": [None, 1.5], "c": {"d": None}}
+
+
+def test_rng_state_survives_a_weights_only_checkpoint(tmp_path):
+    import random
+
+    torch.save({"rng": rng_state()}, tmp_path / "state.ckpt")
+    first = (torch.rand(3), np.random.rand(3), random.random())
+    set_rng_state(torch.load(tmp_path / "state.ckpt", weights_only=True)["rng"])
+    again = (torch.rand(3), np.random.rand(3), random.random())
+    assert torch.equal(first[0], again[0]) and np.array_equal(first[1], again[1]) and first[2] == again[2]
+
+
+def test_a_second_lock_on_a_job_directory_is_refused_naming_the_lock(tmp_path):
+    with (
+        job_lock(tmp_path),
+        pytest.raises(RunError, match=rf"{tmp_path}/.lock: another run is using this directory \(pid {os.getpid()}"),
+        job_lock(tmp_path),
+    ):
+        pass
+    with job_lock(tmp_path):  # released when the holder ends
+        pass
+
+
+def test_sigterm_raises_terminated_inside_the_block_only():
+    with pytest.raises(Terminated, match="terminated by SIGTERM"), raise_on_sigterm():
+        os.kill(os.getpid(), signal.SIGTERM)
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
+def test_parallel_jobs_share_the_cores_as_torch_threads():
+    before = torch.get_num_threads()
+    try:
+        assert set_threads(len(os.sched_getaffinity(0))) == 1
+        assert set_threads(1) == 1  # one job alone keeps what it has
+    finally:
+        torch.set_num_threads(before)
+
+
+def train(run, *overrides, check=True):
+    """`python -m betavae.train` into ``run`` with small limits and no figures."""
+    if not any(o.startswith("trainer.limit_val_batches=") for o in overrides):
+        overrides = (*overrides, "trainer.limit_val_batches=2")
+    return run_module("betavae.train", *SMALL, *overrides, f"hydra.run.dir={run}", check=check)
+
+
+@pytest.mark.slow
+def test_last_checkpoint_is_the_last_epoch_when_an_earlier_epoch_was_best(tmp_path, real_data_dir):
+    # one step per epoch at a tiny lr: val/loss on one image is sampling noise, so the best epoch is not the last
+    train(tmp_path, "lr=1e-5", "trainer.max_epochs=4", "trainer.limit_train_batches=1",
+          "trainer.limit_val_batches=1", "data.eval_batch_size=1")  # fmt: skip
+    metrics = strict_json(tmp_path / "metrics.json")
+    best = torch.load(tmp_path / metrics["best_checkpoint"], weights_only=True)
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert best["epoch"] < 3, "precondition: the best epoch must not be the last one"
+    assert (last["epoch"], last["global_step"]) == (3, 4)
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [f"best-epoch={best['epoch']:03d}.ckpt",
+                                                                            "last.ckpt"]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_one_epoch_resumed_for_another_equals_two_straight_epochs(tmp_path, real_data_dir):
+    """Same thread count, same process setup: weights, every val/loss, test metrics and the figures' state."""
+    from tests.test_train import scalars
+
+    figures = ["callbacks=default", "callbacks.latent_evolution.per_class=30", "trainer.limit_train_batches=20"]
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    train(straight, *figures, "trainer.max_epochs=2")
+    train(resumed, *figures, "trainer.max_epochs=1")
+    result = train(resumed, *figures, "trainer.max_epochs=2")  # the same directory: continues from last.ckpt
+    assert "Resuming from" in (resumed / "train.log").read_text() and result.returncode == 0
+    a, b = (torch.load(d / "checkpoints" / "last.ckpt", weights_only=True) for d in (straight, resumed))
+    assert a["state_dict"].keys() == b["state_dict"].keys()
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    ma, mb = strict_json(straight / "metrics.json"), strict_json(resumed / "metrics.json")
+    assert {k: v for k, v in ma.items() if k.startswith("test/")} == {
+        k: v for k, v in mb.items() if k.startswith("test/")
+    }
+    assert mb["epochs"] == 2 and mb["wall_time_s"] > 0
+    sa, sb = scalars(straight)[1], scalars(resumed)[1]
+    assert [(s.step, s.value) for s in sa["val/loss"]] == [(s.step, s.value) for s in sb["val/loss"]]
+    for name in ("latent_evolution.gif", "training_curves.png"):  # every epoch is drawn, not only the resumed one
+        assert (straight / "figures" / name).read_bytes() == (resumed / "figures" / name).read_bytes(), name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lr", ["0.03", "1e9"])
+def test_divergence_stops_at_the_first_non_finite_loss_in_one_line(tmp_path, real_data_dir, lr):
+    result = train(tmp_path, f"lr={lr}", "trainer.max_epochs=2", "trainer.limit_train_batches=30", check=False)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: diverged: non-finite training loss at step ") and ", epoch 0 (" in line
+    assert "KL = " in line or "recon = " in line
+    metrics = strict_json(tmp_path / "metrics.json")
+    assert metrics["status"] == "failed" and metrics["reason"] == line.removeprefix("error: ")
+
+
+class Payload:
+    """Pickles into a call that would create a file when unpickled."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def broken_data(kind, root):
+    """A data.root holding a damaged copy of the four IDX files (or none), and the file the error must name."""
+    rng = np.random.default_rng(0)
+    images, labels = rng.integers(0, 256, (10, 28, 28)), rng.integers(0, 10, 10)
+    for prefix in ("train", "t10k"):
+        write_idx(root / f"{prefix}-images-idx3-ubyte.gz", images, 2051)
+        write_idx(root / f"{prefix}-labels-idx1-ubyte.gz", labels, 2049)
+    culprit = root / "train-images-idx3-ubyte.gz"
+    if kind == "truncated .gz":
+        culprit.write_bytes(culprit.read_bytes()[:40])
+    elif kind == "zero-byte file":
+        culprit.write_bytes(b"")
+    elif kind == "swapped IDX files":
+        images_file, labels_file = culprit.read_bytes(), (root / "train-labels-idx1-ubyte.gz").read_bytes()
+        culprit.write_bytes(labels_file)
+        (root / "train-labels-idx1-ubyte.gz").write_bytes(images_file)
+    elif kind == "missing data":
+        for path in root.iterdir():
+            path.unlink()
+        return "Fashion-MNIST not found"
+    return str(culprit)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["truncated .gz", "zero-byte file", "swapped IDX files", "missing data"])
+def test_data_errors_are_one_line_naming_the_file(tmp_path, kind):
+    named = broken_data(kind, tmp_path / "data")
+    result = train(tmp_path / "run", f"data.root={tmp_path / 'data'}", "data.system_dir=null", "data.download=false",
+                   check=False)  # fmt: skip
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: ") and named in line
+    assert strict_json(tmp_path / "run" / "metrics.json")["status"] == "failed"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["half-written", "malicious"])
+def test_bad_checkpoint_as_ckpt_path_is_refused_in_one_line(tmp_path, real_data_dir, kind):
+    ckpt, marker = tmp_path / "bad.ckpt", tmp_path / "payload-ran"
+    if kind == "half-written":
+        torch.save({"state_dict": {"w": torch.zeros(1000)}}, ckpt)
+        ckpt.write_bytes(ckpt.read_bytes()[:500])
+    else:
+        torch.save({"state_dict": {}, "callbacks": Payload(marker)}, ckpt, pickle_protocol=pickle.HIGHEST_PROTOCOL)
+    result = train(tmp_path / "run", f"ckpt_path={ckpt}", check=False)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"error: {ckpt}: refused") and not marker.exists()
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+@pytest.mark.slow
+def test_a_second_run_in_a_busy_directory_is_refused_and_changes_nothing(tmp_path, real_data_dir):
+    run = tmp_path / "run"
+    with job_lock(run):  # a run in progress there
+        result = train(run, "trainer.max_epochs=1", check=False)
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: {run}/.lock: another run is using this")
+    assert not (run / "metrics.json").exists() and not (run / "checkpoints").exists()
