@@ -40,8 +40,17 @@ def config_error(err: BaseException, cfg: DictConfig | None = None) -> str | Non
         return None
     if cfg is None or full_key is None or err.name is None:
         return str(err)
-    node = OmegaConf.select(cfg, full_key)
-    key = f"{full_key}.{err.name}"
-    if isinstance(node, DictConfig) and OmegaConf.is_interpolation(node, err.name):
-        key = node._get_node(err.name)._value().strip("${}")  # e.g. model.beta → beta
-    return key + str(err)[len(err.name) :]
+    return source_key(cfg, f"{full_key}.{err.name}") + str(err)[len(err.name) :]
+
+
+def source_key(cfg: DictConfig, key: str) -> str:
+    """The key a value is set by, following interpolations: model.beta → beta (``beta: ${beta}``),
+    callbacks.fid.scorer.cache_dir → fid.cache_dir (``scorer: ${fid}``)."""
+    parts = key.split(".")
+    for i in range(1, len(parts) + 1):
+        parent = OmegaConf.select(cfg, ".".join(parts[: i - 1])) if i > 1 else cfg
+        if isinstance(parent, DictConfig) and OmegaConf.is_interpolation(parent, parts[i - 1]):
+            target = parent._get_node(parts[i - 1])._value()
+            if re.fullmatch(r"\$\{[\w.]+\}", target):  # a plain reference, not a resolver call
+                return source_key(cfg, ".".join([target[2:-1], *parts[i:]]))
+    return key

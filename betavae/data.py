@@ -125,8 +125,6 @@ def locate(root: str | os.PathLike, system_dir: str | None = SYSTEM_DIR, downloa
     tried = [f"{root} (and {root / 'FashionMNIST' / 'raw'})"]
     if files := idx_files(root):
         return files
-    if root.is_dir() and any(root.glob("*-ubyte*")):
-        log.warning("Fashion-MNIST: %s holds only some of the four IDX files; looking elsewhere", root)
     if system_dir:
         tried.append(str(system_dir))
         if files := idx_files(Path(system_dir)):
@@ -244,7 +242,12 @@ class FashionMNISTDataModule(pl.LightningDataModule):
         if self.splits:
             return
         files = locate(self.root, self.system_dir, download=False)
-        log.info("Fashion-MNIST from %s", next(iter(files.values())).parent)
+        source = next(iter(files.values())).parent
+        log.info("Fashion-MNIST from %s", source)
+        if source not in (self.root, self.root / "FashionMNIST" / "raw") and any(self.root.glob("*-ubyte*")):
+            log.warning(
+                "Fashion-MNIST: %s holds only some of the four IDX files, so they came from %s", self.root, source
+            )
         images, labels = load_split(files, "train")
         order = torch.randperm(len(images), generator=torch.Generator().manual_seed(self.split_seed))
         train, val = order[: len(order) - self.val_size], order[len(order) - self.val_size :]

@@ -95,7 +95,7 @@ def test_fid_cache_dir_under_a_regular_file_is_refused_before_training(tmp_path)
     (tmp_path / "file").write_text("")
     cfg = compose_train(f"fid.cache_dir={tmp_path}/file/fid")
     with pytest.raises(Exception) as err:
-        instantiate(cfg.fid)
+        instantiate(cfg.callbacks.fid)  # as train builds it: the callback's `scorer: ${fid}`
     assert (
         config_error(err.value, cfg)
         == f"fid.cache_dir='{tmp_path}/file/fid': must be a writable directory (or creatable)"

@@ -91,6 +91,17 @@ def test_discovery_order_root_then_system_then_download(tmp_path, monkeypatch):
     assert downloads == [empty]
 
 
+@pytest.mark.slow
+def test_a_root_with_only_some_files_is_reported_when_data_comes_from_elsewhere(tmp_path, caplog, real_data_dir):
+    root = tmp_path / "root"
+    write_split(root)
+    (root / "t10k-labels-idx1-ubyte.gz").unlink()  # 3 of the 4 files
+    with caplog.at_level("INFO", logger="betavae.data"):
+        FashionMNISTDataModule(root=str(root), system_dir=str(real_data_dir), download=False).setup()
+    assert f"Fashion-MNIST from {real_data_dir}" in caplog.text
+    assert f"{root} holds only some of the four IDX files, so they came from {real_data_dir}" in caplog.text
+
+
 def test_missing_data_error_lists_places_and_remedies(tmp_path, monkeypatch):
     def failing_download(target):
         raise OSError("no network")

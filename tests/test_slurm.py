@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 import time
+from shutil import which
 
 import pytest
 import torch
@@ -20,14 +21,20 @@ SLURM = ["hydra/launcher=slurm", "hydra.launcher.cpus_per_task=1", "hydra.launch
 
 @pytest.fixture(scope="module")
 def slurm(real_data_dir):
-    """A running single-node Slurm; skips where scripts/slurm-local cannot start one (no root, no apt)."""
+    """A running single-node Slurm; skips where scripts/slurm-local cannot start one (no root, no apt). Stops
+    it afterwards unless it was running before."""
     pytest.importorskip(
         "hydra_plugins.hydra_submitit_launcher", reason="needs the slurm extra: pip install -e '.[slurm]'"
     )
-    result = subprocess.run([REPO / "scripts" / "slurm-local", "start"], capture_output=True, text=True, timeout=300)
+    script = REPO / "scripts" / "slurm-local"
+    was_running = bool(which("sinfo")) and subprocess.run(["sinfo", "-h"], capture_output=True).returncode == 0
+    result = subprocess.run([script, "start"], capture_output=True, text=True, timeout=300)
     if result.returncode == 77:
         pytest.skip(result.stderr.strip())
     assert result.returncode == 0, result.stderr
+    yield
+    if not was_running:
+        subprocess.run([script, "stop"], check=True)
 
 
 def wait_for_state(job_id, state, timeout=120):
