@@ -1,98 +1,87 @@
-"""Training-epoch time of the project (Lightning + in-memory DataModule) against a hand-written PyTorch loop.
+"""Seconds per training epoch of `python -m betavae.train`, as a user runs it, against a hand-written loop.
 
-Both train the same MLP β-VAE (batch 128, Adam fused) on the 55,000 training images, side by side in one
-process, alternating epoch by epoch so machine noise hits both alike. Prints seconds per epoch and the ratio.
+Both sides are whole processes: the real command (Hydra, Lightning, logging, checkpoints, the test pass) and
+benchmarks/reference_loop.py. Each is run for --short and --long epochs; the difference divided by the extra
+epochs is the cost of one epoch, with start-up, data loading, the test pass and fit-end figures cancelled.
+Rounds alternate the sides (reference, then each betavae variant) so that machine drift hits all alike; the
+result is the median over rounds of each variant's per-epoch cost divided by the same round's reference.
 
-    python benchmarks/train_speed.py [--rounds 6]
+Variants: `train` (callbacks=none, no validation: the training epoch alone), `val` (callbacks=none with the
+validation pass), `default` (the default callbacks with validation; FID runs at fit end and cancels).
+
+    python benchmarks/train_speed.py [--rounds 3] [--device cuda] [--variants train,val,default]
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
+from pathlib import Path
 
-import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks import TQDMProgressBar
 
-from betavae.data import FashionMNISTDataModule
-from betavae.loss import beta_vae_loss
-from betavae.model import MLPVAE
-from betavae.module import BetaVAEModule
-
-
-class EpochTimer(pl.Callback):
-    """Wall time of each training epoch, from its first batch fetch to its end hook."""
-
-    def __init__(self) -> None:
-        self.times: list[float] = []
-
-    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._start = time.perf_counter()
-
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.times.append(time.perf_counter() - self._start)
+HERE = Path(__file__).resolve().parent
+VARIANTS = {
+    "train": ["callbacks=none", "trainer.limit_val_batches=0"],
+    "val": ["callbacks=none"],
+    "default": ["callbacks=default"],
+}
 
 
-def hand_loop(images: torch.Tensor, epochs: int, batch_size: int = 128) -> list[float]:
-    """The reference: float images in memory, a permutation per epoch, forward/backward/step."""
-    model = MLPVAE()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
-    times = []
-    for _ in range(epochs):
-        start = time.perf_counter()
-        for idx in torch.randperm(len(images)).split(batch_size):
-            x = images[idx]
-            logits, mu, logvar = model(x)
-            loss = beta_vae_loss(logits, x, mu, logvar, 1.0).loss
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-        times.append(time.perf_counter() - start)
-    return times
+def wall_time(command: list[str]) -> float:
+    """Seconds the command takes as a whole process (it must succeed)."""
+    start = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True, cwd=HERE.parent)
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
+    return time.perf_counter() - start
 
 
-def lightning_loop(datamodule: FashionMNISTDataModule, epochs: int) -> list[float]:
-    """The project's path: BetaVAEModule under a Lightning Trainer with TensorBoard logging and progress bar."""
-    timer = EpochTimer()
-    with tempfile.TemporaryDirectory() as logs:
-        trainer = pl.Trainer(
-            max_epochs=epochs,
-            accelerator="cpu",
-            devices=1,
-            limit_val_batches=0,
-            enable_checkpointing=False,
-            enable_model_summary=False,
-            logger=pl.loggers.TensorBoardLogger(logs, name="", version=""),
-            callbacks=[timer, TQDMProgressBar(refresh_rate=10)],  # as conf/train.yaml sets it
-            default_root_dir=logs,
-        )
-        trainer.fit(BetaVAEModule(MLPVAE(), beta=1.0, lr=1e-3), datamodule=datamodule)
-    return timer.times
+def reference(epochs: int, device: str) -> float:
+    """Wall time of the hand-written loop for ``epochs`` epochs."""
+    return wall_time([sys.executable, str(HERE / "reference_loop.py"), f"--epochs={epochs}", f"--device={device}"])
+
+
+def betavae(epochs: int, device: str, overrides: list[str]) -> float:
+    """Wall time of `python -m betavae.train` for ``epochs`` epochs into a fresh run directory."""
+    accelerator = "gpu" if device == "cuda" else "cpu"
+    with tempfile.TemporaryDirectory() as run:
+        return wall_time([sys.executable, "-m", "betavae.train", f"trainer.max_epochs={epochs}", "fid=none",
+                          f"trainer.accelerator={accelerator}", f"hydra.run.dir={run}", *overrides])  # fmt: skip
+
+
+def per_epoch(run, short: int, long: int) -> float:
+    """Cost of one epoch: (time of ``long`` epochs − time of ``short`` epochs) / (long − short)."""
+    return (run(long) - run(short)) / (long - short)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=6, help="pairs of epochs (one hand-written, one betavae)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--short", type=int, default=1)
+    parser.add_argument("--long", type=int, default=3)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--variants", default="train,val,default")
     args = parser.parse_args()
-    datamodule = FashionMNISTDataModule()
-    datamodule.setup("fit")
-    images = datamodule.images("train")[0]
-    hand_loop(images, 1)  # warm-up: the first epochs run slower on a cold CPU
-    hand, project = [], []
-    for _ in range(args.rounds):
-        hand += hand_loop(images, 1)
-        with contextlib.redirect_stdout(io.StringIO()):  # the progress bar still renders, out of sight
-            project += lightning_loop(datamodule, 1)
-    ratios = [p / h for h, p in zip(hand, project, strict=True)]
-    print(f"torch {torch.__version__}, lightning {pl.__version__}, {torch.get_num_threads()} threads")
-    print(f"hand-written loop  : median {statistics.median(hand):.2f} s/epoch {[round(t, 2) for t in hand]}")
-    print(f"betavae (Lightning): median {statistics.median(project):.2f} s/epoch {[round(t, 2) for t in project]}")
-    print(f"ratio betavae / hand-written, median of {len(ratios)} side-by-side pairs: {statistics.median(ratios):.3f}")
+    variants = args.variants.split(",")
+    times: dict[str, list[float]] = {name: [] for name in ["reference", *variants]}
+    for round_ in range(args.rounds):
+        times["reference"].append(per_epoch(lambda n: reference(n, args.device), args.short, args.long))
+        for name in variants:
+            times[name].append(per_epoch(lambda n, o=VARIANTS[name]: betavae(n, args.device, o), args.short, args.long))
+        print(f"round {round_ + 1}: " + ", ".join(f"{k} {v[-1]:.2f}" for k, v in times.items()), flush=True)
+    print(f"torch {torch.__version__}, device {args.device}, {torch.get_num_threads()} threads, "
+          f"epochs {args.short} and {args.long}, {args.rounds} rounds")  # fmt: skip
+    for name, values in times.items():
+        line = f"{name:>9}: median {statistics.median(values):.2f} s/epoch {[round(v, 2) for v in values]}"
+        if name != "reference":
+            ratios = [v / r for v, r in zip(values, times["reference"], strict=True)]
+            line += f", ratio to reference: median {statistics.median(ratios):.2f} {[round(r, 2) for r in ratios]}"
+        print(line)
 
 
 if __name__ == "__main__":

@@ -56,6 +56,9 @@ class BetaVAEModule(pl.LightningModule):
         # The architecture as plain values, so a checkpoint alone rebuilds its model (see `load`).
         self.save_hyperparameters({"net": net.architecture, "beta": beta, "lr": lr})
         self.net, self.beta, self.lr = net, beta, lr
+        # One Adam step per batch, written out: Lightning's automatic-optimization closure cost about 4% of a
+        # CPU training epoch (benchmarks/train_speed.py).
+        self.automatic_optimization = False
         self._sums: dict[str, torch.Tensor] = {}
         self._resumed_rng: dict[str, Any] | None = None
 
@@ -109,13 +112,16 @@ class BetaVAEModule(pl.LightningModule):
             where = f"step {self.trainer.global_step}, epoch {self.trainer.current_epoch}"
             raise Diverged(f"diverged: non-finite {what} at {where} ({', '.join(bad)}); try a lower lr")
 
-    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: Batch, batch_idx: int) -> None:
         terms = self._step(batch, "train")
         if not torch.isfinite(terms.loss):  # one host sync per step
             self._check_finite("training loss", terms.recon, terms.kl)
+        optimizer = self.optimizers()
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(terms.loss)
+        optimizer.step()
         if batch_idx % self.trainer.log_every_n_steps == 0:  # progress bar only; the logger gets epoch means
-            self.log("loss", terms.loss, prog_bar=True, logger=False)
-        return terms.loss
+            self.log("loss", terms.loss.detach(), prog_bar=True, logger=False)
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._step(batch, "val")

@@ -101,6 +101,7 @@ def train(cfg: DictConfig, output_dir: Path, parallel: int = 1) -> dict[str, Any
     check_job(cfg)
     log.info("torch threads: %d (%d parallel job(s) on this machine)", set_threads(parallel), parallel)
     pl.seed_everything(cfg.seed, workers=True)
+    torch.set_flush_denormal(cfg.flush_denormal)
     datamodule = instantiate(cfg.data)
     module = instantiate(cfg.model)
     callbacks = instantiate_all(cfg.callbacks)
