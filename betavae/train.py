@@ -108,6 +108,8 @@ def train(cfg: DictConfig, output_dir: Path, parallel: int = 1) -> dict[str, Any
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=instantiate_all(cfg.logger))
     best_callback, last_callback = checkpoints(trainer)
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume_point(cfg, last_callback), weights_only=True)
+    timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
+    wall_time = round(timer.time_elapsed("train"), 2) if timer else None  # now: test() reloads the Timer's state
     best = None
     if best_callback or last_callback:
         best = (best_callback and best_callback.best_model_path) or (last_callback and last_callback.last_model_path)
@@ -117,14 +119,13 @@ def train(cfg: DictConfig, output_dir: Path, parallel: int = 1) -> dict[str, Any
         if isinstance(logger, TensorBoardLogger):
             logger.log_hyperparams(hparams(cfg), metrics)
             logger.finalize("success")  # flush now: the writer reopened after test() is never closed otherwise
-    timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
     result = {
         "status": "ok",
         **metrics,
         "beta": cfg.beta,
         "seed": cfg.seed,
         "epochs": trainer.current_epoch,
-        "wall_time_s": round(timer.time_elapsed("train"), 2) if timer else None,  # all parts of a resumed run
+        "wall_time_s": wall_time,  # all parts of a resumed run
         "best_checkpoint": os.path.relpath(best, output_dir) if best else None,
     }
     if trainer.is_global_zero:
