@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
+
+from train_speed import wall_time  # benchmarks/ is the script's directory, so on sys.path
 
 
 def sweep_seconds(launcher: list[str], epochs: int) -> float:
@@ -21,9 +21,7 @@ def sweep_seconds(launcher: list[str], epochs: int) -> float:
     with tempfile.TemporaryDirectory() as root:
         command = [sys.executable, "-m", "betavae.train", "-m", "beta=0.1,0.5,1.0,2.0", f"trainer.max_epochs={epochs}",
                    f"hydra.sweep.dir={root}/sweep", f"fid.cache_dir={root}/fid", *launcher]  # fmt: skip
-        start = time.perf_counter()
-        subprocess.run(command, check=True, capture_output=True)
-        return time.perf_counter() - start
+        return wall_time(command)
 
 
 def main() -> None:

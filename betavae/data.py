@@ -87,9 +87,14 @@ def _find_file(directory: Path, stem: str) -> Path | None:
     return None
 
 
+def layouts(directory: Path) -> tuple[Path, Path]:
+    """Where the IDX files may lie under ``directory``: in it, or in torchvision's FashionMNIST/raw."""
+    return directory, directory / "FashionMNIST" / "raw"
+
+
 def idx_files(directory: Path) -> dict[str, Path] | None:
     """Map each of the four IDX stems to its file in ``directory`` (or its FashionMNIST/raw), or None."""
-    for candidate in (directory, directory / "FashionMNIST" / "raw"):
+    for candidate in layouts(directory):
         stems = [stem for images, labels, _ in SPLITS.values() for stem in (images, labels)]
         found = {stem: _find_file(candidate, stem) for stem in stems}
         if all(found.values()):
@@ -244,7 +249,7 @@ class FashionMNISTDataModule(pl.LightningDataModule):
         files = locate(self.root, self.system_dir, download=False)
         source = next(iter(files.values())).parent
         log.info("Fashion-MNIST from %s", source)
-        if source not in (self.root, self.root / "FashionMNIST" / "raw") and any(self.root.glob("*-ubyte*")):
+        if source not in layouts(self.root) and any(self.root.glob("*-ubyte*")):
             log.warning(
                 "Fashion-MNIST: %s holds only some of the four IDX files, so they came from %s", self.root, source
             )

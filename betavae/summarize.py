@@ -58,21 +58,16 @@ def read_job(job_dir: Path) -> dict[str, Any]:
     return {**job, "status": "ok", **{k: metrics[k] for k in COLUMNS if metrics.get(k) is not None}}
 
 
-def planned_jobs(sweep_dir: Path) -> list[list[str]]:
-    """The override list of every job the sweep planned, from its multirun.yaml (empty if there is none)."""
-    path = Path(sweep_dir) / "multirun.yaml"
-    if not path.is_file():
-        return []
-    cfg = OmegaConf.load(path)
-    params = [f"{k}={v}" for k, v in (OmegaConf.select(cfg, "hydra.sweeper.params") or {}).items()]
-    overrides = OverridesParser.create().parse_overrides(params + list(cfg.hydra.overrides.task))
+def planned_jobs(sweep: DictConfig) -> list[list[str]]:
+    """The override list of every job the sweep (its multirun.yaml) planned."""
+    params = [f"{k}={v}" for k, v in (OmegaConf.select(sweep, "hydra.sweeper.params") or {}).items()]
+    overrides = OverridesParser.create().parse_overrides(params + list(sweep.hydra.overrides.task))
     return [job for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
 
 
-def not_run(overrides: list[str], sweep_dir: Path) -> dict[str, Any]:
+def not_run(overrides: list[str], cfg: DictConfig) -> dict[str, Any]:
     """A planned job that never started, with β and seed from its overrides (else the sweep's values)."""
     values = dict(o.split("=", 1) for o in overrides)
-    cfg = OmegaConf.load(Path(sweep_dir) / "multirun.yaml")
     beta, seed = values.get("beta", cfg.beta), values.get("seed", cfg.seed)
     return {"job": ",".join(overrides), "overrides": overrides, "beta": float(beta), "seed": int(seed),
             "status": "not run", "reason": "never started"}  # fmt: skip
@@ -183,8 +178,10 @@ def summarize(sweep_dir: Path) -> tuple[str, list[dict[str, Any]]]:
         except (RunError, OSError, ValueError, yaml.YAMLError) as err:
             jobs.append({"job": job_dir.name, "overrides": [], "beta": math.nan, "seed": -1,
                          "status": "failed", "reason": str(err)})  # fmt: skip
-    started = {tuple(j["overrides"]) for j in jobs}
-    jobs += [not_run(o, sweep_dir) for o in planned_jobs(sweep_dir) if tuple(o) not in started]
+    if (sweep_dir / "multirun.yaml").is_file():
+        sweep = OmegaConf.load(sweep_dir / "multirun.yaml")
+        started = {tuple(j["overrides"]) for j in jobs}
+        jobs += [not_run(o, sweep) for o in planned_jobs(sweep) if tuple(o) not in started]
     rows = group_rows(jobs)
     table = markdown(rows)
     with atomic(sweep_dir / "summary.md") as tmp:

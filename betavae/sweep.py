@@ -27,5 +27,5 @@ class SweepSummary(Callback):
             return
         log.info("Sweep summary (%s):\n%s", sweep_dir / "summary.md", table)
         if missing := [j for j in jobs if j["status"] != "ok"]:
-            names = "; ".join(f"{j.get('label', j['job'])} ({j['status']})" for j in missing)
+            names = "; ".join(f"{j['label']} ({j['status']})" for j in missing)
             raise SystemExit(f"error: {len(missing)} of {len(jobs)} jobs did not finish: {names}")

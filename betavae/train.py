@@ -110,10 +110,9 @@ def train(cfg: DictConfig, output_dir: Path, parallel: int = 1) -> dict[str, Any
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume_point(cfg, last_callback), weights_only=True)
     timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
     wall_time = round(timer.time_elapsed("train"), 2) if timer else None  # now: test() reloads the Timer's state
-    best = None
-    if best_callback or last_callback:
-        best = (best_callback and best_callback.best_model_path) or (last_callback and last_callback.last_model_path)
-    trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+    best_path = best_callback and best_callback.best_model_path
+    best = best_path or (last_callback and last_callback.last_model_path) or None  # None: test the module as is
+    trainer.test(module, datamodule=datamodule, ckpt_path=best, weights_only=True)
     metrics = {k: float(v) for k, v in sorted(trainer.callback_metrics.items()) if k.startswith("test/")}
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):

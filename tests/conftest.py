@@ -37,6 +37,16 @@ def write_split(directory: Path, images: int = 4, gz: bool = True) -> None:
         write_idx(directory / f"{prefix}-labels-idx1-ubyte{suffix}", rng.integers(0, 10, images), LABEL_MAGIC)
 
 
+class Payload:
+    """Pickles into a call that would create a file when unpickled."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
 @pytest.fixture(scope="session")
 def real_data_dir() -> Path:
     """Directory of the real Fashion-MNIST files (Debian's dataset-fashion-mnist, or $BETAVAE_DATA); the tests

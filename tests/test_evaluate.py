@@ -11,7 +11,7 @@ import torch
 from betavae.files import RunError, load_checkpoint
 from betavae.likelihood import elbo, iw_log_likelihood
 from betavae.runs import load_run
-from tests.conftest import run_module
+from tests.conftest import Payload, run_module
 
 pytestmark = pytest.mark.slow
 
@@ -82,16 +82,6 @@ def test_iw_estimate_is_below_the_negative_elbo_and_tightens(seeds_sweep, real_d
     assert means[0] > means[1] > means[2] > nll - 0.5  # does not grow with more samples
     spreads = [float(estimates[k].std(0).mean()) for k in (1, 10, 100)]  # spread of repeats, per image
     assert spreads[0] > 1.5 * spreads[1] > 2.25 * spreads[2]
-
-
-class Payload:
-    """Pickles into a call that would create a file when unpickled."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
 
 
 def test_malicious_checkpoint_is_refused_and_nothing_runs(seeds_sweep, tmp_path):

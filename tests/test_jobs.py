@@ -14,7 +14,7 @@ import torch
 from betavae.files import RunError, write_json
 from betavae.jobs import Terminated, job_lock, raise_on_sigterm, set_threads
 from betavae.module import rng_state, set_rng_state
-from tests.conftest import run_module, write_idx
+from tests.conftest import Payload, run_module, write_idx
 
 SMALL = ["trainer.limit_test_batches=2", "callbacks=none", "fid=none"]
 
@@ -137,16 +137,6 @@ def test_divergence_stops_at_the_first_non_finite_loss_in_one_line(tmp_path, rea
     assert "KL = " in line or "recon = " in line
     metrics = strict_json(tmp_path / "metrics.json")
     assert metrics["status"] == "failed" and metrics["reason"] == line.removeprefix("error: ")
-
-
-class Payload:
-    """Pickles into a call that would create a file when unpickled."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
 
 
 def broken_data(kind, root):
