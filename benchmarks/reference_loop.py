@@ -16,7 +16,7 @@ import argparse
 import torch
 
 from betavae.data import FashionMNISTDataModule
-from betavae.loss import beta_vae_loss
+from betavae.loss import gaussian_kl
 from betavae.model import MLPVAE
 
 
@@ -39,7 +39,7 @@ def main() -> None:
         for idx in order[: steps * args.batch_size].split(args.batch_size):
             x = images[idx]
             logits, mu, logvar = model(x)
-            loss = beta_vae_loss(logits, x, mu, logvar, 1.0).loss
+            loss = (model.nll(logits, x).sum() + gaussian_kl(mu, logvar).sum()) / len(x)  # recon + β·KL, β = 1
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

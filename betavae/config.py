@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 from typing import Any
 
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 
@@ -54,3 +56,9 @@ def source_key(cfg: DictConfig, key: str) -> str:
             if re.fullmatch(r"\$\{[\w.]+\}", target):  # a plain reference, not a resolver call
                 return source_key(cfg, ".".join([target[2:-1], *parts[i:]]))
     return key
+
+
+def instantiate_copy(cfg: DictConfig, key: str, **kwargs: Any) -> Any:
+    """instantiate(cfg[key]) on a copy of the whole config: Hydra resolves a node's interpolated sub-configs
+    (``objective: ${objective}``) in place, which would hide from `source_key` where a bad value came from."""
+    return instantiate(copy.deepcopy(cfg)[key], **kwargs)

@@ -192,20 +192,36 @@ def first_per_class(labels: torch.Tensor, classes: list[int], per_class: int) ->
 
 
 class TensorBatches:
-    """Batches cut from in-memory uint8 tensors by indexing, instead of a per-image Dataset and collate."""
+    """Batches cut from in-memory uint8 tensors by indexing, instead of a per-image Dataset and collate. With
+    ``binarize`` each epoch draws its own binary images, pixel ~ Bernoulli(intensity), seeded by the sampler's
+    seed, epoch and rank (so a resumed run draws the same)."""
 
     batch_sampler = None  # Lightning inspects `sampler`/`batch_sampler` as on a DataLoader; it calls sampler.set_epoch
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, sampler: EpochSampler) -> None:
+    def __init__(
+        self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, sampler: EpochSampler, binarize: bool = False
+    ) -> None:
         self.images, self.labels, self.batch_size, self.sampler = images, labels, batch_size, sampler
+        self.binarize = binarize
 
     def __len__(self) -> int:
         return -(-len(self.sampler) // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = self.sampler.indices().to(self.images.device)
+        if self.binarize:
+            seed = np.random.SeedSequence([self.sampler.seed, self.sampler.epoch, self.sampler.rank]).generate_state(1)
+            generator = torch.Generator(self.images.device).manual_seed(int(seed[0]))
         for batch in order.split(self.batch_size):
-            yield to_unit(self.images[batch]), self.labels[batch]
+            x = to_unit(self.images[batch])
+            yield (torch.bernoulli(x, generator=generator) if self.binarize else x), self.labels[batch]
+
+
+def binarized(images: torch.Tensor, seed: int) -> torch.Tensor:
+    """uint8 images binarised once, pixel ~ Bernoulli(intensity) from a CPU generator seeded by ``seed``, as
+    uint8 0/255: the same fixed binary images on every device and in every run."""
+    x = torch.bernoulli(to_unit(images.cpu()), generator=torch.Generator().manual_seed(seed))
+    return x.view_as(images).mul_(255).to(torch.uint8)
 
 
 class FashionMNISTDataModule(pl.LightningDataModule):
@@ -221,6 +237,8 @@ class FashionMNISTDataModule(pl.LightningDataModule):
         val_size: int = 5_000,
         split_seed: int = 42,
         seed: int = 42,
+        binarize: bool = False,
+        binarize_seed: int = 0,
     ) -> None:
         super().__init__()
         train_images = SPLITS["train"][2]
@@ -236,7 +254,9 @@ class FashionMNISTDataModule(pl.LightningDataModule):
         self.system_dir, self.download = system_dir, download
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.val_size, self.split_seed, self.seed = val_size, split_seed, seed
+        self.binarize, self.binarize_seed = binarize, binarize_seed
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.binary: dict[str, torch.Tensor] = {}  # with binarize: each split binarised once
 
     def prepare_data(self) -> None:
         """Find (or download) the files once, on one process."""
@@ -260,20 +280,33 @@ class FashionMNISTDataModule(pl.LightningDataModule):
         splits = {"train": (images[train], labels[train]), "val": (images[val], labels[val])}
         splits["test"] = load_split(files, "test")
         self.splits = {name: (x.to(device), y.to(device)) for name, (x, y) in splits.items()}
+        if self.binarize:
+            self.binary = {name: binarized(x, self.binarize_seed).to(device) for name, (x, _) in splits.items()}
 
     def images(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """All images of a split as flattened floats in [0, 1] with their labels, on the data's device."""
+        """All images of a split as flattened floats in [0, 1] with their labels, on the data's device: the
+        grayscale images (what figures, FID and the probe use)."""
         if not self.splits:
             self.setup()
         images, labels = self.splits[split]
         return to_unit(images), labels
 
+    def observed(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """The images the likelihood scores: with ``binarize`` the split's fixed binarisation, else `images`."""
+        if not self.binarize:
+            return self.images(split)
+        if not self.splits:
+            self.setup()
+        return to_unit(self.binary[split]), self.splits[split][1]
+
     def _loader(self, split: str, train: bool, batch_size: int) -> TensorBatches:
         """Batches of one split for this process's rank; training shuffles and drops the uneven remainder."""
         images, labels = self.splits[split]
+        if self.binarize and not train:  # training draws fresh binary images each epoch instead
+            images = self.binary[split]
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
         sampler = EpochSampler(len(images), shuffle=train, drop_last=train, seed=self.seed, rank=rank, world_size=world)
-        return TensorBatches(images, labels, batch_size, sampler)
+        return TensorBatches(images, labels, batch_size, sampler, binarize=self.binarize and train)
 
     def train_dataloader(self) -> TensorBatches:
         return self._loader("train", True, self.batch_size)

@@ -1,8 +1,9 @@
 """`python -m betavae.evaluate run_dir=<job> | sweep_dir=<multirun>`: metrics and figures from best checkpoints.
 
-For each run: the ELBO terms and an importance-weighted log-likelihood estimate on the first `eval.limit` test
-images (`eval/*`), active units, a linear probe and FID (`test/*`, as in training), and the figures, written to
-the run's evaluation.json and figures/. Checkpoints are read with torch.load(weights_only=True).
+For each run: −ELBO and an importance-weighted NLL estimate with their standard errors and the IW effective
+sample size on the first `eval.limit` test images, active units, the linear probes and FID (as in training),
+and the figures, written to the run's evaluation.json and figures/. Checkpoints are read with
+torch.load(weights_only=True).
 """
 
 from __future__ import annotations
@@ -15,14 +16,15 @@ import hydra
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
+from tqdm import tqdm
 
 from betavae import figures
+from betavae.bounds import elbo_terms, iw_estimate, standard_error
 from betavae.cli import quote_path_arguments
 from betavae.config import ConfigError, config_error, require
 from betavae.fid import FIDScorer
 from betavae.files import RunError, write_json, write_png
 from betavae.latents import encode_all, latent_metrics
-from betavae.likelihood import elbo_terms, iw_log_likelihood
 from betavae.model import MLPVAE
 from betavae.runs import job_dirs, load_run
 from betavae.summarize import summarize
@@ -31,27 +33,48 @@ log = logging.getLogger(__name__)
 PATH_KEYS = ("run_dir", "sweep_dir")
 
 
+LOW_ESS = 0.01  # below this mean ESS / K the IW estimate is dominated by a few samples: warn
+
+
 def likelihood_metrics(model: MLPVAE, images: torch.Tensor, cfg: DictConfig) -> dict[str, float]:
-    """ELBO terms (reconstruction averaged over `elbo_samples` draws) and the importance-weighted NLL with
-    `iw_samples` draws, on the same ``images``, in nats per image."""
+    """On the same ``images``: −ELBO (reconstruction averaged over `elbo_samples` draws) and the importance-
+    weighted NLL with `iw_samples` draws, each with its standard error, and the IW weights' mean effective
+    sample size as a fraction of K, in nats per image under the model's likelihood."""
     torch.manual_seed(cfg.seed)
     terms = elbo_terms(model, images, samples=cfg.elbo_samples)
-    nll = -iw_log_likelihood(model, images, cfg.iw_samples, cfg.batch_images, cfg.batch_samples)
+    nll_elbo = terms.recon + terms.kl
+    with tqdm(total=len(images), desc="IW NLL", unit="image", mininterval=1.0) as bar:
+        running = []
+
+        def show(log_px: torch.Tensor) -> None:
+            running.append(-log_px)
+            bar.update(len(log_px))
+            bar.set_postfix(nll=f"{float(torch.cat(running).mean()):.2f}")
+
+        iw = iw_estimate(model, images, cfg.iw_samples, cfg.batch_images, cfg.batch_samples, on_batch=show)
+    ess = float((iw.ess / cfg.iw_samples).mean())
+    if ess < LOW_ESS:
+        log.warning(
+            "IW estimate: mean effective sample size %.1f of K = %d (%.2f%%): a few weights dominate, so NLL IW "
+            "may still be far above log p(x); raise eval.iw_samples to see it tighten",
+            ess * cfg.iw_samples, cfg.iw_samples, 100 * ess,
+        )  # fmt: skip
     return {
-        "eval/elbo": float(-(terms.recon + terms.kl).mean()),
-        "eval/recon": float(terms.recon.mean()),
-        "eval/kl": float(terms.kl.mean()),
-        "eval/nll_iw": float(nll.mean()),
-        "eval/elbo_samples": cfg.elbo_samples,
-        "eval/iw_samples": cfg.iw_samples,
-        "eval/images": len(images),
+        "test/nll_iw": float(-iw.log_px.mean()),
+        "test/nll_iw_se": standard_error(iw.log_px),
+        "test/iw_ess": ess,
+        "test/nll_elbo": float(nll_elbo.mean()),
+        "test/nll_elbo_se": standard_error(nll_elbo),
+        "test/iw_samples": cfg.iw_samples,
+        "test/elbo_samples": cfg.elbo_samples,
+        "test/iw_images": len(images),
     }
 
 
 Split = tuple[torch.Tensor, torch.Tensor]  # images (flattened, in [0, 1]) and labels
 
 
-def draw_figures(model: MLPVAE, splits: dict[str, Split], beta: float, settings: DictConfig, out: Path) -> None:
+def draw_figures(model: MLPVAE, splits: dict[str, Split], label: str, settings: DictConfig, out: Path) -> None:
     """The training callbacks' end-of-fit figures of a trained model, as PNG files (and JSON) in ``out``."""
     (test, labels), (val, _) = splits["test"], splits["val"]
     write_png(out, "reconstructions", figures.reconstructions(model, test, labels, **settings.reconstructions))
@@ -60,10 +83,10 @@ def draw_figures(model: MLPVAE, splits: dict[str, Split], beta: float, settings:
     traversal = dict(settings.latent_traversal)
     image = test[traversal.pop("image_index")]
     write_png(out, "latent_traversal", figures.latent_traversal(model, val, image, **traversal))
-    image, stats = figures.frozen_sigma(model, beta, **settings.frozen_sigma)
+    image, stats = figures.frozen_sigma(model, label, **settings.frozen_sigma)
     write_png(out, "frozen_sigma", image)
     write_json(out / "frozen_sigma.json", stats)
-    write_png(out, "kl_per_dim", figures.kl_per_dim_chart(encode_all(model, val), beta))
+    write_png(out, "kl_per_dim", figures.kl_per_dim_chart(encode_all(model, val), label))
 
 
 def evaluate_run(run_dir: Path, cfg: DictConfig, fid: FIDScorer | None) -> dict[str, Any]:
@@ -75,12 +98,13 @@ def evaluate_run(run_dir: Path, cfg: DictConfig, fid: FIDScorer | None) -> dict[
     splits = {name: tuple(t.to(device) for t in datamodule.images(name)) for name in names}
     test = splits["test"]
     result: dict[str, Any] = {"run_dir": str(run_dir), "checkpoint": str(checkpoint), "beta": module.beta}
-    result |= likelihood_metrics(model, test[0][: cfg.eval.limit], cfg.eval)
+    observed = datamodule.observed("test")[0].to(device)  # binarised with likelihood=binarized
+    result |= likelihood_metrics(model, observed[: cfg.eval.limit], cfg.eval)
     result |= latent_metrics(model, test, splits["train"] if cfg.eval.probe else None)
     if fid is not None:
         result |= fid.scores(model, test[0])
     if cfg.eval.figures:
-        draw_figures(model, splits, module.beta, cfg.figures, Path(run_dir) / "figures")
+        draw_figures(model, splits, module.objective.label, cfg.figures, Path(run_dir) / "figures")
     write_json(Path(run_dir) / "evaluation.json", result)
     log.info("%s: %s", run_dir, {k: round(v, 2) if isinstance(v, float) else v for k, v in result.items()})
     return result

@@ -51,7 +51,7 @@ def shared_limits(views: list[np.ndarray], margin: float = 0.05) -> Limits:
 
 
 def draw_frame(
-    view: np.ndarray, frame: Frame, labels: np.ndarray, classes: Sequence[int], limits: Limits, beta: float
+    view: np.ndarray, frame: Frame, labels: np.ndarray, classes: Sequence[int], limits: Limits, label: str
 ) -> np.ndarray:
     """One frame: a scatter per class with a legend, fixed limits, β, epoch and val/loss in the title."""
     fig = new_figure(5.5, 5.0)
@@ -61,7 +61,7 @@ def draw_frame(
         ax.scatter(points[:, 0], points[:, 1], s=4, alpha=0.5, label=CLASS_NAMES[c], rasterized=True)
     ax.set_xlim(*limits[0])
     ax.set_ylim(*limits[1])
-    title = f"β = {beta:g} · epoch {frame.epoch}"
+    title = f"{label} · epoch {frame.epoch}"
     if frame.val_loss is not None:
         title += f" · val/loss {frame.val_loss:.1f} nats"
     elif frame.epoch == 0:
@@ -74,8 +74,8 @@ def draw_frame(
     return render(fig)
 
 
-def evolution_images(frames: list[Frame], labels: np.ndarray, classes: Sequence[int], beta: float) -> list[np.ndarray]:
+def evolution_images(frames: list[Frame], labels: np.ndarray, classes: Sequence[int], label: str) -> list[np.ndarray]:
     """Every frame drawn on the aligned projections and one set of axis limits."""
     views = aligned_projections([f.mu for f in frames])
     limits = shared_limits(views)
-    return [draw_frame(view, frame, labels, classes, limits, beta) for view, frame in zip(views, frames, strict=True)]
+    return [draw_frame(view, frame, labels, classes, limits, label) for view, frame in zip(views, frames, strict=True)]

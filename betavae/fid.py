@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -85,13 +85,16 @@ def inception_weights_path(explicit: str | None) -> Path:
 
 
 class GrayToRGB(nn.Module):
-    """Repeat one channel three times for InceptionV3, keeping the wrapped extractor's interface."""
+    """InceptionV3's input from gray images in [0, 1]: rounded to uint8 (torchmetrics' `normalize` truncates
+    with byte()) and repeated to three channels, keeping the wrapped extractor's interface."""
 
     def __init__(self, inception: nn.Module) -> None:
         super().__init__()
         self.inception = inception
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if images.is_floating_point():
+            images = images.mul(255).round_().to(torch.uint8)
         return self.inception(images.reshape(-1, 1, 28, 28).expand(-1, 3, -1, -1))
 
 
@@ -103,7 +106,7 @@ def make_metric(feature: str = "fashion", inception_weights: str | None = None) 
         metric = FrechetInceptionDistance(
             feature=2048,
             reset_real_features=False,
-            normalize=True,
+            normalize=False,  # GrayToRGB rounds floats to uint8 itself
             feature_extractor_weights_path=str(inception_weights_path(inception_weights)),
         )
         metric.inception = GrayToRGB(metric.inception)
@@ -190,23 +193,27 @@ def fid_against_real(
 
 
 class FIDScorer:
-    """FID of a model's prior samples, and of its reconstructions, against real images. The metric is built
-    with the scorer, so missing weights stop a run before any training."""
+    """FID of a model's decoder means, of prior samples (mean and sd over ``sample_seeds`` draws) and of
+    reconstructions, against as many real images. The metric is built with the scorer, so missing weights stop
+    a run before any training."""
 
     def __init__(
         self,
         feature: str = "fashion",
-        num_samples: int = 10_000,
+        num_images: int | None = None,
+        sample_seeds: Sequence[int] = (0, 1, 2),
         batch_size: int = 1000,
         recon: bool = True,
         cache_dir: str | os.PathLike | None = None,
         inception_weights: str | None = None,
-        seed: int = 0,
     ) -> None:
-        for name, value in (("num_samples", num_samples), ("batch_size", batch_size)):
-            require(isinstance(value, int) and value >= 2, name, value, "must be an integer >= 2")
+        require(num_images is None or _int_at_least(num_images, 2), "num_images", num_images, "must be null or >= 2")
+        require(_int_at_least(batch_size, 1), "batch_size", batch_size, "must be an integer >= 1")
+        seeds = list(sample_seeds) if isinstance(sample_seeds, Sequence) else []
+        require(seeds and all(_int_at_least(s, 0) for s in seeds), "sample_seeds", sample_seeds,
+                "must be a non-empty list of integers >= 0")  # fmt: skip
         self.metric = make_metric(feature, inception_weights)
-        self.num_samples, self.batch_size, self.recon, self.seed = num_samples, batch_size, recon, seed
+        self.num_images, self.sample_seeds, self.batch_size, self.recon = num_images, seeds, batch_size, recon
         self.cache_dir = cache_path("BETAVAE_CACHE", "fid", given=cache_dir)
         try:  # now, not after training
             self.cache_dir.mkdir(parents=True, exist_ok=True)
@@ -215,11 +222,11 @@ class FIDScorer:
             writable = False
         require(writable, "cache_dir", str(self.cache_dir), "must be a writable directory (or creatable)")
 
-    def samples(self, model: MLPVAE) -> Iterator[torch.Tensor]:
-        """Decoder means of ``num_samples`` seeded draws z ~ N(0, I), batch by batch on the model's device."""
-        generator = torch.Generator().manual_seed(self.seed)
-        for start in range(0, self.num_samples, self.batch_size):
-            yield model.sample(min(self.batch_size, self.num_samples - start), generator)
+    def samples(self, model: MLPVAE, n: int, seed: int) -> Iterator[torch.Tensor]:
+        """Decoder means of ``n`` draws z ~ N(0, I) seeded by ``seed``, batch by batch on the model's device."""
+        generator = torch.Generator().manual_seed(seed)
+        for start in range(0, n, self.batch_size):
+            yield model.sample(min(self.batch_size, n - start), generator)
 
     def reconstructions(self, model: MLPVAE, images: torch.Tensor) -> Iterator[torch.Tensor]:
         """Decoder means at z = μ of ``images``, batch by batch."""
@@ -228,12 +235,23 @@ class FIDScorer:
 
     @torch.inference_mode()
     def scores(self, model: MLPVAE, images: torch.Tensor, split: str = "test") -> dict[str, float]:
-        """`<split>/fid` of prior samples against ``images`` (flattened, in [0, 1]) and, if ``recon`` and the
-        split is the test split, `test/fid_recon` of their reconstructions."""
+        """Against the first ``num_images`` of ``images`` (flattened, in [0, 1]; all if null) and as many
+        generated images: `<split>/fid` and `<split>/fid_std`, the mean and sd over the sample seeds of prior
+        samples' FID, and, if ``recon`` and the split is the test split, `test/fid_recon` of their
+        reconstructions."""
         self.metric.to(model.device)
-        images = images.to(model.device)
-        set_real(self.metric, images, self.cache_dir, self.batch_size)
-        result = {f"{split}/fid": fid_against_real(self.metric, self.samples(model))}
+        real = images[: self.num_images].to(model.device)
+        set_real(self.metric, real, self.cache_dir, self.batch_size)
+        fids = torch.tensor([fid_against_real(self.metric, self.samples(model, len(real), s))
+                             for s in self.sample_seeds])  # fmt: skip
+        result = {f"{split}/fid": float(fids.mean())}
+        if len(fids) > 1:
+            result[f"{split}/fid_std"] = float(fids.std())
         if self.recon and split == "test":
-            result["test/fid_recon"] = fid_against_real(self.metric, self.reconstructions(model, images))
+            result["test/fid_recon"] = fid_against_real(self.metric, self.reconstructions(model, real))
         return result
+
+
+def _int_at_least(value: object, low: int) -> bool:
+    """An int (not a bool) >= ``low``."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low

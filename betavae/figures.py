@@ -58,7 +58,7 @@ def sample_stats(samples: torch.Tensor) -> dict[str, float]:
 
 def frozen_sigma(
     model: MLPVAE,
-    beta: float,
+    label: str,
     sigmas: Sequence[float] = (0.1, 0.5, 1.0),
     num_samples: int = 1000,
     grid_samples: int = 64,
@@ -74,7 +74,7 @@ def frozen_sigma(
         ax.imshow(image_grid(samples[:grid_samples], nrow=int(np.sqrt(grid_samples))))
         ax.set_title(f"σ = {sigma:g} · diversity {stats[f'{sigma:g}']['diversity']:.3f}")
         ax.axis("off")
-    fig.suptitle(f"β = {beta:g} · samples of z ~ N(0, σ²I)")
+    fig.suptitle(f"{label} · samples of z ~ N(0, σ²I)")
     return render(fig), stats
 
 
@@ -109,7 +109,7 @@ def latent_traversal(
     return image_grid(model.decode_mean(z.flatten(0, 1)), nrow=steps)
 
 
-def kl_per_dim_chart(posterior: Posterior, beta: float, epoch: int | None = None) -> np.ndarray:
+def kl_per_dim_chart(posterior: Posterior, label: str, epoch: int | None = None) -> np.ndarray:
     """Bars of average KL per latent dimension, active units in a darker colour."""
     kl = kl_per_dim(posterior).cpu().numpy()
     active = active_mask(posterior).cpu().numpy()
@@ -120,11 +120,11 @@ def kl_per_dim_chart(posterior: Posterior, beta: float, epoch: int | None = None
     ax.set_ylabel("KL (nats / image)")
     ax.set_xticks(np.arange(len(kl)))
     when = "" if epoch is None else f" · epoch {epoch}"
-    ax.set_title(f"β = {beta:g}{when} · {int(active.sum())}/{len(kl)} active units (val)")
+    ax.set_title(f"{label}{when} · {int(active.sum())}/{len(kl)} active units (val)")
     return render(fig)
 
 
-def training_curves(history: list[dict[str, float]], beta: float) -> np.ndarray:
+def training_curves(history: list[dict[str, float]], label: str) -> np.ndarray:
     """Train and val recon, KL and loss per epoch, from per-epoch records {"epoch": e, "train/loss": ...}."""
     fig = new_figure(12, 3.6)
     for ax, name in zip(fig.subplots(1, len(CURVE_PANELS)), CURVE_PANELS, strict=True):
@@ -136,5 +136,5 @@ def training_curves(history: list[dict[str, float]], beta: float) -> np.ndarray:
         ax.set_ylabel(f"{name} (nats / image)")
         ax.set_title(name)
         ax.legend()
-    fig.suptitle(f"β = {beta:g}")
+    fig.suptitle(label)
     return render(fig)

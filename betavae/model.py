@@ -1,4 +1,5 @@
-"""The MLP variational autoencoder: a Gaussian encoder, a Bernoulli (logit) decoder and what one does with them."""
+"""The MLP variational autoencoder: a Gaussian encoder, a decoder of logits read by a pixel likelihood, and what
+one does with them."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import torch
 from torch import nn
 
 from betavae.config import require
+from betavae.likelihood import Likelihood, by_name
 
 
 class Posterior(NamedTuple):
@@ -35,9 +37,16 @@ def _positive_int(value: object) -> bool:
 
 
 class MLPVAE(nn.Module):
-    """Encoder input→hidden→(μ, log σ²) and decoder latent→reversed hidden→logits, as in the reference study."""
+    """Encoder input→hidden→(μ, log σ²) and decoder latent→reversed hidden→logits, as in the reference study;
+    ``likelihood`` (an object or its name) turns logits into log p(x|z) and into images."""
 
-    def __init__(self, input_dim: int = 784, hidden_dims: Sequence[int] = (400, 400), latent_dim: int = 20) -> None:
+    def __init__(
+        self,
+        input_dim: int = 784,
+        hidden_dims: Sequence[int] = (400, 400),
+        latent_dim: int = 20,
+        likelihood: Likelihood | str = "bernoulli",
+    ) -> None:
         super().__init__()
         require(_positive_int(input_dim), "input_dim", input_dim, "must be an integer >= 1")
         require(
@@ -48,11 +57,13 @@ class MLPVAE(nn.Module):
         )
         require(_positive_int(latent_dim), "latent_dim", latent_dim, "must be an integer >= 1")
         self.input_dim, self.latent_dim = input_dim, latent_dim
+        self.likelihood = by_name(likelihood) if isinstance(likelihood, str) else likelihood
         # Plain values: what a checkpoint stores to rebuild this network (see BetaVAEModule.load).
         self.architecture = {
             "input_dim": input_dim,
             "hidden_dims": [int(h) for h in hidden_dims],
             "latent_dim": latent_dim,
+            "likelihood": self.likelihood.name,
         }
         self.encoder = mlp([input_dim, *hidden_dims, 2 * latent_dim])
         self.decoder = mlp([latent_dim, *reversed(hidden_dims), input_dim])
@@ -67,12 +78,16 @@ class MLPVAE(nn.Module):
         return Posterior(*self.encoder(x).chunk(2, dim=-1))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Bernoulli logits of the pixels; `decode_mean` gives images."""
+        """The decoder's logits of the pixels, read by ``self.likelihood``; `decode_mean` gives images."""
         return self.decoder(z)
 
     def decode_mean(self, z: torch.Tensor) -> torch.Tensor:
-        """Pixel means σ(decoder(z)) in [0, 1]: what images of the model show."""
-        return torch.sigmoid(self.decode(z))
+        """Pixel means E[x|z] in [0, 1] under the likelihood: what images of the model show."""
+        return self.likelihood.mean(self.decode(z))
+
+    def nll(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """−log p(x|z) per image under the likelihood, for logits [..., B, P] of images x [B, P]."""
+        return self.likelihood.nll(logits, x)
 
     @staticmethod
     def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor | None = None) -> torch.Tensor:

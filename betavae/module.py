@@ -1,4 +1,4 @@
-"""The LightningModule: trains the MLP VAE on the β-VAE objective and logs exact per-epoch means."""
+"""The LightningModule: trains the MLP VAE on its objective and logs exact per-epoch means."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import torch
 
 from betavae.config import is_number, require
 from betavae.files import RunError, load_checkpoint
-from betavae.loss import LossTerms, beta_vae_loss
+from betavae.loss import BetaObjective, LossTerms, Objective, Progress, gaussian_kl, objective_from
 from betavae.model import MLPVAE
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -47,20 +47,26 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 class BetaVAEModule(pl.LightningModule):
-    """β-VAE training, validation and test; `{stage}/loss|recon|kl` are means over every image of the epoch."""
+    """β-VAE training, validation and test; `{stage}/loss|recon|kl` are means over every image of the epoch.
+    Training minimises the objective as scheduled; validation and test report it at the end of its schedule."""
 
-    def __init__(self, net: MLPVAE, beta: float = 1.0, lr: float = 1e-3) -> None:
+    def __init__(self, net: MLPVAE, objective: Objective | None = None, lr: float = 1e-3) -> None:
         super().__init__()
-        require(is_number(beta) and beta >= 0, "beta", beta, "must be a finite number >= 0")
         require(is_number(lr) and lr > 0, "lr", lr, "must be a finite number > 0")
-        # The architecture as plain values, so a checkpoint alone rebuilds its model (see `load`).
-        self.save_hyperparameters({"net": net.architecture, "beta": beta, "lr": lr})
-        self.net, self.beta, self.lr = net, beta, lr
+        self.objective = objective if objective is not None else BetaObjective()
+        # Plain values, so a checkpoint alone rebuilds its model and objective (see `load`).
+        self.save_hyperparameters({"net": net.architecture, "objective": self.objective.hparams(), "lr": lr})
+        self.net, self.lr = net, lr
         # One Adam step per batch, written out: Lightning's automatic-optimization closure cost about 4% of a
         # CPU training epoch (benchmarks/train_speed.py).
         self.automatic_optimization = False
         self._sums: dict[str, torch.Tensor] = {}
         self._resumed_rng: dict[str, Any] | None = None
+
+    @property
+    def beta(self) -> float | None:
+        """β of a β objective (None for another objective)."""
+        return getattr(self.objective, "beta", None)
 
     @classmethod
     def load(cls, path: Path, map_location: str | torch.device = "cpu") -> BetaVAEModule:
@@ -71,7 +77,8 @@ class BetaVAEModule(pl.LightningModule):
         hparams, state = checkpoint.get("hyper_parameters"), checkpoint.get("state_dict")
         if not isinstance(hparams, dict) or not isinstance(hparams.get("net"), dict) or not isinstance(state, dict):
             raise RunError(f"{path}: not a betavae checkpoint (no network architecture or state_dict in it)")
-        module = cls(MLPVAE(**hparams["net"]), hparams["beta"], hparams["lr"])
+        objective = hparams.get("objective") or {"name": "beta", "beta": hparams["beta"]}  # or an older checkpoint's
+        module = cls(MLPVAE(**hparams["net"]), objective_from(objective), hparams["lr"])
         module.load_state_dict(state)
         return module.to(map_location).eval()
 
@@ -79,12 +86,17 @@ class BetaVAEModule(pl.LightningModule):
         """(logits, μ, log σ²) for flattened images."""
         return self.net(x)
 
-    def _step(self, batch: Batch, stage: str) -> LossTerms:
+    def progress(self, batch_idx: int) -> Progress:
+        """Optimizer steps taken and epochs done (fractional) before training batch ``batch_idx``."""
+        return Progress(self.global_step, self.current_epoch + batch_idx / max(1, self.trainer.num_training_batches))
+
+    def _step(self, batch: Batch, stage: str, at: Progress | None = None) -> LossTerms:
         """Loss on one batch, adding its per-image sums to the epoch's running totals without a sync."""
         x, _ = batch
         logits, mu, logvar = self.net(x)
-        terms = beta_vae_loss(logits, x, mu, logvar, self.beta)
         n = x.shape[0]
+        recon, kl = self.net.nll(logits, x).sum() / n, gaussian_kl(mu, logvar).sum() / n
+        terms = LossTerms(self.objective(recon, kl, at), recon, kl)
         totals = torch.stack([terms.loss.detach(), terms.recon.detach(), terms.kl.detach(), mu.new_tensor(1.0)]) * n
         self._sums[stage] = self._sums[stage] + totals if stage in self._sums else totals
         return terms
@@ -95,11 +107,15 @@ class BetaVAEModule(pl.LightningModule):
         if totals is None:
             return
         loss, recon, kl, count = self.trainer.strategy.reduce(totals, reduce_op="sum").unbind()
+        recon, kl = recon / count, kl / count
         if stage != "test":
-            self._check_finite(f"{stage}/loss", recon / count, kl / count)
-        metrics = {f"{stage}/loss": loss / count, f"{stage}/recon": recon / count, f"{stage}/kl": kl / count}
+            self._check_finite(f"{stage}/loss", recon, kl)
+        # Training's loss is the mean of what each step minimised; validation's and test's are the final objective
+        # of the epoch's means (for a β objective the two agree; |KL − C| is not linear).
+        loss = loss / count if stage == "train" else self.objective(recon, kl)
+        metrics = {f"{stage}/loss": loss, f"{stage}/recon": recon, f"{stage}/kl": kl}
         if stage == "test":
-            metrics["test/elbo"] = -(recon + kl) / count
+            metrics["test/elbo"] = -(recon + kl)
         # Already summed over ranks; sync_dist only tells Lightning so (a mean of equal values).
         self.log_dict(metrics, prog_bar=stage == "val", sync_dist=True)
 
@@ -113,7 +129,7 @@ class BetaVAEModule(pl.LightningModule):
             raise Diverged(f"diverged: non-finite {what} at {where} ({', '.join(bad)}); try a lower lr")
 
     def training_step(self, batch: Batch, batch_idx: int) -> None:
-        terms = self._step(batch, "train")
+        terms = self._step(batch, "train", self.progress(batch_idx))
         if not torch.isfinite(terms.loss):  # one host sync per step
             self._check_finite("training loss", terms.recon, terms.kl)
         optimizer = self.optimizers()
@@ -144,6 +160,8 @@ class BetaVAEModule(pl.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch("train")
+        schedule = self.objective.schedule(Progress(self.global_step, self.current_epoch + 1.0))
+        self.log_dict({f"train/{name}": value for name, value in schedule.items()})
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch("val")

@@ -9,6 +9,7 @@ interrupted) or not run. Writes summary.md, summary.csv, summary.json and tradeo
 from __future__ import annotations
 
 import csv
+import itertools
 import logging
 import math
 import statistics
@@ -34,14 +35,21 @@ COLUMNS = {  # metric key: table header
     "test/recon": "recon (nats)",
     "test/kl": "KL (nats)",
     "test/elbo": "ELBO (nats)",
-    "eval/nll_iw": "NLL IW (nats)",
-    "test/fid": "FID",
+    "test/nll_elbo": "−ELBO, IW images (nats)",
+    "test/nll_iw": "NLL IW (nats)",
+    "test/nll_iw_se": "NLL IW s.e.",
+    "test/iw_ess": "IW ESS / K",
+    "test/fid": "FID of decoder means",
+    "test/fid_std": "FID sd over draws",
     "test/fid_recon": "FID recon",
     "test/active_units": "active units",
-    "test/probe_accuracy": "probe acc. (%)",
+    "test/probe_accuracy": "probe on z ~ q (%)",
+    "test/probe_accuracy_active": "probe on active μ (%)",
     "epochs": "epochs",
     "wall_time_s": "wall time (s)",
 }
+PAIRED = ("test/recon", "test/kl", "test/elbo", "test/nll_iw", "test/fid", "test/fid_recon", "test/probe_accuracy")
+T_975 = {2: 12.71, 3: 4.30, 4: 3.18, 5: 2.78, 6: 2.57, 7: 2.45, 8: 2.36, 9: 2.31, 10: 2.26}  # Student t, n samples
 
 
 def read_job(job_dir: Path) -> dict[str, Any]:
@@ -105,14 +113,59 @@ def group_rows(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def paired_differences(rows: list[dict[str, Any]], jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """For consecutive groups in the table (by β) that share seeds: per metric, the mean, sd and 95% t-interval
+    of the per-seed differences (next group − this one); a ranking holds only where the interval excludes 0."""
+    done = [r for r in rows if r["status"] == "ok"]
+    by_group = {}
+    for j in jobs:
+        if j["status"] == "ok":
+            by_group.setdefault(j["group"], {})[j["seed"]] = j
+    pairs = []
+    for a, b in itertools.pairwise(done):
+        seeds = sorted(set(by_group[a["group"]]) & set(by_group[b["group"]]))
+        if len(seeds) < 2:
+            continue
+        for key in PAIRED:
+            diffs = [by_group[b["group"]][s].get(key) for s in seeds]
+            firsts = [by_group[a["group"]][s].get(key) for s in seeds]
+            if None in diffs or None in firsts:
+                continue
+            d = [y - x for x, y in zip(firsts, diffs, strict=True)]
+            mean, sd = statistics.fmean(d), statistics.stdev(d)
+            half = T_975.get(len(d), 1.96) * sd / math.sqrt(len(d))
+            interval = [mean - half, mean + half]
+            pairs.append({"from": a["group"], "to": b["group"], "metric": key, "n": len(d), "mean": mean, "sd": sd,
+                          "ci95": interval, "within_noise": interval[0] <= 0 <= interval[1]})  # fmt: skip
+    return pairs
+
+
+def paired_markdown(pairs: list[dict[str, Any]]) -> str:
+    """The paired differences as a Markdown table (empty without pairs)."""
+    if not pairs:
+        return ""
+    lines = ["| from → to | metric | seeds | mean diff. ± sd | 95% interval | |", "|" + " --- |" * 6]
+    for p in pairs:
+        verdict = "within noise" if p["within_noise"] else "differs"
+        lo, hi = p["ci95"]
+        lines.append(f"| {p['from']} → {p['to']} | {COLUMNS[p['metric']]} | {p['n']} | {p['mean']:+.2f} ± "
+                     f"{p['sd']:.2f} | [{lo:+.2f}, {hi:+.2f}] | {verdict} |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
 def cell(row: dict[str, Any], key: str) -> str:
     """'mean ± std' (or the mean alone, or '–') formatted for the table."""
     if key not in row:
         return "–"
-    digits = 0 if key in ("epochs",) else 1 if key in ("wall_time_s", "test/active_units") else 2
+    digits = 0 if key in ("epochs",) else 1 if key in ("wall_time_s", "test/active_units") else 3 if "ess" in key else 2
     text = f"{row[key]:.{digits}f}"
     std = row.get(f"{key} std")
     return text if std is None else f"{text} ± {std:.{digits}f}"
+
+
+def fid_error(row: dict[str, Any]) -> float:
+    """FID's error bar: the sd over training seeds, or, with one seed, the sd over prior-sample draws."""
+    return row.get("test/fid std") or row.get("test/fid_std") or 0.0
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
@@ -137,6 +190,21 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
         writer.writerows(rows)
 
 
+def iso_elbo_lines(ax: Any, levels: list[float]) -> None:
+    """Dashed lines recon + KL = const (iso-ELBO) across the plot; the darker one passes through the best
+    (lowest) −ELBO, and lines below it would be better bounds."""
+    if not levels:
+        return
+    ax.autoscale(False)
+    (x0, x1), best = ax.get_xlim(), min(levels)
+    step = float(np.ceil((max(levels) - best) / 4)) if max(levels) - best > 4 else 2.0
+    for level in best + step * np.arange(-2, 8):
+        ax.plot([x0, x1], [level - x0, level - x1], ls="--", lw=0.8, color="0.8", zorder=0)
+    ax.plot([x0, x1], [best - x0, best - x1], ls="--", lw=1, color="0.3", zorder=0,
+            label=f"recon + KL = {best:.1f} (best −ELBO); grey: every {step:g} nats")  # fmt: skip
+    ax.legend(loc="upper right", fontsize=8)
+
+
 def tradeoff_plot(rows: list[dict[str, Any]]) -> np.ndarray:
     """Left: the rate–distortion plane (KL, recon) with one labelled point per group; right: FID against β."""
     done = [r for r in rows if r["status"] == "ok" and "test/kl" in r and "test/recon" in r]
@@ -149,18 +217,19 @@ def tradeoff_plot(rows: list[dict[str, Any]]) -> np.ndarray:
                       fmt="o", capsize=3)  # fmt: skip
         left.annotate(label, (r["test/kl"], r["test/recon"]), textcoords="offset points", xytext=(6, 6))
     left.margins(0.15)  # room for the labels
+    iso_elbo_lines(left, [r["test/kl"] + r["test/recon"] for r in done])
     left.set_xlabel("rate: test KL (nats / image)")
     left.set_ylabel("distortion: test recon (nats / image)")
     left.set_title("rate–distortion")
     with_fid = sorted((r for r in done if "test/fid" in r), key=lambda r: r["beta"])
     if with_fid:
         betas = [r["beta"] for r in with_fid]
-        right.errorbar(betas, [r["test/fid"] for r in with_fid], yerr=[r.get("test/fid std") or 0 for r in with_fid],
+        right.errorbar(betas, [r["test/fid"] for r in with_fid], yerr=[fid_error(r) for r in with_fid],
                        fmt="o-", capsize=3)  # fmt: skip
         if min(betas) > 0 and max(betas) / min(betas) > 5:
             right.set_xscale("log")
     right.set_xlabel("β")
-    right.set_ylabel("test FID (prior samples)")
+    right.set_ylabel("test FID of decoder means (prior samples)")
     right.set_title("generation quality")
     seeds = max((r["n"] for r in done), default=1)
     fig.suptitle("β sweep" + (f" · mean ± std over {seeds} seeds" if seeds > 1 else ""))
@@ -184,10 +253,14 @@ def summarize(sweep_dir: Path) -> tuple[str, list[dict[str, Any]]]:
         jobs += [not_run(o, sweep) for o in planned_jobs(sweep) if tuple(o) not in started]
     rows = group_rows(jobs)
     table = markdown(rows)
+    pairs = paired_differences(rows, jobs)
+    text = f"# Sweep summary: {sweep_dir}\n\n{table}"
+    if pairs:
+        text += "\n## Paired differences over shared seeds (next row − this row)\n\n" + paired_markdown(pairs)
     with atomic(sweep_dir / "summary.md") as tmp:
-        tmp.write_text(f"# Sweep summary: {sweep_dir}\n\n{table}")
+        tmp.write_text(text)
     write_csv(rows, sweep_dir / "summary.csv")
-    write_json(sweep_dir / "summary.json", {"groups": rows, "jobs": jobs})
+    write_json(sweep_dir / "summary.json", {"groups": rows, "jobs": jobs, "paired": pairs})
     write_png(sweep_dir, "tradeoff", tradeoff_plot(rows))
     return table, jobs
 

@@ -23,7 +23,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
 from betavae.cli import quote_path_arguments
-from betavae.config import config_error, require
+from betavae.config import config_error, instantiate_copy, require
 from betavae.data import DataError
 from betavae.files import RunError, load_checkpoint, read_json, write_json
 from betavae.jobs import Terminated, job_lock, raise_on_sigterm, set_threads
@@ -41,7 +41,11 @@ def instantiate_all(group: DictConfig | None) -> list[Any]:
 
 def hparams(cfg: DictConfig) -> dict[str, Any]:
     """The hyperparameters a β sweep varies, flat, for TensorBoard's HPARAMS tab."""
+    objective = OmegaConf.to_container(cfg.objective, resolve=True)
     return {
+        "objective": objective.pop("_target_").rsplit(".", 1)[-1],
+        **{f"objective.{k}": v for k, v in objective.items()},
+        "likelihood": cfg.likelihood._target_.rsplit(".", 1)[-1] + (" binarized" if cfg.data.get("binarize") else ""),
         "beta": cfg.beta,
         "seed": cfg.seed,
         "lr": cfg.lr,
@@ -103,7 +107,7 @@ def train(cfg: DictConfig, output_dir: Path, parallel: int = 1) -> dict[str, Any
     pl.seed_everything(cfg.seed, workers=True)
     torch.set_flush_denormal(cfg.flush_denormal)
     datamodule = instantiate(cfg.data)
-    module = instantiate(cfg.model)
+    module = instantiate_copy(cfg, "model")
     callbacks = instantiate_all(cfg.callbacks)
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=instantiate_all(cfg.logger))
     best_callback, last_callback = checkpoints(trainer)
@@ -123,6 +127,8 @@ def train(cfg: DictConfig, output_dir: Path, parallel: int = 1) -> dict[str, Any
         **metrics,
         "beta": cfg.beta,
         "seed": cfg.seed,
+        "objective": OmegaConf.to_container(cfg.objective, resolve=True),
+        "likelihood": hparams(cfg)["likelihood"],
         "epochs": trainer.current_epoch,
         "wall_time_s": wall_time,  # all parts of a resumed run
         "best_checkpoint": os.path.relpath(best, output_dir) if best else None,

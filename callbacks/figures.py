@@ -113,7 +113,7 @@ class FrozenSigma(pl.Callback):
         if not trainer.is_global_zero:
             return
         image, stats = figures.frozen_sigma(
-            pl_module.net, pl_module.beta, self.sigmas, self.num_samples, self.grid_samples, self.seed
+            pl_module.net, pl_module.objective.label, self.sigmas, self.num_samples, self.grid_samples, self.seed
         )
         publish(trainer, "frozen_sigma", image)
         publish_json(trainer, "frozen_sigma", stats)
@@ -153,4 +153,4 @@ class TrainingCurves(pl.Callback):
     def on_fit_end(self, trainer: pl.Trainer, pl_module: BetaVAEModule) -> None:
         self._record(trainer, trainer.current_epoch)
         if trainer.is_global_zero and self.history:
-            publish(trainer, "training_curves", figures.training_curves(self.history, pl_module.beta))
+            publish(trainer, "training_curves", figures.training_curves(self.history, pl_module.objective.label))

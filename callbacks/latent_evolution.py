@@ -65,7 +65,7 @@ class LatentEvolution(pl.Callback):
             return
         if self.frames[-1].epoch < trainer.current_epoch:  # the final state, unless a periodic snapshot took it
             self._snapshot_after_epoch(trainer, pl_module, trainer.current_epoch)
-        images = evolution_images(self.frames, self._labels, self.classes, pl_module.beta)
+        images = evolution_images(self.frames, self._labels, self.classes, pl_module.objective.label)
         for frame, image in zip(self.frames, images, strict=True):
             publish(trainer, "latent_evolution", image, step=frame.epoch)  # TensorBoard's slider steps by epoch
         durations = [1000 / self.fps] * (len(images) - 1) + [1000 * self.hold_last_s]

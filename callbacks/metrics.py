@@ -23,12 +23,14 @@ class LatentStats(pl.Callback):
         posterior = encode_all(pl_module.net, trainer.datamodule.images("val")[0])
         pl_module.log("val/active_units", float(active_units(posterior)))
         if due(trainer, self.every_n_epochs):
-            publish(trainer, "kl_per_dim", kl_per_dim_chart(posterior, pl_module.beta, trainer.current_epoch + 1))
+            chart = kl_per_dim_chart(posterior, pl_module.objective.label, trainer.current_epoch + 1)
+            publish(trainer, "kl_per_dim", chart)
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: BetaVAEModule) -> None:
         if trainer.is_global_zero:
             posterior = encode_all(pl_module.net, trainer.datamodule.images("val")[0])
-            publish(trainer, "kl_per_dim", kl_per_dim_chart(posterior, pl_module.beta, trainer.current_epoch))
+            chart = kl_per_dim_chart(posterior, pl_module.objective.label, trainer.current_epoch)
+            publish(trainer, "kl_per_dim", chart)
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: BetaVAEModule) -> None:
         datamodule = trainer.datamodule

@@ -15,6 +15,7 @@ from betavae.data import FashionMNISTDataModule
 from betavae.evolution import aligned_projections, pca_2d, shared_limits
 from betavae.fid import FIDScorer
 from betavae.latents import active_units
+from betavae.loss import BetaObjective
 from betavae.model import MLPVAE, Posterior
 from betavae.module import BetaVAEModule
 from callbacks.latent_evolution import LatentEvolution
@@ -31,11 +32,11 @@ FIGURES = {  # name: (height, width) of the PNG, from the grid layout (30 px per
 
 def fit(root, real_data_dir, *overrides, fid_every=1, max_epochs=2):
     """A real fit on real data (small limits) with the default figure and metric callbacks and FID on 500
-    samples; returns the callbacks by name."""
+    images and samples, two draws; returns the callbacks by name."""
     cfg = compose_train("callbacks.latent_evolution.per_class=200", *overrides)
     skip = ("checkpoint", "last_checkpoint", "progress_bar", "fid")  # Hydra-run paths; FID is made small below
     callbacks = {name: instantiate(node) for name, node in cfg.callbacks.items() if name not in skip}
-    scorer = FIDScorer(num_samples=500, recon=False, cache_dir=root / "fid_cache")
+    scorer = FIDScorer(num_images=500, sample_seeds=[0, 1], recon=False, cache_dir=root / "fid_cache")
     callbacks["fid"] = FIDMetrics(scorer, every_n_epochs=fid_every)
     pl.seed_everything(0)
     trainer = pl.Trainer(
@@ -50,7 +51,7 @@ def fit(root, real_data_dir, *overrides, fid_every=1, max_epochs=2):
         enable_progress_bar=False,
     )
     datamodule = FashionMNISTDataModule(root=str(root), system_dir=str(real_data_dir), download=False)
-    trainer.fit(BetaVAEModule(MLPVAE(), beta=1.0), datamodule=datamodule)
+    trainer.fit(BetaVAEModule(MLPVAE(), BetaObjective(1.0)), datamodule=datamodule)
     return callbacks
 
 

@@ -6,7 +6,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from betavae.config import config_error
+from betavae.config import config_error, instantiate_copy
 from tests.conftest import REPO, run_module
 
 
@@ -25,7 +25,9 @@ def test_defaults_reproduce_the_reference_study():
     cfg = compose_train()
     module = instantiate(cfg.model)
     assert (module.beta, module.lr, cfg.seed, cfg.ckpt_path) == (1.0, 1e-3, 42, None)
-    assert module.net.architecture == {"input_dim": 784, "hidden_dims": [400, 400], "latent_dim": 20}
+    assert module.net.architecture == {"input_dim": 784, "hidden_dims": [400, 400], "latent_dim": 20,
+                                       "likelihood": "bernoulli"}  # fmt: skip
+    assert type(module.objective).__name__ == "BetaObjective" and module.objective.warmup_epochs == 0
     assert (cfg.data.batch_size, cfg.data.val_size, cfg.trainer.max_epochs) == (128, 5000, 30)
 
 
@@ -47,14 +49,16 @@ def test_top_level_beta_and_lr_reach_the_module():
         ("data.batch_size=0", "data.batch_size=0: must be an integer >= 1"),
         ("data.val_size=60000", "data.val_size=60000: must be an integer in [1, 60000)"),
         ("data.val_size=0", "data.val_size=0: must be an integer in [1, 60000)"),
-        ("fid.num_samples=1", "fid.num_samples=1: must be an integer >= 2"),
+        ("fid.num_images=1", "fid.num_images=1: must be null or >= 2"),
+        ("fid.sample_seeds=[]", "fid.sample_seeds=[]: must be a non-empty list of integers >= 0"),
+        ("objective=capacity objective.c_steps=0", "objective.c_steps=0: must be an integer >= 1"),
     ],
 )
 def test_invalid_values_are_refused_by_their_constructor_naming_the_key(override, message):
-    cfg = compose_train(override)
+    cfg = compose_train(*override.split())
     with pytest.raises(Exception) as err:
         for key in ("data", "model", "fid"):
-            instantiate(cfg[key])
+            instantiate_copy(cfg, key)
     assert config_error(err.value, cfg) == message
 
 

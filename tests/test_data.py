@@ -174,3 +174,40 @@ def test_data_cli_prints_where_the_files_are(real_data_dir, tmp_path):
         "betavae.data", f"data.root={tmp_path}/a=b,c", "data.system_dir=null", "data.download=false", check=False
     )
     assert missing.returncode != 0 and f"{tmp_path}/a=b,c" in missing.stderr  # a path with = and , unquoted
+
+
+@pytest.mark.slow
+def test_binarize_draws_fresh_training_images_per_epoch_and_fixes_val_and_test(real_data_dir, tmp_path):
+    def module(seed):
+        dm = FashionMNISTDataModule(root=str(tmp_path), system_dir=str(real_data_dir), download=False, seed=seed,
+                                    binarize=True)  # fmt: skip
+        dm.setup()
+        return dm
+
+    dm, other_run = module(42), module(7)
+    test, _ = dm.observed("test")
+    assert set(test.unique().tolist()) == {0.0, 1.0}
+    assert torch.equal(test, other_run.observed("test")[0])  # the same binary test set in every run
+    gray = dm.images("test")[0]
+    assert abs(float(test.mean() - gray.mean())) < 2e-3  # E[binary pixel] = intensity
+    loader = dm.train_dataloader()
+    first = next(iter(loader))[0]
+    assert set(first.unique().tolist()) == {0.0, 1.0} and torch.equal(first, next(iter(loader))[0])  # re-iterable
+    loader.sampler.set_epoch(1)
+    assert not torch.equal(first, next(iter(loader))[0])  # a new epoch draws new images (and a new order)
+    loader.sampler.set_epoch(0)
+    assert torch.equal(first, next(iter(loader))[0])  # ... seeded, so a resumed epoch draws the same
+    val_batch = next(iter(dm.val_dataloader()))[0]
+    assert torch.equal(val_batch, dm.observed("val")[0][: len(val_batch)])
+    plain = FashionMNISTDataModule(root=str(tmp_path), system_dir=str(real_data_dir), download=False)
+    assert torch.equal(plain.observed("test")[0], plain.images("test")[0])  # without binarize: the gray images
+
+
+@pytest.mark.slow
+def test_bernoulli_floor_on_the_test_images_is_189_9_nats(real_data_dir, tmp_path):
+    from betavae.likelihood import entropy_floor
+
+    dm = FashionMNISTDataModule(root=str(tmp_path), system_dir=str(real_data_dir), download=False)
+    test = dm.images("test")[0]
+    assert float(entropy_floor(test).mean()) == pytest.approx(189.9, abs=0.05)  # the README's figure
+    assert float(((test > 0) & (test < 1)).float().mean()) == pytest.approx(0.492, abs=5e-4)  # grayscale pixels

@@ -8,8 +8,8 @@ import statistics
 import pytest
 import torch
 
+from betavae.bounds import elbo, iw_log_likelihood
 from betavae.files import RunError, load_checkpoint
-from betavae.likelihood import elbo, iw_log_likelihood
 from betavae.runs import load_run
 from tests.conftest import Payload, run_module
 
@@ -57,12 +57,16 @@ def test_evaluate_sweep_writes_evaluation_figures_and_summary(seeds_sweep, tmp_p
                "eval.probe=false", "fid=none")  # fmt: skip
     for job in copy.glob("beta=*"):
         result = json.loads((job / "evaluation.json").read_text())
-        assert result["eval/images"] == 100 and result["eval/iw_samples"] == 50 and result["eval/elbo_samples"] == 10
-        assert result["eval/nll_iw"] <= -result["eval/elbo"]
+        assert result["test/iw_images"] == 100 and result["test/iw_samples"] == 50
+        assert result["test/elbo_samples"] == 10
+        assert result["test/nll_iw"] <= result["test/nll_elbo"]  # the same images: IW is the tighter bound
+        assert 0 < result["test/nll_iw_se"] < 10 and 0 < result["test/nll_elbo_se"] < 10
+        assert 0 < result["test/iw_ess"] <= 1
         assert "test/recon" not in result  # one name, one estimator: training's test pass owns test/recon
         for name in ("reconstructions", "prior_samples", "frozen_sigma", "interpolation", "latent_traversal"):
             assert (job / "figures" / f"{name}.png").is_file()  # trained with callbacks=none, drawn now
     assert "NLL IW (nats)" in (copy / "summary.md").read_text()
+    assert "IW ESS / K" in (copy / "summary.md").read_text()
 
 
 def test_iw_estimate_is_below_the_negative_elbo_and_tightens(seeds_sweep, real_data_dir):
@@ -106,7 +110,7 @@ def test_evaluate_takes_a_job_directory_as_the_sweep_wrote_it(seeds_sweep, tmp_p
     assert "=" in job.name and "," in job.name
     run_module("betavae.evaluate", f"run_dir={job}", "eval.limit=20", "eval.iw_samples=5", "eval.probe=false",
                "eval.figures=false", "fid=none")  # fmt: skip  # unquoted, as pasted from the sweep
-    assert json.loads((job / "evaluation.json").read_text())["eval/images"] == 20
+    assert json.loads((job / "evaluation.json").read_text())["test/iw_images"] == 20
 
 
 def test_evaluate_needs_exactly_one_target(tmp_path):

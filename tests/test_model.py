@@ -5,6 +5,7 @@ import torch
 
 from betavae.config import ConfigError
 from betavae.files import RunError
+from betavae.loss import BetaObjective
 from betavae.model import MLPVAE
 from betavae.module import BetaVAEModule
 
@@ -78,12 +79,13 @@ def test_a_checkpoint_alone_rebuilds_its_module(tmp_path):
     """BetaVAEModule.load needs no config: the architecture travels in the checkpoint's hyperparameters."""
     import lightning.pytorch as pl
 
-    module = BetaVAEModule(MLPVAE(input_dim=784, hidden_dims=[32], latent_dim=3), beta=0.25, lr=0.01)
+    module = BetaVAEModule(MLPVAE(input_dim=784, hidden_dims=[32], latent_dim=3), BetaObjective(0.25), lr=0.01)
     trainer = pl.Trainer(max_epochs=0, logger=False, enable_checkpointing=False, enable_progress_bar=False)
     trainer.strategy.connect(module)
     trainer.save_checkpoint(tmp_path / "model.ckpt")
     loaded = BetaVAEModule.load(tmp_path / "model.ckpt")
-    assert loaded.net.architecture == {"input_dim": 784, "hidden_dims": [32], "latent_dim": 3}
+    architecture = {"input_dim": 784, "hidden_dims": [32], "latent_dim": 3, "likelihood": "bernoulli"}
+    assert loaded.net.architecture == architecture
     assert (loaded.beta, loaded.lr, loaded.training) == (0.25, 0.01, False)
     x = torch.rand(4, 784)
     assert torch.equal(loaded.net.encode(x).mu, module.net.encode(x).mu)

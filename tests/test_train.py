@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 LIMITS = ["trainer.limit_train_batches=6", "trainer.limit_val_batches=2", "trainer.limit_test_batches=2"]
 SMALL = [*LIMITS, "callbacks=none", "fid=none"]
-FULL = [*LIMITS, "callbacks.latent_evolution.per_class=100", "fid.num_samples=2000"]  # the sweep keeps the defaults
+FULL = [*LIMITS, "callbacks.latent_evolution.per_class=100", "fid.num_images=2000"]  # the sweep keeps the defaults
 STAGE_METRICS = [f"{stage}/{name}" for stage in ("train", "val", "test") for name in ("loss", "recon", "kl")]
 
 
@@ -50,6 +50,8 @@ def test_sweep_job_writes_checkpoints_metrics_and_tensorboard(sweep, beta):
     assert metrics["test/elbo"] == pytest.approx(-(metrics["test/recon"] + metrics["test/kl"]), rel=1e-5)
     assert 100 < metrics["test/recon"] < 600 and metrics["test/kl"] > 0
     assert metrics["test/fid"] > 0 and metrics["test/fid_recon"] > 0
+    assert metrics["test/fid_std"] > 0  # three prior-sample draws
+    assert metrics["objective"] == {"_target_": "betavae.loss.BetaObjective", "beta": beta, "warmup_epochs": 0}
 
     events, series = scalars(job)
     assert set(STAGE_METRICS) | {"test/elbo", "test/fid", "test/fid_recon", "val/active_units"} <= set(series)
@@ -99,14 +101,38 @@ def test_sweep_ends_with_a_summary_of_both_jobs(sweep):
     table = (root / "summary.md").read_text()
     rows = [line for line in table.splitlines() if line.startswith("| beta=")]
     assert len(rows) == 2 and "| 0.1 | 1 | ok |" in rows[0] and "| 1 | 1 | ok |" in rows[1]
-    assert "FID" in table and "probe acc. (%)" in table
+    assert "FID of decoder means" in table and "probe on z ~ q (%)" in table and "probe on active μ (%)" in table
     summary = json.loads((root / "summary.json").read_text())
     assert [g["beta"] for g in summary["groups"]] == [0.1, 1.0]
     metrics = json.loads((sweep[0.1] / "metrics.json").read_text())
     assert summary["groups"][0]["test/recon"] == pytest.approx(metrics["test/recon"])
     assert (root / "summary.csv").read_text().startswith("group,beta,n,status,test/recon,test/recon std")
     assert (root / "tradeoff.png").stat().st_size > 10_000
-    assert summary["groups"][0]["test/probe_accuracy"] > 50  # chance is 10%
+    group = summary["groups"][0]  # β = 0.1 after 12 steps: KL < 1 nat, so samples z ~ q carry little yet
+    assert group["test/probe_accuracy_active"] > 50 > group["test/probe_accuracy"]  # chance is 10%
+
+
+def test_continuous_bernoulli_capacity_run_logs_a_linear_capacity_and_a_normalised_recon(tmp_path, real_data_dir):
+    from betavae.likelihood import Bernoulli, ContinuousBernoulli
+    from betavae.runs import load_run
+
+    run = tmp_path / "run"
+    run_module("betavae.train", *SMALL, "trainer.max_epochs=3", "likelihood=continuous_bernoulli",
+               "objective=capacity", "objective.c_max=25", "objective.c_steps=24", f"hydra.run.dir={run}")  # fmt: skip
+    _, series = scalars(run)
+    capacity = series["train/capacity"]
+    assert [(c.step, c.value) for c in capacity] == [(5, 6.25), (11, 12.5), (17, 18.75)]  # 25 · steps / 24
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["test/loss"] == pytest.approx(metrics["test/recon"] + 1000 * abs(metrics["test/kl"] - 25), rel=1e-5)
+    module, cfg, _ = load_run(run)
+    assert module.net.likelihood.name == "continuous_bernoulli" and module.objective.c_max == 25
+    x = instantiate(cfg.data).images("test")[0][:2000]
+    with torch.no_grad():
+        logits = module.net.decode(module.net.encode(x).mu)
+        cb, bce = ContinuousBernoulli().nll(logits, x), Bernoulli().nll(logits, x)
+        assert torch.equal(module.net.reconstruct(x), ContinuousBernoulli().mean(logits))  # what figures show
+    assert float((bce - cb).min()) >= 784 * 0.6931 and float((bce - cb).mean()) > 784 * 0.6931  # log C(λ) ≥ ln 2
+    assert metrics["test/recon"] < float(bce.mean()) - 543  # the run's own (one-sample) recon, same images
 
 
 def test_ddp_on_two_cpu_processes_gives_exact_means_over_all_test_images(tmp_path, real_data_dir):
