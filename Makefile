@@ -3,8 +3,11 @@ PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BETAS ?= 0.1,0.5,1.0
+SEEDS ?= 1,2,3
+JOBS ?= 2
+RESULTS ?= multirun/results
 
-.PHONY: install install-dev data sweep test test-fast lint format bench
+.PHONY: install install-dev data sweep results test test-fast lint format bench
 
 install:
 	$(PIP) install -q -e .
@@ -21,6 +24,13 @@ data:
 
 sweep: install data
 	$(PYTHON) -m betavae.train -m beta=$(BETAS)
+
+# The README's Results: every β with three training seeds ($(JOBS) jobs at a time), then the likelihood
+# evaluation of every job on all 10,000 test images (FID and the probes come from training's test pass).
+results: install data
+	$(PYTHON) -m betavae.train -m beta=$(BETAS) seed=$(SEEDS) hydra.sweep.dir=$(RESULTS) \
+	  hydra/launcher=joblib hydra.launcher.n_jobs=$(JOBS)
+	$(PYTHON) -m betavae.evaluate sweep_dir=$(RESULTS) fid=none eval.probe=false eval.figures=false
 
 test: install-dev data
 	$(PYTHON) -m pytest -q

@@ -86,7 +86,7 @@ class CapacityObjective(Objective):
 
     name = "capacity"
 
-    def __init__(self, gamma: float = 1000.0, c_max: float = 25.0, c_steps: int = 10_000) -> None:
+    def __init__(self, gamma: float = 100.0, c_max: float = 25.0, c_steps: int = 10_000) -> None:
         require(is_number(gamma) and gamma > 0, "gamma", gamma, "must be a finite number > 0")
         require(is_number(c_max) and c_max >= 0, "c_max", c_max, "must be a finite number >= 0")
         require(isinstance(c_steps, int) and c_steps >= 1, "c_steps", c_steps, "must be an integer >= 1")

@@ -48,7 +48,16 @@ COLUMNS = {  # metric key: table header
     "epochs": "epochs",
     "wall_time_s": "wall time (s)",
 }
-PAIRED = ("test/recon", "test/kl", "test/elbo", "test/nll_iw", "test/fid", "test/fid_recon", "test/probe_accuracy")
+PAIRED = (
+    "test/recon",
+    "test/kl",
+    "test/elbo",
+    "test/nll_iw",
+    "test/fid",
+    "test/fid_recon",
+    "test/probe_accuracy",
+    "test/probe_accuracy_active",
+)
 T_975 = {2: 12.71, 3: 4.30, 4: 3.18, 5: 2.78, 6: 2.57, 7: 2.45, 8: 2.36, 9: 2.31, 10: 2.26}  # Student t, n samples
 
 
@@ -195,13 +204,15 @@ def iso_elbo_lines(ax: Any, levels: list[float]) -> None:
     (lowest) −ELBO, and lines below it would be better bounds."""
     if not levels:
         return
-    ax.autoscale(False)
-    (x0, x1), best = ax.get_xlim(), min(levels)
+    ax.autoscale_view()  # the limits the points need, fixed before the lines are drawn across them
+    (x0, x1), (y0, y1), best = ax.get_xlim(), ax.get_ylim(), min(levels)
     step = float(np.ceil((max(levels) - best) / 4)) if max(levels) - best > 4 else 2.0
     for level in best + step * np.arange(-2, 8):
         ax.plot([x0, x1], [level - x0, level - x1], ls="--", lw=0.8, color="0.8", zorder=0)
     ax.plot([x0, x1], [best - x0, best - x1], ls="--", lw=1, color="0.3", zorder=0,
             label=f"recon + KL = {best:.1f} (best −ELBO); grey: every {step:g} nats")  # fmt: skip
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
     ax.legend(loc="upper right", fontsize=8)
 
 

@@ -39,6 +39,20 @@ def test_seeds_are_grouped_as_mean_and_std(seeds_sweep):
     assert table.count(" ± ") >= 2 * 4 and "| beta=0.5 | 0.5 | 2 | ok |" in table
 
 
+def test_paired_differences_are_per_seed_differences_with_a_t_interval(seeds_sweep):
+    summary = json.loads((seeds_sweep / "summary.json").read_text())
+    jobs = {(j["beta"], j["seed"]): j for j in summary["jobs"]}
+    diffs = [jobs[(2.0, s)]["test/kl"] - jobs[(0.5, s)]["test/kl"] for s in (1, 2)]
+    pair = next(p for p in summary["paired"] if p["metric"] == "test/kl")
+    assert (pair["from"], pair["to"], pair["n"]) == ("beta=0.5", "beta=2.0", 2)
+    mean, sd = statistics.fmean(diffs), statistics.stdev(diffs)
+    half = 12.71 * sd / 2**0.5  # Student t, 1 degree of freedom, 97.5%
+    assert pair["mean"] == pytest.approx(mean) and pair["sd"] == pytest.approx(sd)
+    assert pair["ci95"] == pytest.approx([mean - half, mean + half])
+    assert pair["within_noise"] == (mean - half <= 0 <= mean + half)
+    assert "## Paired differences over shared seeds" in (seeds_sweep / "summary.md").read_text()
+
+
 def test_a_job_without_metrics_is_listed_as_unfinished(seeds_sweep, tmp_path):
     copy = tmp_path / "sweep"
     shutil.copytree(seeds_sweep, copy)
@@ -118,3 +132,18 @@ def test_evaluate_needs_exactly_one_target(tmp_path):
     assert result.returncode != 0 and "give exactly one of run_dir=" in result.stderr
     missing = run_module("betavae.evaluate", f"sweep_dir={tmp_path}/nothing", check=False)
     assert missing.returncode != 0 and "sweep directory not found" in missing.stderr
+
+
+def test_iso_elbo_lines_keep_the_points_in_view_and_mark_the_best_bound():
+    from betavae.figures import new_figure
+    from betavae.summarize import iso_elbo_lines
+
+    ax = new_figure(4, 3).add_subplot()
+    points = [(38.7, 214.7), (17.0, 222.4), (12.2, 227.5)]  # (KL, recon)
+    ax.errorbar(*zip(*points, strict=True), fmt="o")
+    ax.margins(0.15)
+    iso_elbo_lines(ax, [kl + recon for kl, recon in points])
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    assert all(x0 < kl < x1 and y0 < recon < y1 for kl, recon in points)
+    best = ax.get_legend().get_texts()[0].get_text()
+    assert best.startswith("recon + KL = 239.4 (best −ELBO)")
