@@ -24,6 +24,11 @@ def is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def is_int(value: Any, low: int) -> bool:
+    """True for an int (bool excluded) >= ``low``."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
 def require(ok: bool, name: str, value: Any, rule: str) -> None:
     """Raise ConfigError('<name>=<value>: <rule>') unless ``ok``."""
     if not ok:

@@ -283,21 +283,23 @@ class FashionMNISTDataModule(pl.LightningDataModule):
         if self.binarize:
             self.binary = {name: binarized(x, self.binarize_seed).to(device) for name, (x, _) in splits.items()}
 
+    def _split(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """A split's uint8 images and labels, loading the data on first use."""
+        if not self.splits:
+            self.setup()
+        return self.splits[split]
+
     def images(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         """All images of a split as flattened floats in [0, 1] with their labels, on the data's device: the
         grayscale images (what figures, FID and the probe use)."""
-        if not self.splits:
-            self.setup()
-        images, labels = self.splits[split]
+        images, labels = self._split(split)
         return to_unit(images), labels
 
     def observed(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         """The images the likelihood scores: with ``binarize`` the split's fixed binarisation, else `images`."""
         if not self.binarize:
             return self.images(split)
-        if not self.splits:
-            self.setup()
-        return to_unit(self.binary[split]), self.splits[split][1]
+        return to_unit(self.binary[split]), self._split(split)[1]
 
     def _loader(self, split: str, train: bool, batch_size: int) -> TensorBatches:
         """Batches of one split for this process's rank; training shuffles and drops the uneven remainder."""

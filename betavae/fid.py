@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 
-from betavae.config import ConfigError, require
+from betavae.config import ConfigError, is_int, require
 from betavae.data import to_unit
 from betavae.files import atomic, cache_path
 from betavae.model import MLPVAE
@@ -207,10 +207,10 @@ class FIDScorer:
         cache_dir: str | os.PathLike | None = None,
         inception_weights: str | None = None,
     ) -> None:
-        require(num_images is None or _int_at_least(num_images, 2), "num_images", num_images, "must be null or >= 2")
-        require(_int_at_least(batch_size, 1), "batch_size", batch_size, "must be an integer >= 1")
+        require(num_images is None or is_int(num_images, 2), "num_images", num_images, "must be null or >= 2")
+        require(is_int(batch_size, 1), "batch_size", batch_size, "must be an integer >= 1")
         seeds = list(sample_seeds) if isinstance(sample_seeds, Sequence) else []
-        require(seeds and all(_int_at_least(s, 0) for s in seeds), "sample_seeds", sample_seeds,
+        require(seeds and all(is_int(s, 0) for s in seeds), "sample_seeds", sample_seeds,
                 "must be a non-empty list of integers >= 0")  # fmt: skip
         self.metric = make_metric(feature, inception_weights)
         self.num_images, self.sample_seeds, self.batch_size, self.recon = num_images, seeds, batch_size, recon
@@ -250,8 +250,3 @@ class FIDScorer:
         if self.recon and split == "test":
             result["test/fid_recon"] = fid_against_real(self.metric, self.reconstructions(model, real))
         return result
-
-
-def _int_at_least(value: object, low: int) -> bool:
-    """An int (not a bool) >= ``low``."""
-    return isinstance(value, int) and not isinstance(value, bool) and value >= low

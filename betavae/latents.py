@@ -52,7 +52,7 @@ def linear_probe_accuracy(
 def posterior_sample(posterior: Posterior, seed: int = 0) -> torch.Tensor:
     """One seeded draw z ~ q(z|x) per image (drawn on the CPU, so a seed gives the same z on every device)."""
     eps = torch.randn(posterior.mu.shape, generator=torch.Generator().manual_seed(seed)).to(posterior.mu.device)
-    return posterior.mu + eps * (0.5 * posterior.logvar).exp()
+    return MLPVAE.reparameterize(posterior.mu, posterior.logvar, eps)
 
 
 def probe_metrics(

@@ -13,7 +13,6 @@ class Likelihood:
     """How decoder logits score images (−log p(x|z) per image) and what image they stand for (their mean)."""
 
     name = "likelihood"
-    normalised = False  # whether exp(−nll) integrates to 1 over the images it is used on
 
     def nll(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """−log p(x|z) summed over pixels, for logits [..., B, P] of images x [B, P]: shape [..., B]."""
@@ -43,7 +42,6 @@ class ContinuousBernoulli(Likelihood):
     normalised density on [0, 1] per pixel. Its mean is not σ(logits); figures and FID use the mean."""
 
     name = "continuous_bernoulli"
-    normalised = True
 
     def nll(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return -CB(logits=logits, validate_args=False).log_prob(x.expand_as(logits)).sum(-1)

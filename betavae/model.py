@@ -10,7 +10,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from betavae.config import require
+from betavae.config import is_int, require
 from betavae.likelihood import Likelihood, by_name
 
 
@@ -31,11 +31,6 @@ def mlp(sizes: Sequence[int]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def _positive_int(value: object) -> bool:
-    """An int >= 1 (bool excluded)."""
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
-
-
 class MLPVAE(nn.Module):
     """Encoder input→hidden→(μ, log σ²) and decoder latent→reversed hidden→logits, as in the reference study;
     ``likelihood`` (an object or its name) turns logits into log p(x|z) and into images."""
@@ -48,14 +43,14 @@ class MLPVAE(nn.Module):
         likelihood: Likelihood | str = "bernoulli",
     ) -> None:
         super().__init__()
-        require(_positive_int(input_dim), "input_dim", input_dim, "must be an integer >= 1")
+        require(is_int(input_dim, 1), "input_dim", input_dim, "must be an integer >= 1")
         require(
-            isinstance(hidden_dims, Sequence) and len(hidden_dims) > 0 and all(map(_positive_int, hidden_dims)),
+            isinstance(hidden_dims, Sequence) and len(hidden_dims) > 0 and all(is_int(h, 1) for h in hidden_dims),
             "hidden_dims",
             hidden_dims,
             "must be a non-empty list of positive integers",
         )
-        require(_positive_int(latent_dim), "latent_dim", latent_dim, "must be an integer >= 1")
+        require(is_int(latent_dim, 1), "latent_dim", latent_dim, "must be an integer >= 1")
         self.input_dim, self.latent_dim = input_dim, latent_dim
         self.likelihood = by_name(likelihood) if isinstance(likelihood, str) else likelihood
         # Plain values: what a checkpoint stores to rebuild this network (see BetaVAEModule.load).

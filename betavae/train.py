@@ -39,13 +39,18 @@ def instantiate_all(group: DictConfig | None) -> list[Any]:
     return [instantiate(node) for node in (group or {}).values()]
 
 
+def likelihood_label(cfg: DictConfig) -> str:
+    """The likelihood's class name, with ' binarized' when the data are binarised (likelihood=binarized)."""
+    return cfg.likelihood._target_.rsplit(".", 1)[-1] + (" binarized" if cfg.data.get("binarize") else "")
+
+
 def hparams(cfg: DictConfig) -> dict[str, Any]:
     """The hyperparameters a β sweep varies, flat, for TensorBoard's HPARAMS tab."""
     objective = OmegaConf.to_container(cfg.objective, resolve=True)
     return {
         "objective": objective.pop("_target_").rsplit(".", 1)[-1],
         **{f"objective.{k}": v for k, v in objective.items()},
-        "likelihood": cfg.likelihood._target_.rsplit(".", 1)[-1] + (" binarized" if cfg.data.get("binarize") else ""),
+        "likelihood": likelihood_label(cfg),
         "beta": cfg.beta,
         "seed": cfg.seed,
         "lr": cfg.lr,
@@ -128,7 +133,7 @@ def train(cfg: DictConfig, output_dir: Path, parallel: int = 1) -> dict[str, Any
         "beta": cfg.beta,
         "seed": cfg.seed,
         "objective": OmegaConf.to_container(cfg.objective, resolve=True),
-        "likelihood": hparams(cfg)["likelihood"],
+        "likelihood": likelihood_label(cfg),
         "epochs": trainer.current_epoch,
         "wall_time_s": wall_time,  # all parts of a resumed run
         "best_checkpoint": os.path.relpath(best, output_dir) if best else None,
