@@ -18,6 +18,7 @@ from typing import Any
 
 import hydra
 import numpy as np
+import scipy.stats
 import yaml
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -58,7 +59,6 @@ PAIRED = (
     "test/probe_accuracy",
     "test/probe_accuracy_active",
 )
-T_975 = {2: 12.71, 3: 4.30, 4: 3.18, 5: 2.78, 6: 2.57, 7: 2.45, 8: 2.36, 9: 2.31, 10: 2.26}  # Student t, n samples
 
 
 def read_job(job_dir: Path) -> dict[str, Any]:
@@ -136,13 +136,13 @@ def paired_differences(rows: list[dict[str, Any]], jobs: list[dict[str, Any]]) -
         if len(seeds) < 2:
             continue
         for key in PAIRED:
-            diffs = [by_group[b["group"]][s].get(key) for s in seeds]
-            firsts = [by_group[a["group"]][s].get(key) for s in seeds]
-            if None in diffs or None in firsts:
+            before = [by_group[a["group"]][s].get(key) for s in seeds]
+            after = [by_group[b["group"]][s].get(key) for s in seeds]
+            if None in before or None in after:
                 continue
-            d = [y - x for x, y in zip(firsts, diffs, strict=True)]
+            d = [y - x for x, y in zip(before, after, strict=True)]
             mean, sd = statistics.fmean(d), statistics.stdev(d)
-            half = T_975.get(len(d), 1.96) * sd / math.sqrt(len(d))
+            half = float(scipy.stats.t.ppf(0.975, len(d) - 1)) * sd / math.sqrt(len(d))
             interval = [mean - half, mean + half]
             pairs.append({"from": a["group"], "to": b["group"], "metric": key, "n": len(d), "mean": mean, "sd": sd,
                           "ci95": interval, "within_noise": interval[0] <= 0 <= interval[1]})  # fmt: skip

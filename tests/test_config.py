@@ -63,35 +63,25 @@ def test_invalid_values_are_refused_by_their_constructor_naming_the_key(override
 
 
 @pytest.mark.parametrize(
-    ("override", "message"),
+    ("entry", "override", "message"),
     [
-        ("seed=-1", "seed=-1: must be an integer in [0, 2**32)"),
-        ("trainer.max_epochs=0", "trainer.max_epochs=0: must be an integer >= 1"),
-        ("trainer.max_epochs=-1", "trainer.max_epochs=-1: must be an integer >= 1"),
+        ("train", "seed=-1", "seed=-1: must be an integer in [0, 2**32)"),
+        ("train", "trainer.max_epochs=0", "trainer.max_epochs=0: must be an integer >= 1"),
+        ("train", "trainer.max_epochs=-1", "trainer.max_epochs=-1: must be an integer >= 1"),
+        ("evaluate", "eval.iw_samples=0", "eval.iw_samples=0: must be an integer >= 1"),
+        ("evaluate", "eval.elbo_samples=0", "eval.elbo_samples=0: must be an integer >= 1"),
+        ("evaluate", "eval.limit=-5", "eval.limit=-5: must be null or >= 1"),
+        ("evaluate", "eval.limit=0", "eval.limit=0: must be null or >= 1"),
     ],
 )
-def test_job_keys_no_constructor_checks_are_refused_naming_the_key(override, message):
+def test_keys_no_constructor_checks_are_refused_by_their_entry_point_naming_the_key(entry, override, message):
+    from betavae.evaluate import check_eval
     from betavae.train import check_job
 
+    check, settings = (check_job, compose_train(override)) if entry == "train" else (
+        check_eval, compose_config("evaluate", override).eval)  # fmt: skip
     with pytest.raises(Exception) as err:
-        check_job(compose_train(override))
-    assert config_error(err.value) == message
-
-
-@pytest.mark.parametrize(
-    ("override", "message"),
-    [
-        ("eval.iw_samples=0", "eval.iw_samples=0: must be an integer >= 1"),
-        ("eval.elbo_samples=0", "eval.elbo_samples=0: must be an integer >= 1"),
-        ("eval.limit=-5", "eval.limit=-5: must be null or >= 1"),
-        ("eval.limit=0", "eval.limit=0: must be null or >= 1"),
-    ],
-)
-def test_evaluation_counts_that_give_no_estimate_are_refused_naming_the_key(override, message):
-    from betavae.evaluate import check_eval
-
-    with pytest.raises(Exception) as err:
-        check_eval(compose_config("evaluate", override).eval)
+        check(settings)
     assert config_error(err.value) == message
 
 

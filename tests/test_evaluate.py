@@ -46,7 +46,7 @@ def test_paired_differences_are_per_seed_differences_with_a_t_interval(seeds_swe
     pair = next(p for p in summary["paired"] if p["metric"] == "test/kl")
     assert (pair["from"], pair["to"], pair["n"]) == ("beta=0.5", "beta=2.0", 2)
     mean, sd = statistics.fmean(diffs), statistics.stdev(diffs)
-    half = 12.71 * sd / 2**0.5  # Student t, 1 degree of freedom, 97.5%
+    half = 12.7062 * sd / 2**0.5  # Student t, 1 degree of freedom, 97.5%
     assert pair["mean"] == pytest.approx(mean) and pair["sd"] == pytest.approx(sd)
     assert pair["ci95"] == pytest.approx([mean - half, mean + half])
     assert pair["within_noise"] == (mean - half <= 0 <= mean + half)
