@@ -60,7 +60,10 @@ class BetaVAEModule(pl.LightningModule):
         # One Adam step per batch, written out: Lightning's automatic-optimization closure cost about 4% of a
         # CPU training epoch (benchmarks/train_speed.py).
         self.automatic_optimization = False
-        self._sums: dict[str, torch.Tensor] = {}
+        # Per stage, each batch's (loss, recon, KL) means and image count, summed when the epoch ends: no host
+        # sync and no extra tensor operation per step.
+        self._batches: dict[str, list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]]] = {}
+        self._checked = 0  # training batches of this epoch already checked for a non-finite loss
         self._resumed_rng: dict[str, Any] | None = None
 
     @property
@@ -91,25 +94,27 @@ class BetaVAEModule(pl.LightningModule):
         return Progress(self.global_step, self.current_epoch + batch_idx / max(1, self.trainer.num_training_batches))
 
     def _step(self, batch: Batch, stage: str, at: Progress | None = None) -> LossTerms:
-        """Loss on one batch, adding its per-image sums to the epoch's running totals without a sync."""
+        """Loss on one batch; its detached terms are kept for the epoch's exact means."""
         x, _ = batch
         logits, mu, logvar = self.net(x)
         n = x.shape[0]
         recon, kl = self.net.nll(logits, x).sum() / n, gaussian_kl(mu, logvar).sum() / n
         terms = LossTerms(self.objective(recon, kl, at), recon, kl)
-        totals = torch.stack([terms.loss.detach(), terms.recon.detach(), terms.kl.detach(), mu.new_tensor(1.0)]) * n
-        self._sums[stage] = self._sums[stage] + totals if stage in self._sums else totals
+        self._batches.setdefault(stage, []).append((terms.loss.detach(), recon.detach(), kl.detach(), n))
         return terms
 
     def _log_epoch(self, stage: str) -> None:
         """Log exact epoch means: sums over all images (across ranks) divided by the image count."""
-        totals = self._sums.pop(stage, None)
-        if totals is None:
+        batches = self._batches.pop(stage, None)
+        if not batches:
             return
+        means = torch.stack([torch.stack(batch[:3]) for batch in batches])  # [batches, (loss, recon, kl)]
+        counts = means.new_tensor([batch[3] for batch in batches])
+        totals = torch.cat([counts @ means, counts.sum().view(1)])
         loss, recon, kl, count = self.trainer.strategy.reduce(totals, reduce_op="sum").unbind()
         recon, kl = recon / count, kl / count
         if stage != "test":
-            self._check_finite(f"{stage}/loss", recon, kl)
+            self._check_finite(f"{stage}/loss", f"epoch {self.trainer.current_epoch}", recon, kl)
         # Training's loss is the mean of what each step minimised; validation's and test's are the final objective
         # of the epoch's means (for a β objective the two agree; |KL − C| is not linear).
         loss = loss / count if stage == "train" else self.objective(recon, kl)
@@ -119,25 +124,41 @@ class BetaVAEModule(pl.LightningModule):
         # Already summed over ranks; sync_dist only tells Lightning so (a mean of equal values).
         self.log_dict(metrics, prog_bar=stage == "val", sync_dist=True)
 
-    def _check_finite(self, what: str, recon: torch.Tensor, kl: torch.Tensor) -> None:
-        """Stop at the first non-finite loss, naming where and which term: training on NaN only wastes the
-        job, and the checkpoint of the last finished epoch stays the last finite one."""
+    @staticmethod
+    def _check_finite(what: str, where: str, recon: torch.Tensor, kl: torch.Tensor) -> None:
+        """Stop at a non-finite loss, naming where and which term: training on NaN only wastes the job, and the
+        checkpoint of the last finished epoch stays the last finite one."""
         terms = (("recon", recon), ("KL", kl))
-        bad = [f"{name} = {float(value.detach())}" for name, value in terms if not torch.isfinite(value)]
+        bad = [f"{name} = {float(value)}" for name, value in terms if not torch.isfinite(value)]
         if bad:
-            where = f"step {self.trainer.global_step}, epoch {self.trainer.current_epoch}"
             raise Diverged(f"diverged: non-finite {what} at {where} ({', '.join(bad)}); try a lower lr")
+
+    def _check_training(self) -> None:
+        """Stop if a training batch since the last check had a non-finite loss, naming the first such step. One
+        host sync per call; called every `log_every_n_steps` batches and at the last batch of the epoch, so a
+        divergence stops training before validation, the epoch's callbacks and its checkpoint."""
+        batches = self._batches.get("train", [])
+        recent = batches[self._checked :]
+        self._checked = len(batches)
+        if not recent:
+            return
+        losses = torch.stack([batch[0] for batch in recent])
+        bad = torch.nonzero(~torch.isfinite(losses)).flatten()
+        if len(bad):
+            first = int(bad[0])
+            step = self.trainer.global_step - len(recent) + first
+            where = f"step {step}, epoch {self.trainer.current_epoch}"
+            self._check_finite("training loss", where, *recent[first][1:3])
 
     def training_step(self, batch: Batch, batch_idx: int) -> None:
         terms = self._step(batch, "train", self.progress(batch_idx))
-        if not torch.isfinite(terms.loss):  # one host sync per step
-            self._check_finite("training loss", terms.recon, terms.kl)
         optimizer = self.optimizers()
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(terms.loss)
         optimizer.step()
-        if batch_idx % self.trainer.log_every_n_steps == 0:  # progress bar only; the logger gets epoch means
-            self.log("loss", terms.loss.detach(), prog_bar=True, logger=False)
+        if batch_idx % self.trainer.log_every_n_steps == 0 or batch_idx + 1 >= self.trainer.num_training_batches:
+            self._check_training()
+            self.log("loss", terms.loss.detach(), prog_bar=True, logger=False)  # progress bar; logger: epoch means
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._step(batch, "val")
@@ -154,6 +175,7 @@ class BetaVAEModule(pl.LightningModule):
         self._resumed_rng = checkpoint.get("rng_state")
 
     def on_train_epoch_start(self) -> None:
+        self._checked = 0
         if self._resumed_rng is not None:
             set_rng_state(self._resumed_rng)
             self._resumed_rng = None

@@ -129,7 +129,7 @@ def test_one_epoch_resumed_for_another_equals_two_straight_epochs(tmp_path, real
 
 @pytest.mark.slow
 @pytest.mark.parametrize("lr", ["0.03", "1e9"])
-def test_divergence_stops_at_the_first_non_finite_loss_in_one_line(tmp_path, real_data_dir, lr):
+def test_divergence_stops_the_job_in_one_line_naming_the_step(tmp_path, real_data_dir, lr):
     result = train(tmp_path, f"lr={lr}", "trainer.max_epochs=2", "trainer.limit_train_batches=30", check=False)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     line = result.stderr.strip().splitlines()[-1]
@@ -137,6 +137,7 @@ def test_divergence_stops_at_the_first_non_finite_loss_in_one_line(tmp_path, rea
     assert "KL = " in line or "recon = " in line
     metrics = strict_json(tmp_path / "metrics.json")
     assert metrics["status"] == "failed" and metrics["reason"] == line.removeprefix("error: ")
+    assert not (tmp_path / "checkpoints" / "last.ckpt").exists()  # the diverged epoch saved nothing
 
 
 def broken_data(kind, root):

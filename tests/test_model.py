@@ -92,3 +92,19 @@ def test_a_checkpoint_alone_rebuilds_its_module(tmp_path):
     torch.save({"state_dict": module.state_dict()}, tmp_path / "bare.ckpt")
     with pytest.raises(RunError, match="not a betavae checkpoint"):
         BetaVAEModule.load(tmp_path / "bare.ckpt")
+
+
+def test_divergence_check_names_the_first_non_finite_step_since_the_last_check():
+    """The training loss is checked every few steps without a sync per step; the error names the first bad one."""
+    from types import SimpleNamespace
+
+    from betavae.module import Diverged
+
+    module = BetaVAEModule(MLPVAE(input_dim=4, hidden_dims=[3], latent_dim=2))
+    module._trainer = SimpleNamespace(global_step=10, current_epoch=2)  # 10 optimizer steps taken
+    nan, inf, one = torch.tensor(float("nan")), torch.tensor(float("inf")), torch.tensor(1.0)
+    module._batches["train"] = [(one, one, one, 4)] * 6  # steps 0-5, checked
+    module._check_training()
+    module._batches["train"] += [(one, one, one, 4), (one, one, one, 4), (inf, one, inf, 4), (nan, nan, one, 4)]
+    with pytest.raises(Diverged, match=r"non-finite training loss at step 8, epoch 2 \(KL = inf\)"):
+        module._check_training()
