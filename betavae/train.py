@@ -140,6 +140,9 @@ def train(cfg: DictConfig, output_dir: Path, parallel: int = 1) -> dict[str, Any
     }
     if trainer.is_global_zero:
         write_json(output_dir / "metrics.json", result)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        # Every rank, now: left to interpreter exit, gloo's threads can abort the process (pytorch#190489).
+        torch.distributed.destroy_process_group()
     return result
 
 
