@@ -29,10 +29,15 @@ class IWEstimate(NamedTuple):
     ess: torch.Tensor
 
 
+def posterior_draws(mu: torch.Tensor, logvar: torch.Tensor, samples: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ε, z): ``samples`` draws z = μ + σ·ε ~ q(z|x) per image, [samples, B, D], and the unit noise behind them."""
+    eps = torch.randn(samples, *mu.shape, dtype=mu.dtype, device=mu.device)
+    return eps, MLPVAE.reparameterize(mu, logvar, eps)
+
+
 def log_weights(model: MLPVAE, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, samples: int) -> torch.Tensor:
     """log p(x|z) + log p(z) − log q(z|x) for ``samples`` draws z ~ q(z|x) per image, shape [samples, B]."""
-    eps = torch.randn(samples, *mu.shape, dtype=mu.dtype, device=mu.device)
-    z = model.reparameterize(mu, logvar, eps)
+    eps, z = posterior_draws(mu, logvar, samples)
     log_px_z = -model.nll(model.decode(z), x)
     log_pz = -0.5 * (z.square() + LOG_2PI).sum(-1)
     log_qz_x = -0.5 * (eps.square() + logvar + LOG_2PI).sum(-1)
@@ -84,7 +89,7 @@ def elbo_terms(model: MLPVAE, images: torch.Tensor, samples: int = 1, batch_imag
     recon, kl = [], []
     for x in images.split(batch_images):
         mu, logvar = model.encode(x)
-        z = model.reparameterize(mu, logvar, torch.randn(samples, *mu.shape, dtype=mu.dtype, device=mu.device))
+        _, z = posterior_draws(mu, logvar, samples)
         recon.append(model.nll(model.decode(z), x).mean(0))
         kl.append(gaussian_kl(mu, logvar).sum(-1))
     return ElboTerms(torch.cat(recon), torch.cat(kl))

@@ -16,7 +16,7 @@ import torch
 from omegaconf import DictConfig
 
 from betavae.cli import quote_path_arguments
-from betavae.config import require
+from betavae.config import is_int, require
 from betavae.files import cache_path
 
 log = logging.getLogger(__name__)
@@ -243,9 +243,9 @@ class FashionMNISTDataModule(pl.LightningDataModule):
         super().__init__()
         train_images = SPLITS["train"][2]
         for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
-            require(isinstance(value, int) and value >= 1, name, value, "must be an integer >= 1")
+            require(is_int(value, 1), name, value, "must be an integer >= 1")
         require(  # validation picks the best checkpoint, so it needs images
-            isinstance(val_size, int) and 1 <= val_size < train_images,
+            is_int(val_size, 1) and val_size < train_images,
             "val_size",
             val_size,
             f"must be an integer in [1, {train_images})",

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from betavae import figures
 from betavae.bounds import elbo_terms, iw_estimate, standard_error
 from betavae.cli import quote_path_arguments
-from betavae.config import ConfigError, config_error, require
+from betavae.config import ConfigError, config_error, is_int, require
 from betavae.fid import FIDScorer
 from betavae.files import RunError, write_json, write_png
 from betavae.latents import encode_all, latent_metrics
@@ -114,9 +114,9 @@ def check_eval(settings: DictConfig) -> None:
     """Refuse, before any work, sample counts and limits that would give no estimate or a wrong one."""
     for key in ("iw_samples", "elbo_samples", "batch_images", "batch_samples"):
         value = settings[key]
-        require(isinstance(value, int) and value >= 1, f"eval.{key}", value, "must be an integer >= 1")
+        require(is_int(value, 1), f"eval.{key}", value, "must be an integer >= 1")
     limit = settings.limit
-    require(limit is None or (isinstance(limit, int) and limit >= 1), "eval.limit", limit, "must be null or >= 1")
+    require(limit is None or is_int(limit, 1), "eval.limit", limit, "must be null or >= 1")
 
 
 def runs_to_evaluate(cfg: DictConfig) -> list[Path]:

@@ -53,7 +53,8 @@ def shared_limits(views: list[np.ndarray], margin: float = 0.05) -> Limits:
 def draw_frame(
     view: np.ndarray, frame: Frame, labels: np.ndarray, classes: Sequence[int], limits: Limits, label: str
 ) -> np.ndarray:
-    """One frame: a scatter per class with a legend, fixed limits, β, epoch and val/loss in the title."""
+    """One frame: a scatter per class with a legend, fixed limits, the objective's label, epoch and val/loss in the
+    title."""
     fig = new_figure(5.5, 5.0)
     ax = fig.add_subplot()
     for c in classes:

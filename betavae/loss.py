@@ -6,7 +6,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from betavae.config import ConfigError, is_number, require
+from betavae.config import ConfigError, is_int, is_number, require
 
 
 class LossTerms(NamedTuple):
@@ -89,7 +89,7 @@ class CapacityObjective(Objective):
     def __init__(self, gamma: float = 100.0, c_max: float = 25.0, c_steps: int = 10_000) -> None:
         require(is_number(gamma) and gamma > 0, "gamma", gamma, "must be a finite number > 0")
         require(is_number(c_max) and c_max >= 0, "c_max", c_max, "must be a finite number >= 0")
-        require(isinstance(c_steps, int) and c_steps >= 1, "c_steps", c_steps, "must be an integer >= 1")
+        require(is_int(c_steps, 1), "c_steps", c_steps, "must be an integer >= 1")
         self.gamma, self.c_max, self.c_steps = float(gamma), float(c_max), c_steps
 
     def capacity(self, at: Progress | None) -> float:

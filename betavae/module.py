@@ -60,8 +60,8 @@ class BetaVAEModule(pl.LightningModule):
         # One Adam step per batch, written out: Lightning's automatic-optimization closure cost about 4% of a
         # CPU training epoch (benchmarks/train_speed.py).
         self.automatic_optimization = False
-        # Per stage, each batch's (loss, recon, KL) means and image count, summed when the epoch ends: no host
-        # sync and no extra tensor operation per step.
+        # Per stage, each batch's detached (loss, recon, KL) means and image count, summed when the epoch ends:
+        # no host sync per step.
         self._batches: dict[str, list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]]] = {}
         self._checked = 0  # training batches of this epoch already checked for a non-finite loss
         self._resumed_rng: dict[str, Any] | None = None
@@ -73,7 +73,7 @@ class BetaVAEModule(pl.LightningModule):
 
     @classmethod
     def load(cls, path: Path, map_location: str | torch.device = "cpu") -> BetaVAEModule:
-        """The module saved in a checkpoint, in eval mode: architecture and β from its hyperparameters, weights
+        """The module saved in a checkpoint, in eval mode: architecture and objective from its hyperparameters, weights
         from its state. Read with torch.load(weights_only=True), and only MLPVAE is ever built, so nothing in the
         file can run code."""
         checkpoint = load_checkpoint(path, map_location)

@@ -150,9 +150,7 @@ def paired_differences(rows: list[dict[str, Any]], jobs: list[dict[str, Any]]) -
 
 
 def paired_markdown(pairs: list[dict[str, Any]]) -> str:
-    """The paired differences as a Markdown table (empty without pairs)."""
-    if not pairs:
-        return ""
+    """The paired differences as a Markdown table."""
     lines = ["| from → to | metric | seeds | mean diff. ± sd | 95% interval | |", "|" + " --- |" * 6]
     for p in pairs:
         verdict = "within noise" if p["within_noise"] else "differs"

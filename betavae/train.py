@@ -23,7 +23,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
 from betavae.cli import quote_path_arguments
-from betavae.config import config_error, instantiate_copy, require
+from betavae.config import config_error, instantiate_copy, is_int, require
 from betavae.data import DataError
 from betavae.files import RunError, load_checkpoint, read_json, write_json
 from betavae.jobs import Terminated, job_lock, raise_on_sigterm, set_threads
@@ -64,8 +64,8 @@ def hparams(cfg: DictConfig) -> dict[str, Any]:
 def check_job(cfg: DictConfig) -> None:
     """Refuse, before any work, the job keys that no constructor checks."""
     seed, epochs = cfg.seed, cfg.trainer.max_epochs
-    require(isinstance(seed, int) and 0 <= seed < 2**32, "seed", seed, "must be an integer in [0, 2**32)")
-    require(isinstance(epochs, int) and epochs >= 1, "trainer.max_epochs", epochs, "must be an integer >= 1")
+    require(is_int(seed, 0) and seed < 2**32, "seed", seed, "must be an integer in [0, 2**32)")
+    require(is_int(epochs, 1), "trainer.max_epochs", epochs, "must be an integer >= 1")
     ckpt = cfg.ckpt_path
     require(
         ckpt is None or Path(ckpt).expanduser().is_file(), "ckpt_path", ckpt, "must be null or an existing checkpoint"
