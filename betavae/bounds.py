@@ -58,6 +58,7 @@ def iw_estimate(
     once; ``on_batch`` gets each batch's estimates (a progress bar)."""
     log_px, ess = [], []
     for x in images.split(batch_images):
+        x = x.to(model.device)
         mu, logvar = model.encode(x)
         total = torch.full((len(x),), -math.inf, device=x.device)  # log Σ w, then log Σ w² (running)
         total_sq = total.clone()
@@ -88,6 +89,7 @@ def elbo_terms(model: MLPVAE, images: torch.Tensor, samples: int = 1, batch_imag
     """Per-image ELBO terms, the reconstruction averaged over ``samples`` posterior draws per image."""
     recon, kl = [], []
     for x in images.split(batch_images):
+        x = x.to(model.device)
         mu, logvar = model.encode(x)
         _, z = posterior_draws(mu, logvar, samples)
         recon.append(model.nll(model.decode(z), x).mean(0))

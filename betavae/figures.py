@@ -1,4 +1,5 @@
-"""Every figure of a run, as a function of the model and images returning an RGB uint8 array, drawn headless."""
+"""Every figure of a run, as a function of the model and images returning an RGB uint8 array, drawn headless; the
+model computes on its own device, wherever the images are."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ def image_grid(images: torch.Tensor, nrow: int) -> np.ndarray:
 @torch.no_grad()
 def reconstructions(model: MLPVAE, images: torch.Tensor, labels: torch.Tensor, per_class: int = 2) -> np.ndarray:
     """The first ``per_class`` test images of each class in the top rows, their reconstructions below."""
-    x = images[first_per_class(labels, list(range(10)), per_class)]
+    x = images[first_per_class(labels, list(range(10)), per_class)].to(model.device)
     x = x.view(10, per_class, -1).transpose(0, 1).reshape(10 * per_class, -1)  # rows in class order
     return image_grid(torch.cat([x, model.reconstruct(x)]), nrow=10)
 
@@ -89,7 +90,7 @@ def interpolation(
     """Straight lines in latent space between the posterior means of the first images of two classes, one row
     per pair of classes."""
     ends = torch.stack([images[first_per_class(labels, list(pair), 1)] for pair in pairs])  # [P, 2, 784]
-    mu = model.encode(ends.flatten(0, 1)).mu.view(len(pairs), 2, -1)
+    mu = model.encode(ends.flatten(0, 1).to(model.device)).mu.view(len(pairs), 2, -1)
     t = torch.linspace(0, 1, steps, device=mu.device).view(1, -1, 1)
     path = mu[:, :1] * (1 - t) + mu[:, 1:] * t  # [P, steps, D]
     return image_grid(model.decode_mean(path.flatten(0, 1)), nrow=steps)
@@ -103,7 +104,7 @@ def latent_traversal(
     """For the ``num_dims`` dimensions with the highest average KL on ``ranking_images``, one row each: that
     dimension swept over [−span, span], the others at the posterior mean of ``image`` [784]."""
     dims = kl_per_dim(encode_all(model, ranking_images)).argsort(descending=True)[:num_dims]
-    base = model.encode(image.unsqueeze(0)).mu[0]
+    base = model.encode(image.unsqueeze(0).to(model.device)).mu[0]
     z = base.repeat(len(dims), steps, 1)
     z[torch.arange(len(dims)), :, dims] = torch.linspace(-span, span, steps, device=base.device)
     return image_grid(model.decode_mean(z.flatten(0, 1)), nrow=steps)

@@ -12,8 +12,9 @@ ACTIVE_THRESHOLD = 0.01  # Burda et al. (2016): a unit is active if Var_x(E_q[z_
 
 @torch.no_grad()
 def encode_all(model: MLPVAE, images: torch.Tensor, batch_size: int = 2000) -> Posterior:
-    """The posterior of every image (flattened, in [0, 1]), encoded in batches so memory stays bounded."""
-    parts = [model.encode(batch) for batch in images.split(batch_size)]
+    """The posterior of every image (flattened, in [0, 1]), encoded in batches on the model's device so memory
+    stays bounded wherever the images are."""
+    parts = [model.encode(batch.to(model.device)) for batch in images.split(batch_size)]
     return Posterior(torch.cat([p.mu for p in parts]), torch.cat([p.logvar for p in parts]))
 
 

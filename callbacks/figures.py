@@ -11,10 +11,10 @@ import numpy as np
 from betavae import figures
 from betavae.module import BetaVAEModule
 from callbacks.publish import log_scalars, publish, publish_json
-from callbacks.schedule import due
+from callbacks.schedule import AtFitEnd, due
 
 
-class FigureCallback(pl.Callback):
+class FigureCallback(AtFitEnd):
     """Draw ``name`` every ``every_n_epochs`` epochs (0: only when fitting ends) and when fitting ends."""
 
     name = "figure"
@@ -34,7 +34,7 @@ class FigureCallback(pl.Callback):
         if due(trainer, self.every_n_epochs):
             self._publish(trainer, pl_module)
 
-    def on_fit_end(self, trainer: pl.Trainer, pl_module: BetaVAEModule) -> None:
+    def at_fit_end(self, trainer: pl.Trainer, pl_module: BetaVAEModule) -> None:
         self._publish(trainer, pl_module)
 
 
@@ -100,7 +100,7 @@ class LatentTraversal(FigureCallback):
         )
 
 
-class FrozenSigma(pl.Callback):
+class FrozenSigma(AtFitEnd):
     """At fit end: `figures.frozen_sigma`, its statistics as figures/frozen_sigma.json and `frozen_sigma/*`
     scalars."""
 
@@ -109,7 +109,7 @@ class FrozenSigma(pl.Callback):
     ) -> None:
         self.sigmas, self.num_samples, self.grid_samples, self.seed = list(sigmas), num_samples, grid_samples, seed
 
-    def on_fit_end(self, trainer: pl.Trainer, pl_module: BetaVAEModule) -> None:
+    def at_fit_end(self, trainer: pl.Trainer, pl_module: BetaVAEModule) -> None:
         if not trainer.is_global_zero:
             return
         image, stats = figures.frozen_sigma(
@@ -123,7 +123,7 @@ class FrozenSigma(pl.Callback):
         )
 
 
-class TrainingCurves(pl.Callback):
+class TrainingCurves(AtFitEnd):
     """Collect each epoch's logged `train/*` and `val/*` means; draw `figures.training_curves` at fit end. The
     history travels in checkpoints, so a resumed run draws every epoch."""
 
@@ -150,7 +150,7 @@ class TrainingCurves(pl.Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.history = list(state_dict["history"])
 
-    def on_fit_end(self, trainer: pl.Trainer, pl_module: BetaVAEModule) -> None:
+    def at_fit_end(self, trainer: pl.Trainer, pl_module: BetaVAEModule) -> None:
         self._record(trainer, trainer.current_epoch)
         if trainer.is_global_zero and self.history:
             publish(trainer, "training_curves", figures.training_curves(self.history, pl_module.objective.label))

@@ -14,10 +14,10 @@ from betavae.files import write_gif
 from betavae.latents import encode_all
 from betavae.module import BetaVAEModule
 from callbacks.publish import figure_dir, publish
-from callbacks.schedule import due
+from callbacks.schedule import AtFitEnd, due
 
 
-class LatentEvolution(pl.Callback):
+class LatentEvolution(AtFitEnd):
     """Encode fixed validation images before training, every N epochs (0: none) and when fitting ends; at fit
     end publish every frame to TensorBoard, the last as latent_evolution.png, all as latent_evolution.gif."""
 
@@ -33,21 +33,25 @@ class LatentEvolution(pl.Callback):
         self.fps, self.hold_last_s = fps, hold_last_s
         self.frames: list[Frame] = []
 
-    def _snapshot(self, pl_module: BetaVAEModule, epoch: int, val_loss: float | None) -> None:
+    def _fixed(self, trainer: pl.Trainer) -> tuple[torch.Tensor, torch.Tensor]:
+        """The fixed validation images every frame encodes, and their labels."""
+        images, labels = trainer.datamodule.images("val")
+        picks = first_per_class(labels, self.classes, self.per_class)
+        return images[picks], labels[picks]
+
+    def _snapshot(self, trainer: pl.Trainer, pl_module: BetaVAEModule, epoch: int, val_loss: float | None) -> None:
         """Record the posterior means of the fixed images now."""
-        self.frames.append(Frame(epoch, encode_all(pl_module.net, self._images).mu.cpu().numpy(), val_loss))
+        mu = encode_all(pl_module.net, self._fixed(trainer)[0]).mu
+        self.frames.append(Frame(epoch, mu.cpu().numpy(), val_loss))
 
     def _snapshot_after_epoch(self, trainer: pl.Trainer, pl_module: BetaVAEModule, epochs_done: int) -> None:
         """A snapshot titled with the last logged val/loss."""
         val_loss = trainer.callback_metrics.get("val/loss")
-        self._snapshot(pl_module, epochs_done, None if val_loss is None else float(val_loss))
+        self._snapshot(trainer, pl_module, epochs_done, None if val_loss is None else float(val_loss))
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: BetaVAEModule) -> None:
-        images, labels = trainer.datamodule.images("val")
-        picks = first_per_class(labels, self.classes, self.per_class)
-        self._images, self._labels = images[picks], labels[picks].cpu().numpy()
         if not self.frames:  # a resumed run has its earlier frames from the checkpoint
-            self._snapshot(pl_module, trainer.current_epoch, None)
+            self._snapshot(trainer, pl_module, trainer.current_epoch, None)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: BetaVAEModule) -> None:
         if due(trainer, self.every_n_epochs, last=True):  # before the epoch's checkpoint, which keeps the frames
@@ -60,12 +64,13 @@ class LatentEvolution(pl.Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.frames = [Frame(epoch, mu.numpy(), val_loss) for epoch, mu, val_loss in state_dict["frames"]]
 
-    def on_fit_end(self, trainer: pl.Trainer, pl_module: BetaVAEModule) -> None:
+    def at_fit_end(self, trainer: pl.Trainer, pl_module: BetaVAEModule) -> None:
         if not trainer.is_global_zero or not self.frames:
             return
         if self.frames[-1].epoch < trainer.current_epoch:  # the final state, unless a periodic snapshot took it
             self._snapshot_after_epoch(trainer, pl_module, trainer.current_epoch)
-        images = evolution_images(self.frames, self._labels, self.classes, pl_module.objective.label)
+        labels = self._fixed(trainer)[1].cpu().numpy()
+        images = evolution_images(self.frames, labels, self.classes, pl_module.objective.label)
         for frame, image in zip(self.frames, images, strict=True):
             publish(trainer, "latent_evolution", image, step=frame.epoch)  # TensorBoard's slider steps by epoch
         durations = [1000 / self.fps] * (len(images) - 1) + [1000 * self.hold_last_s]

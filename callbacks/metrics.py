@@ -8,11 +8,11 @@ from betavae.fid import FIDScorer
 from betavae.figures import kl_per_dim_chart
 from betavae.latents import active_units, encode_all, latent_metrics
 from betavae.module import BetaVAEModule
-from callbacks.publish import publish
-from callbacks.schedule import due
+from callbacks.publish import from_rank_zero, publish
+from callbacks.schedule import AtFitEnd, due
 
 
-class LatentStats(pl.Callback):
+class LatentStats(AtFitEnd):
     """Log `val/active_units` every epoch; draw the per-dimension KL chart every N epochs (0: only at the end)
     and at fit end; at test time log `test/active_units` and, with ``probe``, `test/probe_accuracy`."""
 
@@ -26,7 +26,7 @@ class LatentStats(pl.Callback):
             chart = kl_per_dim_chart(posterior, pl_module.objective.label, trainer.current_epoch + 1)
             publish(trainer, "kl_per_dim", chart)
 
-    def on_fit_end(self, trainer: pl.Trainer, pl_module: BetaVAEModule) -> None:
+    def at_fit_end(self, trainer: pl.Trainer, pl_module: BetaVAEModule) -> None:
         if trainer.is_global_zero:
             posterior = encode_all(pl_module.net, trainer.datamodule.images("val")[0])
             chart = kl_per_dim_chart(posterior, pl_module.objective.label, trainer.current_epoch)
@@ -35,7 +35,9 @@ class LatentStats(pl.Callback):
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: BetaVAEModule) -> None:
         datamodule = trainer.datamodule
         train = datamodule.images("train") if self.probe else None
-        pl_module.log_dict(latent_metrics(pl_module.net, datamodule.images("test"), train))
+        pl_module.log_dict(
+            from_rank_zero(trainer, lambda: latent_metrics(pl_module.net, datamodule.images("test"), train))
+        )
 
 
 class FIDMetrics(pl.Callback):
@@ -46,7 +48,12 @@ class FIDMetrics(pl.Callback):
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: BetaVAEModule) -> None:
         if not trainer.sanity_checking and due(trainer, self.every_n_epochs, last=True):
-            pl_module.log_dict(self.scorer.scores(pl_module.net, trainer.datamodule.images("val")[0], "val"))
+            self._log(trainer, pl_module, "val")
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: BetaVAEModule) -> None:
-        pl_module.log_dict(self.scorer.scores(pl_module.net, trainer.datamodule.images("test")[0], "test"))
+        self._log(trainer, pl_module, "test")
+
+    def _log(self, trainer: pl.Trainer, pl_module: BetaVAEModule, split: str) -> None:
+        """Score the split on rank 0 and log the scores on every rank."""
+        images = trainer.datamodule.images(split)[0]
+        pl_module.log_dict(from_rank_zero(trainer, lambda: self.scorer.scores(pl_module.net, images, split)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,3 +41,9 @@ def log_scalars(trainer: pl.Trainer, metrics: dict[str, float]) -> None:
     """Send scalars computed outside a logging hook (e.g. at fit end) straight to the loggers."""
     for logger in trainer.loggers:
         logger.log_metrics(metrics, step=trainer.global_step)
+
+
+def from_rank_zero(trainer: pl.Trainer, compute: Callable[[], dict[str, float]]) -> dict[str, float]:
+    """Metrics computed by global rank 0 alone and sent to every rank, to log alike: every rank holds all the
+    data, so the others would only repeat the work (the probe, FID)."""
+    return trainer.strategy.broadcast(compute() if trainer.is_global_zero else None, src=0)
