@@ -42,7 +42,7 @@ def config_error(err: BaseException, cfg: DictConfig | None = None) -> str | Non
     while err is not None and not isinstance(err, ConfigError):
         if found := re.search(r"\nfull_key: (\S+)", str(err)):  # Hydra's instantiate names the failing node so
             full_key = found.group(1)
-        err = err.__cause__
+        err = err.__cause__ or err.__context__  # OmegaConf raises a resolver's error as the context of its own
     if err is None:
         return None
     if cfg is None or full_key is None or err.name is None:

@@ -266,6 +266,13 @@ class FashionMNISTDataModule(pl.LightningDataModule):
         """Load every split once and move it to the training device."""
         if self.splits:
             return
+        processes = self.trainer.world_size if self.trainer is not None else 1
+        require(  # a process with no validation image would skip the epoch-end sums the others wait for
+            self.val_size >= processes,
+            "data.val_size",
+            self.val_size,
+            f"must be at least the number of DDP processes ({processes}), so that each validates some images",
+        )
         files = locate(self.root, self.system_dir, download=False)
         source = next(iter(files.values())).parent
         log.info("Fashion-MNIST from %s", source)

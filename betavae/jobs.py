@@ -1,4 +1,5 @@
-"""What one job needs from its process: a lock on its directory, SIGTERM as an exception, a share of the cores."""
+"""What one job needs from its process: a lock on its directory, SIGTERM as an exception, a share of the cores,
+its GPU."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from types import FrameType
 import torch
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 
+from betavae.config import ConfigError
 from betavae.files import RunError
 
 
@@ -71,3 +73,11 @@ def set_threads(parallel_jobs: int) -> int:
     if parallel_jobs > 1:
         torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // parallel_jobs))
     return torch.get_num_threads()
+
+
+def job_gpu(job_num: int) -> list[int]:
+    """trainer.devices for job ``job_num`` of a sweep (``${job_gpu:${hydra:job.num}}``, trainer=gpu_per_job): GPU
+    k mod the number of visible GPUs, so any number of jobs spread over the GPUs."""
+    if not (count := torch.cuda.device_count()):
+        raise ConfigError("trainer=gpu_per_job needs a CUDA GPU, and none is visible (trainer=cpu runs on the CPU)")
+    return [job_num % count]

@@ -9,6 +9,7 @@ from typing import Any
 import lightning.pytorch as pl
 import numpy as np
 import torch
+from lightning.fabric.utilities.seed import seed_everything
 
 from betavae.config import is_number, require
 from betavae.files import RunError, load_checkpoint
@@ -23,27 +24,40 @@ class Diverged(RunError):
 
 
 def rng_state() -> dict[str, Any]:
-    """The global RNG states of torch (CPU and CUDA), numpy and Python, as plain tensors, ints and strings, so
-    a checkpoint holding them still loads with torch.load(weights_only=True)."""
+    """This process's global RNG states: torch's CPU generator and, if CUDA is in use, its current device's,
+    numpy's and Python's, as plain tensors, ints and strings, so a checkpoint holding them still loads with
+    torch.load(weights_only=True)."""
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     version, internal, gauss = random.getstate()
     return {
         "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "cuda": torch.cuda.get_rng_state() if torch.cuda.is_initialized() else None,
         "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
         "python": [version, list(internal), gauss],
     }
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore the global RNG states saved by `rng_state`."""
+    """Restore the global RNG states saved by `rng_state`, the CUDA one onto this process's current device."""
     torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    cuda = state.get("cuda")
+    if isinstance(cuda, list):  # an older checkpoint's states of every visible GPU: take the first device's
+        cuda = cuda[0] if cuda else None
+    if cuda is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state(cuda, torch.cuda.current_device())
     kind, keys, pos, has_gauss, cached = state["numpy"]
     np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
+
+
+def gather_objects(value: Any) -> list[Any]:
+    """``value`` of every process of a distributed job, by rank ([value] alone in a single process)."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return [value]
+    values: list[Any] = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(values, value)
+    return values
 
 
 class BetaVAEModule(pl.LightningModule):
@@ -64,7 +78,8 @@ class BetaVAEModule(pl.LightningModule):
         # no host sync per step.
         self._batches: dict[str, list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]]] = {}
         self._checked = 0  # training batches of this epoch already checked for a non-finite loss
-        self._resumed_rng: dict[str, Any] | None = None
+        self.last_loss: float | None = None  # the training loss at the last check, for the progress bar
+        self._resumed_rng: list[dict[str, Any]] | None = None  # by rank
 
     @property
     def beta(self) -> float | None:
@@ -96,7 +111,8 @@ class BetaVAEModule(pl.LightningModule):
     def _step(self, batch: Batch, stage: str, at: Progress | None = None) -> LossTerms:
         """Loss on one batch; its detached terms are kept for the epoch's exact means."""
         x, _ = batch
-        logits, mu, logvar = self.net(x)
+        # The terms in float32 under any autocast precision: a bfloat16 sum over 784 pixels keeps 3 digits.
+        logits, mu, logvar = (t.float() for t in self.net(x))
         n = x.shape[0]
         recon, kl = self.net.nll(logits, x).sum() / n, gaussian_kl(mu, logvar).sum() / n
         terms = LossTerms(self.objective(recon, kl, at), recon, kl)
@@ -104,14 +120,18 @@ class BetaVAEModule(pl.LightningModule):
         return terms
 
     def _log_epoch(self, stage: str) -> None:
-        """Log exact epoch means: sums over all images (across ranks) divided by the image count."""
-        batches = self._batches.pop(stage, None)
-        if not batches:
-            return
-        means = torch.stack([torch.stack(batch[:3]) for batch in batches])  # [batches, (loss, recon, kl)]
-        counts = means.new_tensor([batch[3] for batch in batches])
-        totals = torch.cat([counts @ means, counts.sum().view(1)])
+        """Log exact epoch means: sums over all images (across ranks) divided by the image count. Every rank
+        takes part in the sum, also one that had no batch, or the others would wait for it."""
+        batches = self._batches.pop(stage, [])
+        if batches:
+            means = torch.stack([torch.stack(batch[:3]) for batch in batches])  # [batches, (loss, recon, kl)]
+            counts = means.new_tensor([batch[3] for batch in batches])
+            totals = torch.cat([counts @ means, counts.sum().view(1)])
+        else:
+            totals = torch.zeros(4, device=self.device)
         loss, recon, kl, count = self.trainer.strategy.reduce(totals, reduce_op="sum").unbind()
+        if not count:  # no rank had a batch
+            return
         recon, kl = recon / count, kl / count
         if stage != "test":
             self._check_finite(f"{stage}/loss", f"epoch {self.trainer.current_epoch}", recon, kl)
@@ -134,21 +154,27 @@ class BetaVAEModule(pl.LightningModule):
             raise Diverged(f"diverged: non-finite {what} at {where} ({', '.join(bad)}); try a lower lr")
 
     def _check_training(self) -> None:
-        """Stop if a training batch since the last check had a non-finite loss, naming the first such step. One
-        host sync per call; called every `log_every_n_steps` batches and at the last batch of the epoch, so a
-        divergence stops training before validation, the epoch's callbacks and its checkpoint."""
+        """Stop if a training batch since the last check had a non-finite loss on any rank, naming the first such
+        step: every rank stops together, with the same message. One host sync per call; called every
+        `log_every_n_steps` batches and at the last batch of the epoch, so a divergence stops training before
+        validation, the epoch's callbacks and its checkpoint."""
         batches = self._batches.get("train", [])
         recent = batches[self._checked :]
         self._checked = len(batches)
         if not recent:
             return
-        losses = torch.stack([batch[0] for batch in recent])
-        bad = torch.nonzero(~torch.isfinite(losses)).flatten()
-        if len(bad):
-            first = int(bad[0])
-            step = self.trainer.global_step - len(recent) + first
-            where = f"step {step}, epoch {self.trainer.current_epoch}"
-            self._check_finite("training loss", where, *recent[first][1:3])
+        terms = torch.stack([torch.stack(batch[:3]) for batch in recent])  # [batches, (loss, recon, kl)]
+        bad = ~terms[:, 0].isfinite()
+        first = bad.int().argmax()  # the first non-finite batch (0 when there is none)
+        index = torch.where(bad[first], first, len(recent)).view(1).to(terms.dtype)
+        found = torch.cat([index, terms[first, 1:], terms[-1, :1]])  # index or len(recent), its recon, KL; last loss
+        if self.trainer.world_size > 1:
+            gathered = self.all_gather(found)  # [ranks, 4]; ranks run the same steps
+            found = gathered[gathered[:, 0].argmin()]
+        index, recon, kl, self.last_loss = found.tolist()
+        if index < len(recent):
+            where = f"step {self.trainer.global_step - len(recent) + int(index)}, epoch {self.trainer.current_epoch}"
+            self._check_finite("training loss", where, torch.tensor(recon), torch.tensor(kl))
 
     def training_step(self, batch: Batch, batch_idx: int) -> None:
         terms = self._step(batch, "train", self.progress(batch_idx))
@@ -158,7 +184,6 @@ class BetaVAEModule(pl.LightningModule):
         optimizer.step()
         if batch_idx % self.trainer.log_every_n_steps == 0 or batch_idx + 1 >= self.trainer.num_training_batches:
             self._check_training()
-            self.log("loss", terms.loss.detach(), prog_bar=True, logger=False)  # progress bar; logger: epoch means
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._step(batch, "val")
@@ -166,18 +191,28 @@ class BetaVAEModule(pl.LightningModule):
     def test_step(self, batch: Batch, batch_idx: int) -> None:
         self._step(batch, "test")
 
+    def setup(self, stage: str) -> None:
+        """Give each DDP process its own noise stream: every process starts from the job's seed and would draw
+        the same ε as the others at every step. Process 0 keeps the seed's stream, as a single process has it."""
+        if stage == "fit" and self.global_rank > 0:
+            seed = np.random.SeedSequence([torch.initial_seed(), self.global_rank]).generate_state(1)[0]
+            seed_everything(int(seed), workers=True, verbose=False)
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Save the RNG states: with the epoch (which seeds the batch order), an exact continuation needs them."""
-        checkpoint["rng_state"] = rng_state()
+        """Save every process's RNG states, by rank: with the epoch (which seeds the batch order), an exact
+        continuation needs them."""
+        checkpoint["rng_state"] = gather_objects(rng_state())
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Keep the saved RNG states for the first resumed epoch (the sanity check before it draws numbers)."""
-        self._resumed_rng = checkpoint.get("rng_state")
+        saved = checkpoint.get("rng_state")
+        self._resumed_rng = saved if isinstance(saved, list) or saved is None else [saved]  # or one process's
 
     def on_train_epoch_start(self) -> None:
         self._checked = 0
         if self._resumed_rng is not None:
-            set_rng_state(self._resumed_rng)
+            if self.global_rank < len(self._resumed_rng):  # a process the checkpoint did not have keeps its seed
+                set_rng_state(self._resumed_rng[self.global_rank])
             self._resumed_rng = None
 
     def on_train_epoch_end(self) -> None:

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -18,20 +21,23 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
+from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import ModelCheckpoint, Timer
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 from omegaconf import DictConfig, OmegaConf
 
 from betavae.cli import quote_path_arguments
 from betavae.config import config_error, instantiate_copy, is_int, require
 from betavae.data import DataError
 from betavae.files import RunError, load_checkpoint, read_json, write_json
-from betavae.jobs import Terminated, job_lock, raise_on_sigterm, set_threads
+from betavae.jobs import Terminated, job_gpu, job_lock, raise_on_sigterm, set_threads
 from betavae.summarize import summarize
 
 log = logging.getLogger(__name__)
 PATH_KEYS = ("ckpt_path", "hydra.run.dir", "hydra.sweep.dir", "data.root", "fid.cache_dir", "fid.inception_weights")
 KNOWN_FAILURES = (DataError, RunError, torch.OutOfMemoryError, MemoryError)  # reported in one line
+OmegaConf.register_new_resolver("job_gpu", job_gpu, replace=True)
 
 
 def instantiate_all(group: DictConfig | None) -> list[Any]:
@@ -58,6 +64,7 @@ def hparams(cfg: DictConfig) -> dict[str, Any]:
         "latent_dim": cfg.model.net.latent_dim,
         "hidden_dims": str(list(cfg.model.net.hidden_dims)),
         "max_epochs": cfg.trainer.max_epochs,
+        "precision": str(cfg.trainer.precision),
     }
 
 
@@ -70,6 +77,34 @@ def check_job(cfg: DictConfig) -> None:
     require(
         ckpt is None or Path(ckpt).expanduser().is_file(), "ckpt_path", ckpt, "must be null or an existing checkpoint"
     )
+
+
+class LaunchRefused(RunError):
+    """A multirun job that Lightning would start its DDP processes for by re-running the command line."""
+
+
+def check_launch(trainer: pl.Trainer, multirun: bool) -> None:
+    """Refuse, before any work, DDP in a multirun when Lightning starts the processes itself: it re-runs the
+    command line for each, `-m` and the sweep included, so each process would run a sweep of its own."""
+    launcher = trainer.strategy.launcher
+    if (
+        multirun
+        and isinstance(launcher, _SubprocessScriptLauncher)
+        and not launcher.cluster_environment.creates_processes_externally
+        and launcher.num_processes > 1
+    ):
+        raise LaunchRefused(
+            f"trainer.strategy=ddp on {launcher.num_processes} devices starts its processes by re-running the "
+            "command, which a multirun (-m) cannot do: sweep with hydra/launcher=slurm (one task per device), "
+            "or run each job alone (python -m betavae.train trainer=ddp hydra.run.dir=<dir> ...)"
+        )
+
+
+def stop_other_processes(trainer: pl.Trainer) -> None:
+    """Kill the DDP processes this one started, so none is left waiting for it in a collective (NCCL would
+    wait 30 minutes); a no-op in a process that started none."""
+    if isinstance(launcher := trainer.strategy.launcher, _SubprocessScriptLauncher):
+        launcher.kill(signal.SIGKILL)
 
 
 def checkpoints(trainer: pl.Trainer) -> tuple[ModelCheckpoint | None, ModelCheckpoint | None]:
@@ -101,7 +136,7 @@ def finished(cfg: DictConfig, output_dir: Path) -> dict[str, Any] | None:
     return None
 
 
-def train(cfg: DictConfig, output_dir: Path, parallel: int = 1) -> dict[str, Any]:
+def train(cfg: DictConfig, output_dir: Path, parallel: int = 1, multirun: bool = False) -> dict[str, Any]:
     """Fit (continuing the job's last.ckpt), test the best checkpoint, log hparams with test metrics, and
     return what metrics.json holds."""
     if done := finished(cfg, output_dir):
@@ -109,12 +144,28 @@ def train(cfg: DictConfig, output_dir: Path, parallel: int = 1) -> dict[str, Any
         return done
     check_job(cfg)
     log.info("torch threads: %d (%d parallel job(s) on this machine)", set_threads(parallel), parallel)
-    pl.seed_everything(cfg.seed, workers=True)
     torch.set_flush_denormal(cfg.flush_denormal)
-    datamodule = instantiate(cfg.data)
-    module = instantiate_copy(cfg, "model")
     callbacks = instantiate_all(cfg.callbacks)
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=instantiate_all(cfg.logger))
+    check_launch(trainer, multirun)
+    pl.seed_everything(cfg.seed, workers=True)
+    datamodule = instantiate(cfg.data)
+    module = instantiate_copy(cfg, "model")
+    try:
+        return fit_and_test(cfg, output_dir, trainer, module, datamodule)
+    except BaseException:
+        stop_other_processes(trainer)
+        raise
+
+
+def fit_and_test(
+    cfg: DictConfig,
+    output_dir: Path,
+    trainer: pl.Trainer,
+    module: pl.LightningModule,
+    datamodule: pl.LightningDataModule,
+) -> dict[str, Any]:
+    """Fit, test the best checkpoint, log hparams with the test metrics; rank 0 writes metrics.json."""
     best_callback, last_callback = checkpoints(trainer)
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume_point(cfg, last_callback), weights_only=True)
     timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
@@ -134,15 +185,13 @@ def train(cfg: DictConfig, output_dir: Path, parallel: int = 1) -> dict[str, Any
         "seed": cfg.seed,
         "objective": OmegaConf.to_container(cfg.objective, resolve=True),
         "likelihood": likelihood_label(cfg),
+        "precision": str(cfg.trainer.precision),
         "epochs": trainer.current_epoch,
         "wall_time_s": wall_time,  # all parts of a resumed run
         "best_checkpoint": os.path.relpath(best, output_dir) if best else None,
     }
     if trainer.is_global_zero:
         write_json(output_dir / "metrics.json", result)
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        # Every rank, now: left to interpreter exit, gloo's threads can abort the process (pytorch#190489).
-        torch.distributed.destroy_process_group()
     return result
 
 
@@ -165,6 +214,28 @@ def failure(err: BaseException, cfg: DictConfig) -> tuple[str, str] | None:
     return None if err is None else ("failed", str(err).strip().splitlines()[0])
 
 
+def is_peer_failure(err: BaseException) -> bool:
+    """Did this DDP process fail because another one did? Then a collective of its running process group broke
+    under it: torch.distributed raised (NCCL's DistError, or gloo's RuntimeError "Connection closed by peer")."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return False
+    while err is not None:
+        frames = traceback.extract_tb(err.__traceback__)
+        if isinstance(err, torch.distributed.DistError) or (frames and "/torch/distributed/" in frames[-1].filename):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
+
+
+def recorded_failure(output_dir: Path, since: float) -> str | None:
+    """The reason in metrics.json if a process of this job recorded a failure there at or after ``since``."""
+    path = output_dir / "metrics.json"
+    metrics = read_json(path)
+    if metrics is None or metrics.get("status") == "ok" or path.stat().st_mtime < since:
+        return None
+    return metrics.get("reason")
+
+
 def record(output_dir: Path, cfg: DictConfig, status: str, reason: str) -> None:
     """Write the failure into metrics.json, unless it holds a finished run (a failed continuation of a finished
     job must not erase its results)."""
@@ -174,9 +245,45 @@ def record(output_dir: Path, cfg: DictConfig, status: str, reason: str) -> None:
         write_json(output_dir / "metrics.json", job)
 
 
+def end_process_group() -> None:
+    """Destroy this process's DDP process group, on every way out: left to interpreter exit, gloo's threads can
+    abort the process (pytorch#190489)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
+def stop(err: BaseException, cfg: DictConfig, output_dir: Path, started: float, hydra_cfg: DictConfig) -> None:
+    """Record a job's failure once and end it in one line. The process whose own fault it is records it: rank 0,
+    or another rank (its reason prefixed "rank N: ") unless a process of this job already recorded one; a
+    process stopped by another's failure records nothing and repeats that one's reason."""
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    if isinstance(err, LaunchRefused):  # every job of the sweep would be refused alike
+        raise SystemExit(f"error: {err}") from None
+    if is_peer_failure(err):
+        reason = recorded_failure(output_dir, started) or f"another DDP process failed ({str(err).splitlines()[0]})"
+        log.error("Job stopped: %s", reason)
+        raise SystemExit(f"error: {reason}") from None
+    known = failure(err, cfg)
+    status, reason = known or ("failed", f"{type(err).__name__}: {err}")
+    rank = rank_zero_only.rank
+    if rank > 0:
+        reason = f"rank {rank}: {reason}"
+    if rank == 0 or recorded_failure(output_dir, started) is None:
+        record(output_dir, cfg, status, reason)
+    log.error("Job %s: %s", status, reason, exc_info=known is None)
+    if status == "interrupted" and multirun and rank == 0:  # the remaining jobs will not run: summarise them
+        summarize(Path(hydra_cfg.sweep.dir))
+    if multirun and status != "interrupted":
+        return
+    if known is None:
+        raise err
+    raise SystemExit(reason if reason.startswith("Invalid config") else f"error: {reason}") from None
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns test/loss so Hydra sweepers can optimise it (None when the job failed)."""
+    started = time.time()
     hydra_cfg = HydraConfig.get()
     output_dir = Path(hydra_cfg.runtime.output_dir)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
@@ -186,19 +293,12 @@ def main(cfg: DictConfig) -> float | None:
         with job_lock(output_dir):  # refuses a second run in the same directory, before touching anything
             try:
                 with raise_on_sigterm():
-                    return train(cfg, output_dir, parallel_jobs(hydra_cfg))["test/loss"]
+                    return train(cfg, output_dir, parallel_jobs(hydra_cfg), multirun)["test/loss"]
             except BaseException as err:
-                known = failure(err, cfg)
-                status, reason = known or ("failed", f"{type(err).__name__}: {err}")
-                record(output_dir, cfg, status, reason)
-                log.error("Job %s: %s", status, reason, exc_info=known is None)
-                if status == "interrupted" and multirun:  # the remaining jobs will not run: summarise what there is
-                    summarize(Path(hydra_cfg.sweep.dir))
-                if multirun and status != "interrupted":
-                    return None
-                if known is None:
-                    raise
-                raise SystemExit(reason if reason.startswith("Invalid config") else f"error: {reason}") from None
+                stop(err, cfg, output_dir, started, hydra_cfg)
+                return None
+            finally:
+                end_process_group()
     except RunError as err:  # the lock is held by another run
         raise SystemExit(f"error: {err}") from None
 

@@ -97,7 +97,15 @@ def test_fid_cache_dir_under_a_regular_file_is_refused_before_training(tmp_path)
 
 
 def test_every_config_group_option_composes():
-    for override in ("trainer=cpu", "trainer=gpu", "trainer=ddp", "logger=csv", "callbacks=none", "experiment=smoke"):
+    for override in (
+        "trainer=cpu",
+        "trainer=gpu",
+        "trainer=ddp",
+        "trainer=gpu_per_job",
+        "logger=csv",
+        "callbacks=none",
+        "experiment=smoke",
+    ):
         instantiate(compose_train(override).model)
     assert compose_train("experiment=smoke").trainer.limit_train_batches == 20
 

@@ -101,10 +101,39 @@ def test_divergence_check_names_the_first_non_finite_step_since_the_last_check()
     from betavae.module import Diverged
 
     module = BetaVAEModule(MLPVAE(input_dim=4, hidden_dims=[3], latent_dim=2))
-    module._trainer = SimpleNamespace(global_step=10, current_epoch=2)  # 10 optimizer steps taken
+    module._trainer = SimpleNamespace(global_step=10, current_epoch=2, world_size=1)  # 10 optimizer steps taken
     nan, inf, one = torch.tensor(float("nan")), torch.tensor(float("inf")), torch.tensor(1.0)
     module._batches["train"] = [(one, one, one, 4)] * 6  # steps 0-5, checked
     module._check_training()
     module._batches["train"] += [(one, one, one, 4), (one, one, one, 4), (inf, one, inf, 4), (nan, nan, one, 4)]
     with pytest.raises(Diverged, match=r"non-finite training loss at step 8, epoch 2 \(KL = inf\)"):
+        module._check_training()
+
+
+def test_a_process_with_no_batch_still_joins_the_epoch_sums():
+    """Under DDP the epoch's sums are reduced over every process; one that had no batch must take part too, or
+    the others wait for it."""
+    from types import SimpleNamespace
+
+    reduced = []
+    strategy = SimpleNamespace(reduce=lambda totals, reduce_op: reduced.append(totals) or totals)
+    module = BetaVAEModule(MLPVAE(input_dim=4, hidden_dims=[3], latent_dim=2))
+    module._trainer = SimpleNamespace(strategy=strategy)
+    module._log_epoch("val")  # no batch here, and none on the other processes either: nothing to log
+    assert len(reduced) == 1 and torch.equal(reduced[0], torch.zeros(4))
+
+
+def test_a_non_finite_loss_on_another_ddp_process_stops_this_one_with_the_same_message():
+    """Each process checks its own losses, then all agree: the first bad step of any rank stops every rank."""
+    from types import SimpleNamespace
+
+    from betavae.module import Diverged
+
+    module = BetaVAEModule(MLPVAE(input_dim=4, hidden_dims=[3], latent_dim=2))
+    module._trainer = SimpleNamespace(global_step=4, current_epoch=0, world_size=2)
+    one = torch.tensor(1.0)
+    module._batches["train"] = [(one, one, one, 4)] * 4  # finite here
+    other = torch.tensor([1.0, float("nan"), 2.0, 3.0])  # rank 1: its batch 1 had a NaN recon
+    module.all_gather = lambda found: torch.stack([found, other])
+    with pytest.raises(Diverged, match=r"non-finite training loss at step 1, epoch 0 \(recon = nan\)"):
         module._check_training()

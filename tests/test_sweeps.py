@@ -68,10 +68,15 @@ def test_sigtermed_sweep_is_finished_by_rerunning_it_and_failures_are_isolated(t
     assert after == before
 
 
-def test_joblib_launcher_runs_jobs_at_once_with_the_cores_divided(tmp_path, real_data_dir):
+def test_joblib_launcher_runs_jobs_at_once_with_the_cores_divided_in_directories_named_without_the_device(
+    tmp_path, real_data_dir
+):
     root = tmp_path / "sweep"
     overrides = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "beta=0.1,1.0", "trainer.max_epochs=1"]
-    run_module("betavae.train", "-m", *SMALL, *overrides, "trainer.limit_train_batches=5", f"hydra.sweep.dir={root}")
+    where = ["trainer=cpu", "trainer.accelerator=cpu", "trainer.devices=1"]  # the same jobs on a CPU or a GPU
+    run_module("betavae.train", "-m", *SMALL, *overrides, *where, "trainer.limit_train_batches=5",
+               f"hydra.sweep.dir={root}")  # fmt: skip
+    assert all(name not in d.name for d in root.glob("beta=*") for name in ("trainer=", "accelerator", "devices"))
     logs = [(job(root, f"beta={b}") / "train.log").read_text() for b in ("0.1", "1.0")]
     assert all("torch threads: 1 (2 parallel job(s) on this machine)" in log for log in logs)
     assert all(strict_json(job(root, f"beta={b}") / "metrics.json")["status"] == "ok" for b in ("0.1", "1.0"))

@@ -1,0 +1,57 @@
+"""What a GPU or a multi-process job does, made to happen on a CPU: given to `python -m betavae.train` by
+`_target_` overrides in the tests (``+trainer.strategy._target_=tests.faults.LeavesAtTeardown``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.strategies import SingleDeviceStrategy
+
+from betavae.files import RunError
+
+
+class LeavesAtTeardown(SingleDeviceStrategy):
+    """Lightning's CPU strategy whose teardown, like a GPU job's, takes the module away from the device its data
+    are on: to the meta device, where it holds no weights, so any use of it there fails as a CPU module fed
+    CUDA images does. The next stage (test) brings it back with the weights it left with."""
+
+    def __init__(self) -> None:
+        super().__init__(device=torch.device("cpu"))
+        self._left: dict[str, torch.Tensor] | None = None
+
+    def teardown(self) -> None:
+        module = self.lightning_module
+        super().teardown()
+        if module is not None:
+            self._left = {name: value.clone() for name, value in module.state_dict().items()}
+            module.to("meta")
+
+    def connect(self, model: pl.LightningModule) -> None:
+        if self._left is not None and next(model.parameters()).is_meta:
+            model.to_empty(device=self.root_device)
+            model.load_state_dict(self._left)
+        super().connect(model)
+
+
+class FailOnRank(pl.Callback):
+    """Fail on one process of a DDP job only, at the end of its first training epoch: a fault (an out-of-memory
+    error on one GPU, a bad disk on one node) that the other processes do not share."""
+
+    def __init__(self, rank: int) -> None:
+        self.rank = rank
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.global_rank == self.rank:
+            raise RunError("simulated fault")
+
+
+class RecordNoise(pl.Callback):
+    """Write the unit noise each process would draw next, at the start of training, to noise-rank<N>.pt in the
+    job's directory, leaving the process's generator as it was."""
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        state = torch.get_rng_state()
+        torch.save(torch.randn(8), Path(trainer.default_root_dir) / f"noise-rank{trainer.global_rank}.pt")
+        torch.set_rng_state(state)

@@ -1,0 +1,215 @@
+"""The GPU and multi-process paths, on this CPU: a module that leaves its data's device at Lightning's teardown,
+a job finished by re-running it after its fit, DDP on two gloo processes that fail alone, draw their own noise
+and resume exactly, a DDP multirun, CUDA RNG states for fewer GPUs, one GPU per sweep job, and the reads
+from the device during training."""
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from tests.conftest import run_module
+from tests.test_jobs import strict_json
+
+LIMITS = ["trainer.limit_train_batches=5", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1"]
+DDP = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"]
+LEAVES = "tests.faults.LeavesAtTeardown"
+FIGURES = ("latent_evolution", "reconstructions", "prior_samples", "frozen_sigma", "interpolation",
+           "latent_traversal", "kl_per_dim", "training_curves")  # fmt: skip
+
+
+def job(run, *overrides, check=True):
+    """`python -m betavae.train` into ``run`` with small limits, as a real subprocess."""
+    return run_module("betavae.train", *LIMITS, *overrides, f"hydra.run.dir={run}", check=check)
+
+
+def timed_ddp(run, *overrides):
+    """A 2-process CPU DDP job into ``run``: (its result, seconds until every process of it had ended)."""
+    start = time.monotonic()
+    result = job(run, *DDP, "callbacks=none", "fid=none", *overrides, check=False)
+    while subprocess.run(["pgrep", "-f", f"hydra.run.dir={run}"], capture_output=True).returncode == 0:
+        if time.monotonic() - start > 120:
+            pytest.fail(f"a process of {run} is still running")
+        time.sleep(0.2)
+    return result, time.monotonic() - start
+
+
+@pytest.mark.slow
+def test_default_callbacks_and_fid_finish_when_teardown_moves_the_module_off_the_data_device(tmp_path, real_data_dir):
+    run = tmp_path / "run"
+    job(run, "trainer.max_epochs=2", "trainer.accelerator=cpu", f"+trainer.strategy._target_={LEAVES}",
+        "callbacks.latent_evolution.per_class=50", "fid.num_images=500", "fid.sample_seeds=[0]",
+        f"fid.cache_dir={tmp_path / 'fid'}")  # fmt: skip
+    metrics = strict_json(run / "metrics.json")
+    assert metrics["status"] == "ok" and metrics["test/fid"] > 0 and metrics["test/fid_recon"] > 0
+    assert all((run / "figures" / f"{name}.png").is_file() for name in FIGURES)
+
+
+@pytest.mark.slow
+def test_a_job_killed_after_fitting_is_finished_by_running_it_again(tmp_path, real_data_dir):
+    run = tmp_path / "run"
+    overrides = ["trainer.max_epochs=2", "callbacks.latent_evolution.per_class=50", "fid=none"]
+    job(run, *overrides)
+    (run / "metrics.json").write_text(json.dumps({"status": "interrupted", "reason": "terminated by SIGTERM"}))
+    for name in FIGURES:
+        (run / "figures" / f"{name}.png").unlink()
+    last = (run / "checkpoints" / "last.ckpt").stat().st_mtime_ns
+    job(run, *overrides)  # the fit is done: only the fit-end figures and the test pass run
+    assert "Resuming from" in (run / "train.log").read_text()
+    assert (run / "checkpoints" / "last.ckpt").stat().st_mtime_ns == last  # no epoch ran again
+    metrics = strict_json(run / "metrics.json")
+    assert metrics["status"] == "ok" and metrics["epochs"] == 2 and metrics["test/recon"] > 0
+    assert all((run / "figures" / f"{name}.png").is_file() for name in FIGURES)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rank", [0, 1])
+def test_a_fault_on_one_ddp_process_ends_both_within_a_minute_in_one_line(tmp_path, real_data_dir, rank):
+    run = tmp_path / "run"
+    result, seconds = timed_ddp(run, "trainer.max_epochs=2", "+callbacks.fault._target_=tests.faults.FailOnRank",
+                                f"+callbacks.fault.rank={rank}")  # fmt: skip
+    reason = "simulated fault" if rank == 0 else "rank 1: simulated fault"
+    assert result.returncode != 0 and seconds < 60
+    assert result.stderr.strip().splitlines()[-1] == f"error: {reason}"
+    assert strict_json(run / "metrics.json") == {"status": "failed", "reason": reason, "beta": 1.0, "seed": 42}
+
+
+@pytest.mark.slow
+def test_ddp_with_fewer_validation_images_than_processes_is_refused_in_one_line(tmp_path, real_data_dir):
+    result, seconds = timed_ddp(tmp_path / "run", "data.val_size=1")
+    assert result.returncode != 0 and seconds < 60 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "Invalid config: data.val_size=1: must be at least the number of DDP processes (2), so that each "
+        "validates some images"
+    )
+
+
+@pytest.mark.slow
+def test_ddp_processes_draw_their_own_noise_and_resume_exactly(tmp_path, real_data_dir):
+    """Each process has its own stream; 1 epoch + resume + 1 epoch equals 2 straight epochs, on every process."""
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    noise = ["+callbacks.noise._target_=tests.faults.RecordNoise"]
+    for run, epochs in ((straight, 2), (resumed, 1), (resumed, 2)):
+        result, _ = timed_ddp(run, f"trainer.max_epochs={epochs}", *noise)
+        assert result.returncode == 0, result.stderr[-3000:]
+    first, second = (torch.load(straight / f"noise-rank{r}.pt") for r in (0, 1))
+    assert not torch.equal(first, second)
+    a, b = (torch.load(d / "checkpoints" / "last.ckpt", weights_only=True) for d in (straight, resumed))
+    assert len(a["rng_state"]) == 2  # one set of RNG states per process
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    assert strict_json(straight / "metrics.json")["test/loss"] == strict_json(resumed / "metrics.json")["test/loss"]
+
+
+@pytest.mark.slow
+def test_a_ddp_multirun_on_the_basic_launcher_is_refused_before_any_work(tmp_path):
+    command = [sys.executable, "-m", "betavae.train", "-m", "beta=0.1,1.0", *DDP, *LIMITS, "callbacks=none", "fid=none"]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith(
+            "error: trainer.strategy=ddp on 2 devices starts its processes by re-running the command, which a "
+            "multirun (-m) cannot do: sweep with hydra/launcher=slurm"
+        )
+    )
+    sweeps = list((tmp_path / "multirun").glob("*/*"))
+    assert len(sweeps) == 1 and not list(sweeps[0].glob("*/checkpoints"))
+
+
+class FakeCuda:
+    """torch.cuda's RNG functions for a machine with ``count`` GPUs: each device's state kept in a dict."""
+
+    def __init__(self, count):
+        self.count, self.states = count, {}
+
+    def set_rng_state(self, state, device=0):
+        if device >= self.count:
+            raise IndexError("tuple index out of range")  # what torch.cuda.default_generators[device] raises
+        self.states[device] = state.clone()
+
+
+@pytest.fixture
+def one_gpu(monkeypatch):
+    """This process seen as a one-GPU machine by the RNG code (CUDA itself is not touched)."""
+    cuda = FakeCuda(1)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: cuda.count)
+    monkeypatch.setattr(torch.cuda, "set_rng_state", cuda.set_rng_state)
+    monkeypatch.setattr(torch.cuda.random, "set_rng_state", cuda.set_rng_state)  # what set_rng_state_all calls
+    return cuda
+
+
+def test_rng_states_saved_with_more_gpus_restore_on_a_machine_with_fewer(one_gpu):
+    from betavae.module import rng_state, set_rng_state
+
+    state = rng_state()
+    for saved in (torch.full((16,), 7, dtype=torch.uint8), [torch.full((16,), 7, dtype=torch.uint8)] * 4):
+        set_rng_state({**state, "cuda": saved})  # this process's device, or an older checkpoint's list of all
+        assert list(one_gpu.states) == [0] and torch.equal(one_gpu.states[0], torch.full((16,), 7, dtype=torch.uint8))
+
+
+def test_gpu_per_job_spreads_any_number_of_jobs_over_the_visible_gpus(monkeypatch):
+    from betavae.jobs import job_gpu
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert [job_gpu(k) for k in range(5)] == [[0], [1], [0], [1], [0]]
+
+
+@pytest.mark.slow
+def test_gpu_per_job_without_a_gpu_is_refused_in_one_line(tmp_path):
+    result = job(tmp_path / "run", "trainer=gpu_per_job", check=False)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "Invalid config: trainer=gpu_per_job needs a CUDA GPU, and none is visible (trainer=cpu runs on the CPU)"
+    )
+
+
+READS = ("item", "tolist", "__bool__", "__float__", "__int__")  # what reads a tensor's value back to the host
+
+
+@pytest.mark.slow
+def test_training_steps_read_values_back_from_the_device_only_at_the_divergence_checks(
+    tmp_path, real_data_dir, monkeypatch
+):
+    """On a GPU each read waits for the device; on this CPU the reads are counted. 100 batches, checked at
+    batches 0, 50 and 99 (log_every_n_steps=50), with the progress bar redrawn every 10."""
+    import lightning.pytorch as pl
+
+    from betavae.data import FashionMNISTDataModule
+    from betavae.model import MLPVAE
+    from betavae.module import BetaVAEModule
+    from callbacks.progress import ProgressBar
+
+    reads, counting = [], [False]
+
+    def counted(name, read):
+        def wrapper(tensor, *args):
+            if counting[0]:
+                reads.append(name)
+            return read(tensor, *args)
+
+        return wrapper
+
+    for name in READS:
+        monkeypatch.setattr(torch.Tensor, name, counted(name, getattr(torch.Tensor, name)))
+
+    class Window(pl.Callback):
+        """Count from the first training batch's start to the last one's end."""
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            counting[0] = counting[0] or batch_idx == 0
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            counting[0] = batch_idx + 1 < trainer.num_training_batches
+
+    trainer = pl.Trainer(max_epochs=1, limit_train_batches=100, limit_val_batches=0, accelerator="cpu",
+                         log_every_n_steps=50, logger=False, enable_checkpointing=False,
+                         callbacks=[ProgressBar(refresh_rate=10), Window()], default_root_dir=tmp_path)  # fmt: skip
+    datamodule = FashionMNISTDataModule(root=str(tmp_path), system_dir=str(real_data_dir), download=False)
+    trainer.fit(BetaVAEModule(MLPVAE()), datamodule=datamodule)
+    assert reads == ["tolist"] * 3
