@@ -49,11 +49,11 @@ bench: install data
 	$(PYTHON) benchmarks/train_speed.py
 	$(PYTHON) benchmarks/callback_cost.py
 
-# On a machine with a CUDA GPU (README, Speed): the epoch against the hand loop on the GPU, one 30-epoch job with
-# Lightning's simple profiler (training, validation, figures and FID in its report), and a 3-job β sweep with the
-# three jobs sharing the GPU against the same sweep run sequentially.
+# On a machine with a CUDA GPU (README, GPU and multi-GPU): the epoch against the hand loop on the GPU (float32 and
+# bf16-mixed), one 30-epoch job with Lightning's simple profiler (training, validation, figures and FID in its
+# report), and a 3-job β sweep with the three jobs sharing the GPU against the same sweep run sequentially.
 bench-gpu: install data
-	$(PYTHON) benchmarks/train_speed.py --device cuda
+	$(PYTHON) benchmarks/train_speed.py --device cuda --variants train,val,default,bf16
 	rm -rf outputs/bench-gpu  # a finished job would not run again
 	$(PYTHON) -m betavae.train trainer=gpu +trainer.profiler=simple hydra.run.dir=outputs/bench-gpu
 	$(PYTHON) benchmarks/launchers.py --device cuda --epochs 30 --betas 0.1,0.5,1.0 --n-jobs 3 --rounds 1

@@ -12,9 +12,11 @@ on how trained the model is, so it does not cancel between runs of different len
 over rounds of each side's per-epoch cost divided by the same round's reference.
 
 Variants: `train` (callbacks=none, no validation: the training epoch alone), `val` (callbacks=none with the
-validation pass), `default` (the default callbacks with validation; FID runs at fit end and cancels).
+validation pass), `default` (the default callbacks with validation; FID runs at fit end and cancels), `bf16`
+(`train` under trainer.precision=bf16-mixed). Ratios are to --baseline: the hand loop by default, or a variant
+(`--loops= --variants train,bf16 --baseline train`: bfloat16 autocast against float32, without the loops).
 
-    python benchmarks/train_speed.py [--rounds 5] [--device cuda] [--variants train,val,default]
+    python benchmarks/train_speed.py [--rounds 5] [--device cuda] [--variants train,val,default] [--baseline train]
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ VARIANTS = {
     "train": ["callbacks=none", "trainer.limit_val_batches=0"],
     "val": ["callbacks=none"],
     "default": ["callbacks=default"],
+    "bf16": ["callbacks=none", "trainer.limit_val_batches=0", "trainer.precision=bf16-mixed"],
 }
 
 
@@ -85,9 +88,11 @@ def main() -> None:
     parser.add_argument("--long", type=int, default=3)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--variants", default="train,val,default")
+    parser.add_argument("--loops", default=",".join(LOOPS), help="reference sides to run (none: --loops=)")
+    parser.add_argument("--baseline", default="reference", help="the side ratios are taken to")
     args = parser.parse_args()
-    variants = args.variants.split(",")
-    process: dict[str, list[float]] = {name: [] for name in [*LOOPS, *variants]}
+    sides = [name for name in (*args.loops.split(","), *args.variants.split(",")) if name]
+    process: dict[str, list[float]] = {name: [] for name in sides}
     training: dict[str, list[float]] = {name: [] for name in process}
     for round_ in range(args.rounds):
         for name in process:
@@ -99,8 +104,8 @@ def main() -> None:
           f"epochs {args.short} and {args.long}, {args.rounds} rounds; s/epoch")  # fmt: skip
     for name in process:
         line = f"{name:>9}: training {statistics.median(training[name]):.2f} {[round(v, 2) for v in training[name]]}"
-        if name != "reference":
-            ratios = [v / r for v, r in zip(training[name], training["reference"], strict=True)]
+        if name != args.baseline:
+            ratios = [v / r for v, r in zip(training[name], training[args.baseline], strict=True)]
             line += f", ratio {statistics.median(ratios):.3f} {[round(r, 3) for r in ratios]}"
             line += f"; whole process {statistics.median(process[name]):.2f} {[round(v, 2) for v in process[name]]}"
         print(line)

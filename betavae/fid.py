@@ -128,6 +128,12 @@ def data_key(images: torch.Tensor) -> str:
     return hashlib.sha256(images.detach().cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
 
 
+def arithmetic_key(device: torch.device) -> str:
+    """Where and how the features are computed (device type, float32 matmul precision): statistics computed on
+    a GPU, or with TF32 or bfloat16 matmuls, differ in their last digits from the CPU's float32 ones."""
+    return f"{device.type}-{torch.get_float32_matmul_precision()}"
+
+
 def batches(images: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
     """Float batches in [0, 1] of uint8 or float images."""
     for batch in images.split(batch_size):
@@ -163,7 +169,8 @@ def set_real(
     """Fill the metric's real statistics from ``images``, from the on-disk cache when it holds them."""
     path = None
     if cache_dir is not None:
-        path = Path(cache_dir).expanduser() / f"real-{feature_key(metric)}-{data_key(images)}.pt"
+        key = f"{feature_key(metric)}-{data_key(images)}-{arithmetic_key(metric.device)}"
+        path = Path(cache_dir).expanduser() / f"real-{key}.pt"
         if path.is_file() and (state := load_real(path, metric.device)) is not None:
             for name in REAL_STATS:
                 setattr(metric, name, state[name])

@@ -92,6 +92,12 @@ def test_cached_real_statistics_equal_fresh_ones(data, tmp_path):
         assert torch.equal(getattr(cached, name), getattr(fresh, name)), name
     other = set_real(make_metric("fashion"), test[:1000], tmp_path)
     assert other != path  # another image set gets another cache entry
+    assert path.name.endswith("-cpu-highest.pt")  # and other arithmetic too: device type, float32 matmul precision
+    torch.set_float32_matmul_precision("medium")  # bfloat16 matmuls allowed: other statistics
+    try:
+        assert set_real(make_metric("fashion"), test[:1000], tmp_path).name.endswith("-cpu-medium.pt")
+    finally:
+        torch.set_float32_matmul_precision("highest")
 
 
 @pytest.mark.slow

@@ -61,6 +61,7 @@ def test_sweep_job_writes_checkpoints_metrics_and_tensorboard(sweep, beta):
     hparams = events.PluginTagToContent("hparams")
     start = plugin_data_pb2.HParamsPluginData.FromString(hparams["_hparams_/session_start_info"])
     assert start.session_start_info.hparams["beta"].number_value == pytest.approx(beta)
+    assert start.session_start_info.hparams["precision"].string_value == metrics["precision"] == "32-true"
     experiment = plugin_data_pb2.HParamsPluginData.FromString(hparams["_hparams_/experiment"])
     assert {m.name.tag for m in experiment.experiment.metric_infos} >= {"test/loss", "test/elbo"}
 
