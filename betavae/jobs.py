@@ -81,3 +81,9 @@ def job_gpu(job_num: int) -> list[int]:
     if not (count := torch.cuda.device_count()):
         raise ConfigError("trainer=gpu_per_job needs a CUDA GPU, and none is visible (trainer=cpu runs on the CPU)")
     return [job_num % count]
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX), as oneDNN sees it. (Here, not in the
+    entry point: launchers pickle `__main__`'s functions by value, and `torch.ops` does not pickle.)"""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())

@@ -169,6 +169,17 @@ def test_gpu_per_job_without_a_gpu_is_refused_in_one_line(tmp_path):
     )
 
 
+@pytest.mark.slow
+def test_bf16_mixed_is_recorded_and_warned_about_on_a_cpu_without_bfloat16_instructions(tmp_path, real_data_dir):
+    from betavae.jobs import cpu_has_bf16
+
+    run = tmp_path / "run"
+    job(run, "trainer.precision=bf16-mixed", "trainer.max_epochs=1", "callbacks=none", "fid=none")
+    assert strict_json(run / "metrics.json")["precision"] == "bf16-mixed"
+    warned = "on a CPU without bfloat16 instructions" in (run / "train.log").read_text()
+    assert warned == (not cpu_has_bf16())
+
+
 READS = ("item", "tolist", "__bool__", "__float__", "__int__")  # what reads a tensor's value back to the host
 
 
