@@ -21,15 +21,15 @@ FIGURES = ("latent_evolution", "reconstructions", "prior_samples", "frozen_sigma
            "latent_traversal", "kl_per_dim", "training_curves")  # fmt: skip
 
 
-def job(run, *overrides, check=True):
+def job(run, *overrides, limits=LIMITS, check=True):
     """`python -m betavae.train` into ``run`` with small limits, as a real subprocess."""
-    return run_module("betavae.train", *LIMITS, *overrides, f"hydra.run.dir={run}", check=check)
+    return run_module("betavae.train", *limits, *overrides, f"hydra.run.dir={run}", check=check)
 
 
-def timed_ddp(run, *overrides):
+def timed_ddp(run, *overrides, limits=LIMITS):
     """A 2-process CPU DDP job into ``run``: (its result, seconds until every process of it had ended)."""
     start = time.monotonic()
-    result = job(run, *DDP, "callbacks=none", "fid=none", *overrides, check=False)
+    result = job(run, *DDP, "callbacks=none", "fid=none", *overrides, limits=limits, check=False)
     while subprocess.run(["pgrep", "-f", f"hydra.run.dir={run}"], capture_output=True).returncode == 0:
         if time.monotonic() - start > 120:
             pytest.fail(f"a process of {run} is still running")
@@ -88,19 +88,31 @@ def test_ddp_with_fewer_validation_images_than_processes_is_refused_in_one_line(
 
 
 @pytest.mark.slow
-def test_ddp_processes_draw_their_own_noise_and_resume_exactly(tmp_path, real_data_dir):
-    """Each process has its own stream; 1 epoch + resume + 1 epoch equals 2 straight epochs, on every process."""
+def test_ddp_processes_draw_their_own_noise_resume_exactly_and_test_every_image_once(tmp_path, real_data_dir):
+    """Each process has its own stream; 1 epoch + resume + 1 epoch equals 2 straight epochs, on every process;
+    each process tests its half of the 10,000 test images and the logged KL equals one pass over all of them."""
+    from hydra.utils import instantiate
+
+    from betavae.loss import gaussian_kl
+    from betavae.runs import load_run
+
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     noise = ["+callbacks.noise._target_=tests.faults.RecordNoise"]
     for run, epochs in ((straight, 2), (resumed, 1), (resumed, 2)):
-        result, _ = timed_ddp(run, f"trainer.max_epochs={epochs}", *noise)
+        result, _ = timed_ddp(run, f"trainer.max_epochs={epochs}", *noise, limits=LIMITS[:2])  # all test images
         assert result.returncode == 0, result.stderr[-3000:]
     first, second = (torch.load(straight / f"noise-rank{r}.pt") for r in (0, 1))
     assert not torch.equal(first, second)
     a, b = (torch.load(d / "checkpoints" / "last.ckpt", weights_only=True) for d in (straight, resumed))
     assert len(a["rng_state"]) == 2  # one set of RNG states per process
     assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
-    assert strict_json(straight / "metrics.json")["test/loss"] == strict_json(resumed / "metrics.json")["test/loss"]
+    metrics = strict_json(straight / "metrics.json")
+    assert metrics["test/loss"] == strict_json(resumed / "metrics.json")["test/loss"]
+    module, cfg, _ = load_run(straight)
+    x = instantiate(cfg.data, root=str(real_data_dir)).images("test")[0]
+    with torch.no_grad():
+        kl = float(gaussian_kl(*module.net.encode(x)).sum(1).mean())
+    assert len(x) == 10_000 and metrics["test/kl"] == pytest.approx(kl, rel=1e-4)
 
 
 @pytest.mark.slow
