@@ -99,13 +99,16 @@ class GrayToRGB(nn.Module):
 
 
 def make_metric(feature: str = "fashion", inception_weights: str | None = None) -> FrechetInceptionDistance:
-    """A torchmetrics FID that keeps its real statistics across resets; images go in as floats in [0, 1]."""
+    """A torchmetrics FID that keeps its real statistics across resets; images go in as floats in [0, 1]. It
+    scores the images one process gives it: torchmetrics would otherwise sum its statistics over the DDP
+    processes at compute(), a collective that rank 0, scoring alone, would wait in forever."""
     if feature == "fashion":
-        return FrechetInceptionDistance(feature=load_features(), reset_real_features=False)
+        return FrechetInceptionDistance(feature=load_features(), reset_real_features=False, sync_on_compute=False)
     if feature == "inception":
         metric = FrechetInceptionDistance(
             feature=2048,
             reset_real_features=False,
+            sync_on_compute=False,
             normalize=False,  # GrayToRGB rounds floats to uint8 itself
             feature_extractor_weights_path=str(inception_weights_path(inception_weights)),
         )

@@ -33,11 +33,12 @@ class LatentStats(AtFitEnd):
             publish(trainer, "kl_per_dim", chart)
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: BetaVAEModule) -> None:
-        datamodule = trainer.datamodule
-        train = datamodule.images("train") if self.probe else None
-        pl_module.log_dict(
-            from_rank_zero(trainer, lambda: latent_metrics(pl_module.net, datamodule.images("test"), train))
-        )
+        data = trainer.datamodule
+
+        def compute() -> dict[str, float]:
+            return latent_metrics(pl_module.net, data.images("test"), data.images("train") if self.probe else None)
+
+        pl_module.log_dict(from_rank_zero(trainer, compute))
 
 
 class FIDMetrics(pl.Callback):

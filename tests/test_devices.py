@@ -26,10 +26,10 @@ def job(run, *overrides, limits=LIMITS, check=True):
     return run_module("betavae.train", *limits, *overrides, f"hydra.run.dir={run}", check=check)
 
 
-def timed_ddp(run, *overrides, limits=LIMITS):
+def timed_ddp(run, *overrides, limits=LIMITS, fid="fid=none"):
     """A 2-process CPU DDP job into ``run``: (its result, seconds until every process of it had ended)."""
     start = time.monotonic()
-    result = job(run, *DDP, "callbacks=none", "fid=none", *overrides, limits=limits, check=False)
+    result = job(run, *DDP, "callbacks=none", *fid.split(), *overrides, limits=limits, check=False)
     while subprocess.run(["pgrep", "-f", f"hydra.run.dir={run}"], capture_output=True).returncode == 0:
         if time.monotonic() - start > 120:
             pytest.fail(f"a process of {run} is still running")
@@ -90,7 +90,8 @@ def test_ddp_with_fewer_validation_images_than_processes_is_refused_in_one_line(
 @pytest.mark.slow
 def test_ddp_processes_draw_their_own_noise_resume_exactly_and_test_every_image_once(tmp_path, real_data_dir):
     """Each process has its own stream; 1 epoch + resume + 1 epoch equals 2 straight epochs, on every process;
-    each process tests its half of the 10,000 test images and the logged KL equals one pass over all of them."""
+    each process tests its half of the 10,000 test images and the logged KL equals one pass over all of them;
+    FID, scored by rank 0 alone, reaches every rank's log."""
     from hydra.utils import instantiate
 
     from betavae.loss import gaussian_kl
@@ -98,8 +99,9 @@ def test_ddp_processes_draw_their_own_noise_resume_exactly_and_test_every_image_
 
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     noise = ["+callbacks.noise._target_=tests.faults.RecordNoise"]
+    fid = f"fid.num_images=500 fid.sample_seeds=[0] fid.recon=false fid.cache_dir={tmp_path / 'fid'}"  # on rank 0
     for run, epochs in ((straight, 2), (resumed, 1), (resumed, 2)):
-        result, _ = timed_ddp(run, f"trainer.max_epochs={epochs}", *noise, limits=LIMITS[:2])  # all test images
+        result, _ = timed_ddp(run, f"trainer.max_epochs={epochs}", *noise, limits=LIMITS[:2], fid=fid)  # all images
         assert result.returncode == 0, result.stderr[-3000:]
     first, second = (torch.load(straight / f"noise-rank{r}.pt") for r in (0, 1))
     assert not torch.equal(first, second)
@@ -107,7 +109,7 @@ def test_ddp_processes_draw_their_own_noise_resume_exactly_and_test_every_image_
     assert len(a["rng_state"]) == 2  # one set of RNG states per process
     assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
     metrics = strict_json(straight / "metrics.json")
-    assert metrics["test/loss"] == strict_json(resumed / "metrics.json")["test/loss"]
+    assert metrics["test/loss"] == strict_json(resumed / "metrics.json")["test/loss"] and metrics["test/fid"] > 0
     module, cfg, _ = load_run(straight)
     x = instantiate(cfg.data, root=str(real_data_dir)).images("test")[0]
     with torch.no_grad():
