@@ -87,3 +87,8 @@ def cpu_has_bf16() -> bool:
     """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX), as oneDNN sees it. (Here, not in the
     entry point: launchers pickle `__main__`'s functions by value, and `torch.ops` does not pickle.)"""
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def in_process_group() -> bool:
+    """Whether this process is one of a distributed (DDP) job's, with its process group running."""
+    return torch.distributed.is_available() and torch.distributed.is_initialized()

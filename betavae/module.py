@@ -13,6 +13,7 @@ from lightning.fabric.utilities.seed import seed_everything
 
 from betavae.config import is_number, require
 from betavae.files import RunError, load_checkpoint
+from betavae.jobs import in_process_group
 from betavae.loss import BetaObjective, LossTerms, Objective, Progress, gaussian_kl, objective_from
 from betavae.model import MLPVAE
 
@@ -53,7 +54,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 def gather_objects(value: Any) -> list[Any]:
     """``value`` of every process of a distributed job, by rank ([value] alone in a single process)."""
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+    if not in_process_group():
         return [value]
     values: list[Any] = [None] * torch.distributed.get_world_size()
     torch.distributed.all_gather_object(values, value)

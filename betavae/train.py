@@ -32,7 +32,15 @@ from betavae.cli import quote_path_arguments
 from betavae.config import config_error, instantiate_copy, is_int, require
 from betavae.data import DataError
 from betavae.files import RunError, load_checkpoint, read_json, write_json
-from betavae.jobs import Terminated, cpu_has_bf16, job_gpu, job_lock, raise_on_sigterm, set_threads
+from betavae.jobs import (
+    Terminated,
+    cpu_has_bf16,
+    in_process_group,
+    job_gpu,
+    job_lock,
+    raise_on_sigterm,
+    set_threads,
+)
 from betavae.summarize import summarize
 
 log = logging.getLogger(__name__)
@@ -231,7 +239,7 @@ def failure(err: BaseException, cfg: DictConfig) -> tuple[str, str] | None:
 def is_peer_failure(err: BaseException) -> bool:
     """Did this DDP process fail because another one did? Then a collective of its running process group broke
     under it: torch.distributed raised (NCCL's DistError, or gloo's RuntimeError "Connection closed by peer")."""
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+    if not in_process_group():
         return False
     while err is not None:
         frames = traceback.extract_tb(err.__traceback__)
@@ -262,7 +270,7 @@ def record(output_dir: Path, cfg: DictConfig, status: str, reason: str) -> None:
 def end_process_group() -> None:
     """Destroy this process's DDP process group, on every way out: left to interpreter exit, gloo's threads can
     abort the process (pytorch#190489)."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
+    if in_process_group():
         torch.distributed.destroy_process_group()
 
 
