@@ -1,10 +1,14 @@
-"""Files a run reads and writes: the cache location, atomic JSON/PNG/GIF writes, checkpoints loaded safely."""
+"""Files a run reads and writes: the cache location, atomic JSON/PNG/GIF/checkpoint writes that say when the
+disk is full, checkpoints loaded safely."""
 
 from __future__ import annotations
 
+import errno
+import io
 import json
 import math
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,12 +17,31 @@ from typing import Any
 import imageio.v3 as iio
 import numpy as np
 import torch
+from lightning.fabric.plugins import TorchCheckpointIO
 
 CACHE = "~/.cache/betavae"
 
 
 class RunError(RuntimeError):
     """A run directory or checkpoint that cannot be used, with the reason."""
+
+
+class DiskFull(RunError):
+    """A write that found no space left: names the directory and how much space it needs."""
+
+
+def megabytes(size: float) -> str:
+    """``size`` bytes as '12.3 MB'."""
+    return f"{size / 1e6:.1f} MB"
+
+
+def disk_full(path: Path, needed: int | None = None) -> DiskFull:
+    """The one-line error for a write into ``path`` that found its disk full."""
+    directory = Path(path).parent
+    free = shutil.disk_usage(directory).free if directory.is_dir() else 0
+    need = f"{megabytes(needed)} free, it has {megabytes(free)}" if needed else "more free space"
+    return DiskFull(f"{directory}: out of disk space writing {Path(path).name}: needs {need}; free some and run "
+                    "the same command again")  # fmt: skip
 
 
 def cache_path(env: str, *parts: str, given: str | os.PathLike | None = None) -> Path:
@@ -38,9 +61,58 @@ def atomic(path: Path) -> Iterator[Path]:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         yield tmp
+        with tmp.open("rb+") as f:  # on disk before it takes the name: a crash cannot leave an empty file
+            os.fsync(f.fileno())
         tmp.replace(path)
+        sync_directory(path.parent)
+    except OSError as err:
+        if err.errno == errno.ENOSPC:
+            raise disk_full(path) from None
+        raise
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def sync_directory(directory: Path) -> None:
+    """Flush a directory's entries to disk, so a rename in it survives a crash."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def remove_temporaries(directory: Path) -> list[Path]:
+    """Delete the temporary files `atomic` left under ``directory`` when a process was killed mid-write (call
+    it only while holding the directory's lock); returns them."""
+    stale = [p for p in Path(directory).rglob(".*.tmp") if p.is_file()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
+def write_bytes(path: Path, data: bytes | memoryview) -> Path:
+    """Write ``data`` to ``path`` atomically, refusing in one line before writing when the disk cannot hold it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if shutil.disk_usage(path.parent).free < len(data):
+        raise disk_full(path, len(data))
+    with atomic(path) as tmp:
+        tmp.write_bytes(data)
+    return path
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, atomic on every filesystem: the bytes go to a temporary file beside the
+    checkpoint, reach the disk, then take its name. (Lightning's own save copies a file from the system's
+    temporary directory into place, which a kill or a full disk leaves truncated where the two directories are
+    on different filesystems.)"""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        """Write ``checkpoint`` to ``path`` atomically (Lightning's CheckpointIO interface)."""
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        write_bytes(Path(path), buffer.getbuffer())
 
 
 def finite(data: Any) -> Any:
@@ -88,5 +160,6 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # the safe unpickler's refusal, or a damaged file
-        reason = str(err).strip().splitlines()[0]
+        empty = Path(path).is_file() and Path(path).stat().st_size == 0
+        reason = "the file is empty" if empty else (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise RunError(f"{path}: refused, it cannot be loaded as plain tensors and values ({reason})") from None
