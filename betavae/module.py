@@ -209,6 +209,12 @@ class BetaVAEModule(pl.LightningModule):
         saved = checkpoint.get("rng_state")
         self._resumed_rng = saved if isinstance(saved, list) or saved is None else [saved]  # or one process's
 
+    def on_train_start(self) -> None:
+        """Train at the configured lr also when the resumed optimizer state holds another one (a checkpoint from
+        another run, ckpt_path=): Adam's moments carry over, its lr does not."""
+        for group in self.optimizers().optimizer.param_groups:
+            group["lr"] = self.lr
+
     def on_train_epoch_start(self) -> None:
         self._checked = 0
         if self._resumed_rng is not None:

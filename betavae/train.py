@@ -1,12 +1,15 @@
 """`python -m betavae.train`: fit one β-VAE per Hydra job, test its best checkpoint, write metrics.json.
 
-A job started in a directory that holds its own last.ckpt continues from it; a job whose metrics.json says it
-finished is not run again. A job that fails records why in its metrics.json: a single run then exits non-zero
-with one line, a multirun goes on with the other jobs (the sweep summary exits non-zero at the end).
+A run directory holds one experiment. A job started in a directory that holds its work continues it, from its
+newest intact checkpoint, and is refused if its config changes more than `continue_may_change` allows; a job
+whose metrics.json says it finished is not run again. A job that fails records why in its metrics.json: a
+single run then exits non-zero with one line, a multirun goes on with the other jobs (the sweep summary exits
+non-zero at the end).
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
@@ -31,7 +34,7 @@ from omegaconf import DictConfig, OmegaConf
 from betavae.cli import quote_path_arguments
 from betavae.config import config_error, instantiate_copy, is_int, require
 from betavae.data import DataError
-from betavae.files import RunError, load_checkpoint, read_json, write_json
+from betavae.files import DiskFull, RunError, disk_full, load_checkpoint, read_json, remove_temporaries, write_json
 from betavae.jobs import (
     Terminated,
     cpu_has_bf16,
@@ -41,6 +44,7 @@ from betavae.jobs import (
     raise_on_sigterm,
     set_threads,
 )
+from betavae.runs import Refused, check_continuation, record_failure, record_part
 from betavae.summarize import summarize
 
 log = logging.getLogger(__name__)
@@ -88,7 +92,7 @@ def check_job(cfg: DictConfig) -> None:
     )
 
 
-class LaunchRefused(RunError):
+class LaunchRefused(Refused):
     """A multirun job that Lightning would start its DDP processes for by re-running the command line."""
 
 
@@ -135,17 +139,50 @@ def checkpoints(trainer: pl.Trainer) -> tuple[ModelCheckpoint | None, ModelCheck
     return best, last
 
 
-def resume_point(cfg: DictConfig, last: ModelCheckpoint | None) -> Path | None:
-    """What to continue from: ckpt_path if given, else the job's own last.ckpt if it exists. Read once with
-    weights_only first, so a damaged or unsafe file is refused in one line before any work."""
-    path = Path(cfg.ckpt_path).expanduser() if cfg.ckpt_path else None
-    if path is None and last is not None and last.dirpath:
-        path = Path(last.format_checkpoint_name({}))
-        if not path.is_file():
-            return None
-    if path is not None:
-        load_checkpoint(path)
-        log.info("Resuming from %s", path)
+def own_checkpoint(directory: Path) -> tuple[Path | None, dict[str, Any] | None]:
+    """The job's newest intact checkpoint in ``directory`` (last.ckpt, else the newest other) and its contents.
+    Process 0 sets a damaged one aside (renamed, with a warning), so a kill or a full disk is never a dead end;
+    the other DDP processes skip it alike."""
+    found = sorted(Path(directory).glob("*.ckpt"), key=lambda p: (p.name == "last.ckpt", p.stat().st_mtime))
+    for path in reversed(found):
+        try:
+            return path, load_checkpoint(path)
+        except RunError as err:
+            if rank_zero_only.rank == 0:
+                aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+                path.replace(aside)
+                log.warning("%s; set aside as %s, continuing from the newest intact checkpoint if any", err, aside.name)
+    return None, None
+
+
+def check_resumable(path: Path, checkpoint: dict[str, Any], cfg: DictConfig, module: pl.LightningModule) -> None:
+    """Refuse, in one line, a checkpoint this job cannot continue: another network, or more epochs trained than
+    trainer.max_epochs allows."""
+    saved = (checkpoint.get("hyper_parameters") or {}).get("net") or {}
+    for key, value in module.hparams["net"].items():
+        if key in saved and saved[key] != value:
+            raise Refused(f"{path} holds a network with {key}={saved[key]!r}, this config builds {key}={value!r} "
+                          f"(model.net.{key}); its weights cannot continue here")  # fmt: skip
+    trained = checkpoint.get("epoch", -1) + 1  # our checkpoints are saved at the end of epoch `epoch`
+    if trained > (epochs := cfg.trainer.max_epochs):
+        raise Refused(f"trainer.max_epochs={epochs}: {path} has already trained {trained} epochs; give "
+                      f"trainer.max_epochs={trained} or more")  # fmt: skip
+
+
+def resume_point(cfg: DictConfig, module: pl.LightningModule, last: ModelCheckpoint | None) -> Path | None:
+    """What to continue from: ckpt_path if given, else the job's own newest intact checkpoint. Read once with
+    weights_only first, so an unusable file is refused in one line before any work."""
+    if cfg.ckpt_path:
+        path: Path | None = Path(cfg.ckpt_path).expanduser()
+        checkpoint = load_checkpoint(path)
+    elif last is not None and last.dirpath:
+        path, checkpoint = own_checkpoint(Path(last.dirpath))
+    else:
+        path = None
+    if path is None:
+        return None
+    check_resumable(path, checkpoint, cfg, module)
+    log.info("Resuming from %s", path)
     return path
 
 
@@ -157,13 +194,15 @@ def finished(cfg: DictConfig, output_dir: Path) -> dict[str, Any] | None:
     return None
 
 
-def train(cfg: DictConfig, output_dir: Path, parallel: int = 1, multirun: bool = False) -> dict[str, Any]:
-    """Fit (continuing the job's last.ckpt), test the best checkpoint, log hparams with test metrics, and
+def train(cfg: DictConfig, output_dir: Path, hydra_cfg: DictConfig) -> dict[str, Any]:
+    """Fit (continuing the job's own checkpoint), test the best checkpoint, log hparams with test metrics, and
     return what metrics.json holds."""
+    changed = check_continuation(output_dir, cfg)
     if done := finished(cfg, output_dir):
         log.info("Already finished (%s); delete it to train this job again", output_dir / "metrics.json")
         return done
     check_job(cfg)
+    parallel, multirun = parallel_jobs(hydra_cfg), hydra_cfg.mode == RunMode.MULTIRUN
     log.info("torch threads: %d (%d parallel job(s) on this machine)", set_threads(parallel), parallel)
     torch.set_flush_denormal(cfg.flush_denormal)
     callbacks = instantiate_all(cfg.callbacks)
@@ -174,7 +213,11 @@ def train(cfg: DictConfig, output_dir: Path, parallel: int = 1, multirun: bool =
     datamodule = instantiate(cfg.data)
     module = instantiate_copy(cfg, "model")
     try:
-        return fit_and_test(cfg, output_dir, trainer, module, datamodule)
+        resume = resume_point(cfg, module, checkpoints(trainer)[1])
+        if rank_zero_only.rank == 0:  # known before Lightning starts the other DDP processes
+            remove_temporaries(output_dir)  # of a killed write: this job holds the directory's lock
+            record_part(output_dir, cfg, hydra_cfg, changed)
+        return fit_and_test(cfg, output_dir, trainer, module, datamodule, resume)
     except BaseException:
         stop_other_processes(trainer)
         raise
@@ -186,10 +229,12 @@ def fit_and_test(
     trainer: pl.Trainer,
     module: pl.LightningModule,
     datamodule: pl.LightningDataModule,
+    resume: Path | None,
 ) -> dict[str, Any]:
-    """Fit, test the best checkpoint, log hparams with the test metrics; rank 0 writes metrics.json."""
+    """Fit from ``resume`` (None: from scratch), test the best checkpoint, log hparams with the test metrics;
+    rank 0 writes metrics.json."""
     best_callback, last_callback = checkpoints(trainer)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_point(cfg, last_callback), weights_only=True)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
     timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
     wall_time = round(timer.time_elapsed("train"), 2) if timer else None  # now: test() reloads the Timer's state
     best_path = best_callback and best_callback.best_model_path
@@ -231,9 +276,23 @@ def failure(err: BaseException, cfg: DictConfig) -> tuple[str, str] | None:
         return "interrupted", f"interrupted ({type(err).__name__}); run the same command again to continue"
     if (message := config_error(err, cfg)) is not None:
         return "failed", f"Invalid config: {message}"
+    if (full := disk_full_error(err)) is not None:
+        return "failed", str(full)
     while err is not None and not isinstance(err, KNOWN_FAILURES):
         err = err.__cause__ or err.__context__
     return None if err is None else ("failed", str(err).strip().splitlines()[0])
+
+
+def disk_full_error(err: BaseException | None) -> DiskFull | None:
+    """The one-line DiskFull behind ``err``: ours, or an OSError ENOSPC from a writer we do not own (TensorBoard's,
+    Lightning's loggers)."""
+    while err is not None:
+        if isinstance(err, DiskFull):
+            return err
+        if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+            return disk_full(Path(err.filename or "."))
+        err = err.__cause__ or err.__context__
+    return None
 
 
 def is_peer_failure(err: BaseException) -> bool:
@@ -258,15 +317,6 @@ def recorded_failure(output_dir: Path, since: float) -> str | None:
     return metrics.get("reason")
 
 
-def record(output_dir: Path, cfg: DictConfig, status: str, reason: str) -> None:
-    """Write the failure into metrics.json, unless it holds a finished run (a failed continuation of a finished
-    job must not erase its results)."""
-    previous = read_json(output_dir / "metrics.json")
-    if previous is None or previous.get("status") != "ok":
-        job = {"status": status, "reason": reason, "beta": cfg.beta, "seed": cfg.seed}
-        write_json(output_dir / "metrics.json", job)
-
-
 def end_process_group() -> None:
     """Destroy this process's DDP process group, on every way out: left to interpreter exit, gloo's threads can
     abort the process (pytorch#190489)."""
@@ -281,6 +331,11 @@ def stop(err: BaseException, cfg: DictConfig, output_dir: Path, started: float, 
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     if isinstance(err, LaunchRefused):  # every job of the sweep would be refused alike
         raise SystemExit(f"error: {err}") from None
+    if isinstance(err, Refused):  # before any work: nothing to record, the directory keeps what it holds
+        log.error("Job refused: %s", err)
+        if multirun:
+            return
+        raise SystemExit(f"error: {err}") from None
     if is_peer_failure(err):
         reason = recorded_failure(output_dir, started) or f"another DDP process failed ({str(err).splitlines()[0]})"
         log.error("Job stopped: %s", reason)
@@ -291,7 +346,7 @@ def stop(err: BaseException, cfg: DictConfig, output_dir: Path, started: float, 
     if rank > 0:
         reason = f"rank {rank}: {reason}"
     if rank == 0 or recorded_failure(output_dir, started) is None:
-        record(output_dir, cfg, status, reason)
+        record_failure(output_dir, cfg, hydra_cfg, status, reason)
     log.error("Job %s: %s", status, reason, exc_info=known is None)
     if status == "interrupted" and multirun and rank == 0:  # the remaining jobs will not run: summarise them
         summarize(Path(hydra_cfg.sweep.dir))
@@ -308,14 +363,13 @@ def main(cfg: DictConfig) -> float | None:
     started = time.time()
     hydra_cfg = HydraConfig.get()
     output_dir = Path(hydra_cfg.runtime.output_dir)
-    multirun = hydra_cfg.mode == RunMode.MULTIRUN
     log.info("Output directory: %s", output_dir)
     log.debug("Config:\n%s", OmegaConf.to_yaml(cfg))
     try:
         with job_lock(output_dir):  # refuses a second run in the same directory, before touching anything
             try:
                 with raise_on_sigterm():
-                    return train(cfg, output_dir, parallel_jobs(hydra_cfg), multirun)["test/loss"]
+                    return train(cfg, output_dir, hydra_cfg)["test/loss"]
             except BaseException as err:
                 stop(err, cfg, output_dir, started, hydra_cfg)
                 return None
