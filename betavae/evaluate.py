@@ -24,9 +24,10 @@ from betavae.cli import quote_path_arguments
 from betavae.config import ConfigError, config_error, is_int, require
 from betavae.fid import FIDScorer
 from betavae.files import RunError, write_json, write_png
+from betavae.jobs import job_lock
 from betavae.latents import encode_all, latent_metrics
 from betavae.model import MLPVAE
-from betavae.runs import job_dirs, load_run
+from betavae.runs import job_dirs, load_run, run_config
 from betavae.summarize import summarize
 
 log = logging.getLogger(__name__)
@@ -145,7 +146,9 @@ def main(cfg: DictConfig) -> None:
     failed = []
     for run in runs:
         try:
-            evaluate_run(run, cfg, fid)
+            run_config(run)  # a run directory, before the lock creates anything in it
+            with job_lock(run):  # not while training (or another evaluate) writes into the run
+                evaluate_run(run, cfg, fid)
         except RunError as err:
             log.error("%s", err)
             failed.append(run)

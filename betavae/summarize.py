@@ -67,6 +67,8 @@ def read_job(job_dir: Path) -> dict[str, Any]:
     cfg = run_config(job_dir)
     metrics = read_json(job_dir / "metrics.json")
     job = {"job": job_dir.name, "overrides": overrides, "beta": float(cfg.beta), "seed": int(cfg.seed)}
+    if metrics is None and (job_dir / "metrics.json").exists():
+        return {**job, "status": "failed", "reason": f"{job_dir / 'metrics.json'}: unreadable, not a JSON object"}
     if metrics is None or metrics.get("status", "ok") != "ok":
         status = "failed" if metrics and metrics.get("status") == "failed" else "unfinished"
         return {**job, "status": status, "reason": (metrics or {}).get("reason", "no metrics.json: stopped early")}
@@ -80,6 +82,15 @@ def planned_jobs(sweep: DictConfig) -> list[list[str]]:
     params = [f"{k}={v}" for k, v in (OmegaConf.select(sweep, "hydra.sweeper.params") or {}).items()]
     overrides = OverridesParser.create().parse_overrides(params + list(sweep.hydra.overrides.task))
     return [job for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
+
+
+def read_plan(path: Path) -> tuple[DictConfig, list[list[str]]]:
+    """A sweep's multirun.yaml and the jobs it planned; RunError in one line if it is not one."""
+    try:
+        sweep = OmegaConf.load(path)
+        return sweep, planned_jobs(sweep)
+    except Exception as err:  # YAML's, OmegaConf's or Hydra's override parser's error, several lines long
+        raise RunError(f"{path}: unreadable as a Hydra multirun.yaml ({str(err).strip().splitlines()[0]})") from None
 
 
 def not_run(overrides: list[str], cfg: DictConfig) -> dict[str, Any]:
@@ -257,9 +268,11 @@ def summarize(sweep_dir: Path) -> tuple[str, list[dict[str, Any]]]:
             jobs.append({"job": job_dir.name, "overrides": [], "beta": math.nan, "seed": -1,
                          "status": "failed", "reason": str(err)})  # fmt: skip
     if (sweep_dir / "multirun.yaml").is_file():
-        sweep = OmegaConf.load(sweep_dir / "multirun.yaml")
+        sweep, planned = read_plan(sweep_dir / "multirun.yaml")
         started = {tuple(j["overrides"]) for j in jobs}
-        jobs += [not_run(o, sweep) for o in planned_jobs(sweep) if tuple(o) not in started]
+        jobs += [not_run(o, sweep) for o in planned if tuple(o) not in started]
+    if not jobs:
+        raise RunError(f"{sweep_dir} holds no sweep: no multirun.yaml and no job directory (with .hydra/config.yaml)")
     rows = group_rows(jobs)
     table = markdown(rows)
     pairs = paired_differences(rows, jobs)
@@ -277,6 +290,8 @@ def summarize(sweep_dir: Path) -> tuple[str, list[dict[str, Any]]]:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="summarize")
 def main(cfg: DictConfig) -> None:
     """Rebuild the summary files of an existing sweep directory and print the table."""
+    if OmegaConf.is_missing(cfg, "sweep_dir") or not cfg.sweep_dir:
+        raise SystemExit("error: give sweep_dir=<multirun directory> (python -m betavae.summarize sweep_dir=...)")
     try:
         log.info("%s", summarize(Path(cfg.sweep_dir))[0].rstrip("\n"))
     except RunError as err:
