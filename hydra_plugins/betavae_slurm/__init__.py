@@ -1,4 +1,5 @@
-"""`hydra/launcher=slurm`: hydra-submitit-launcher's Slurm launcher, quiet and correct without Slurm accounting.
+"""`hydra/launcher=slurm`: hydra-submitit-launcher's Slurm launcher, quiet without Slurm accounting, and saying
+in one line when Slurm refuses a job or keeps one pending that no node can ever run.
 
 submitit asks `sacct` for job states. Where accounting is off (small clusters, the local test cluster) every
 poll fails, floods the log with warnings, and a job killed without a result is never seen to end; there the
@@ -8,8 +9,13 @@ the hydra_plugins package, hence this location.)
 
 from __future__ import annotations
 
+import copy
+import logging
+import re
 import subprocess
+import time
 from collections.abc import Sequence
+from pathlib import Path
 
 try:  # the `slurm` extra; without it Hydra's plugin scan must not warn at every start
     from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher as SubmititSlurmLauncher
@@ -17,8 +23,36 @@ try:  # the `slurm` extra; without it Hydra's plugin scan must not warn at every
 except ImportError:
     SubmititSlurmLauncher = None
 
+log = logging.getLogger(__name__)
+# Pending reasons of a job that no node of its partition can ever run as requested (Slurm's squeue(1)); a job
+# pending for any other reason (Resources, Priority, BeginTime, ...) may still start.
+IMPOSSIBLE = ("PartitionConfig", "PartitionNodeLimit", "PartitionTimeLimit", "ReqNodeNotAvail", "BadConstraints",
+              "InvalidQOS", "InvalidAccount")  # fmt: skip
+
+
+def pending_reason(job_id: str) -> str | None:
+    """Why Slurm keeps the job pending (squeue's %r), None once it is not pending or squeue cannot tell."""
+    out = subprocess.run(["squeue", "-h", "-t", "PD", "-j", job_id, "-o", "%r"], capture_output=True, text=True)
+    return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
+
+
+def impossible(reason: str | None) -> bool:
+    """Whether a pending reason means the job can never start (ReqNodeNotAvail comes with the nodes' names)."""
+    return reason is not None and reason.split(",")[0].split(" ")[0] in IMPOSSIBLE
+
+
+def submission_error(err: BaseException) -> str | None:
+    """sbatch's own error line behind a failed submission ("Requested node configuration is not available")."""
+    lines = re.findall(r"sbatch: error: (.+)", str(err))
+    return "; ".join(line.strip() for line in lines) or None
+
+
 if SubmititSlurmLauncher is not None:
-    from hydra.core.utils import JobReturn
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.core.utils import JobReturn, JobStatus
+    from omegaconf import open_dict
+
+    from betavae.runs import record_failure
 
     class SqueueWatcher(SlurmInfoWatcher):
         """submitit's job-state poller, reading `squeue` (which knows jobs until MinJobAge after they end)."""
@@ -42,9 +76,61 @@ if SubmititSlurmLauncher is not None:
         return "accounting_storage/none" not in config.stdout
 
     class SlurmLauncher(SubmititSlurmLauncher):
-        """hydra-submitit-launcher's SlurmLauncher, polling with `squeue` where accounting is off."""
+        """hydra-submitit-launcher's SlurmLauncher, polling with `squeue` where accounting is off, and ending a
+        job Slurm can never start (recorded as failed in its metrics.json, the other jobs go on)."""
+
+        poll_s = 2.0
 
         def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
             if not accounting_enabled():
                 SlurmJob.watcher = SqueueWatcher(delay_s=600)  # submitit keeps its poller on the job class
-            return super().launch(job_overrides, initial_job_idx)
+            waited: list[SlurmJob] = []
+            original, launcher = SlurmJob.results, self
+
+            def results(job: SlurmJob) -> list[JobReturn]:
+                """The job's results once it runs; a job Slurm can never start is ended and recorded instead."""
+                index = len(waited)  # the upstream launch asks for each job's results in order
+                waited.append(job)
+                if (reason := launcher.wait_startable(job)) is not None:
+                    overrides = list(job_overrides[index])
+                    launcher.record_unstartable(overrides, initial_job_idx + index, job.job_id, reason)
+                    return [JobReturn(overrides=overrides, status=JobStatus.COMPLETED, _return_value=None)]
+                return original(job)
+
+            # The upstream launch submits, then waits on each job's results() in one expression, which would
+            # wait forever on a job that can never start: for this launch, results() first checks that.
+            SlurmJob.results = results
+            try:
+                return super().launch(job_overrides, initial_job_idx)
+            except Exception as err:
+                if (message := submission_error(err)) is None:
+                    raise
+                raise SystemExit(f"error: Slurm refused the jobs: {message} (hydra.launcher: cpus_per_task, "
+                                 "mem_gb, gpus_per_node, partition, timeout_min)") from None  # fmt: skip
+            finally:
+                SlurmJob.results = original
+
+        def wait_startable(self, job: SlurmJob) -> str | None:
+            """Wait while the job pends; return the reason if Slurm says it can never start (the job cancelled)."""
+            while (reason := pending_reason(job.job_id)) is not None:
+                if impossible(reason):
+                    job.cancel(check=False)
+                    return reason
+                time.sleep(self.poll_s)
+            return None
+
+        def record_unstartable(self, overrides: list[str], job_num: int, job_id: str, reason: str) -> None:
+            """Log in one line, and record in the job's metrics.json, that Slurm can never start it."""
+            message = (f"Slurm job {job_id} cannot start: pending with reason {reason}, which no node of the "
+                       "partition can satisfy; cancelled (lower hydra.launcher.cpus_per_task, mem_gb or "
+                       "gpus_per_node, or choose hydra.launcher.partition)")  # fmt: skip
+            log.error("#%d %s: %s", job_num, " ".join(overrides), message)
+            cfg = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
+            with open_dict(cfg.hydra.job):
+                cfg.hydra.job.num = job_num
+            HydraConfig.instance().set_config(cfg)  # as Hydra's run_job does, to resolve the job's directory
+            job_dir = Path(cfg.hydra.sweep.dir) / str(cfg.hydra.sweep.subdir)
+            task_cfg = copy.deepcopy(cfg)
+            with open_dict(task_cfg):
+                del task_cfg["hydra"]
+            record_failure(job_dir, task_cfg, HydraConfig.get(), "failed", message)
