@@ -1,7 +1,9 @@
 """Against a real single-node Slurm started by scripts/slurm-local (skipped, with the reason, where it cannot
-start): a 2-job sweep through hydra/launcher=slurm, a requeued job resuming, and 2-task CPU DDP under srun."""
+start): a 2-job sweep through hydra/launcher=slurm, a job reaching its time limit requeued and resuming, jobs
+Slurm refuses or can never start reported in one line, and 2-task CPU DDP under srun."""
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -71,27 +73,71 @@ def test_slurm_sweep_runs_both_jobs_and_summarises_them_quietly(slurm, tmp_path)
     assert "sacct" not in result.stdout + result.stderr  # accounting is off here: no poll warnings
 
 
-def test_requeued_slurm_job_resumes_from_its_last_checkpoint(slurm, tmp_path):
-    root, name = tmp_path / "sweep", f"requeue-{tmp_path.name}"
+def test_a_job_reaching_its_time_limit_is_signalled_requeued_and_finishes_from_last_ckpt(slurm, tmp_path):
+    """submitit's time-limit path on the real Slurm. Slurm sends the time-limit signal at its periodic check,
+    up to a minute before signal_delay_s asks, so a job with a 1-minute limit may be signalled before Python
+    could handle it: the job starts with 10 minutes and its limit is cut to 1 once its first checkpoint exists."""
+    root, name = tmp_path / "sweep", f"timeout-{tmp_path.name}"
     command = [sys.executable, "-m", "betavae.train", "-m", *SLURM, *SMALL, f"hydra.launcher.name={name}",
-               "trainer.max_epochs=4", "trainer.limit_train_batches=150", f"hydra.sweep.dir={root}"]  # fmt: skip
+               "hydra.launcher.timeout_min=10", "hydra.launcher.signal_delay_s=60", "trainer.max_epochs=40",
+               "trainer.limit_train_batches=100", f"hydra.sweep.dir={root}"]  # fmt: skip
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     job_id = slurm_job_id(name)
     deadline = time.monotonic() + 180
     while not list(root.glob("*/checkpoints/last.ckpt")) and time.monotonic() < deadline:
         time.sleep(0.2)
     last = next(root.glob("*/checkpoints/last.ckpt"))
-    subprocess.run(["scontrol", "requeue", job_id], check=True)
-    wait_for_state(job_id, "PENDING")  # a requeued job is held for about 2 minutes; release it now
-    subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True)
-    _, stderr = process.communicate(timeout=300)
+    subprocess.run(["scontrol", "update", f"JobId={job_id}", "TimeLimit=1"], check=True)
+    wait_for_state(job_id, "PENDING")  # requeued by submitit, held for about 2 minutes: release it now
+    subprocess.run(["scontrol", "update", f"JobId={job_id}", "TimeLimit=10", "StartTime=now"], check=True)
+    _, stderr = process.communicate(timeout=600)
     assert process.returncode == 0, stderr[-3000:]
-    job_dir = last.parent.parent
-    log = (job_dir / "train.log").read_text()
+    log = (last.parent.parent / "train.log").read_text()
+    assert "Caught signal SIGUSR2" in log and "this job is timed-out" in log and "Requeued job" in log
     assert log.count("Output directory") == 2 and f"Resuming from {last}" in log
-    metrics = strict_json(job_dir / "metrics.json")
-    assert metrics["status"] == "ok" and metrics["epochs"] == 4
-    assert torch.load(last, weights_only=True)["global_step"] == 4 * 150
+    metrics = strict_json(last.parent.parent / "metrics.json")
+    assert metrics["status"] == "ok" and metrics["epochs"] == 40
+    assert torch.load(last, weights_only=True)["global_step"] == 40 * 100
+
+
+def test_a_job_no_node_can_run_is_ended_and_recorded_in_one_line(slurm, tmp_path):
+    root, name = tmp_path / "sweep", f"impossible-{tmp_path.name}"
+    result = run_module("betavae.train", "-m", *SLURM, *SMALL, "hydra.launcher.cpus_per_task=1000", "beta=0.1,1.0",
+                        f"hydra.launcher.name={name}", f"hydra.sweep.dir={root}", check=False)  # fmt: skip
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last == "error: 2 of 2 jobs did not finish: beta=0.1 (failed); beta=1.0 (failed)"
+    pattern = r"Slurm job \d+_\d cannot start: pending with reason PartitionConfig, .*; cancelled \(.*\)"
+    for job in sorted(root.glob("beta=*")):
+        reason = strict_json(job / "metrics.json")["reason"]
+        assert re.fullmatch(pattern, reason) and f"{reason} |" in (root / "summary.md").read_text()
+    assert not subprocess.run(["squeue", "-h", "-n", name], capture_output=True, text=True).stdout  # cancelled
+
+
+def test_a_job_killed_without_a_result_is_recorded_and_the_sweep_ends_in_one_line(slurm, tmp_path):
+    root, name = tmp_path / "sweep", f"killed-{tmp_path.name}"
+    command = [sys.executable, "-m", "betavae.train", "-m", *SLURM, *SMALL, f"hydra.launcher.name={name}",
+               "trainer.max_epochs=50", "trainer.limit_train_batches=100", f"hydra.sweep.dir={root}"]  # fmt: skip
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    job_id = slurm_job_id(name)
+    deadline = time.monotonic() + 180
+    while not list(root.glob("*/checkpoints/last.ckpt")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    subprocess.run(["scancel", "--signal=KILL", job_id], check=True)  # as the out-of-memory killer would
+    _, stderr = process.communicate(timeout=180)
+    assert process.returncode != 0 and "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1].startswith("error: 1 of 1 jobs did not finish: ")
+    (job,) = root.glob("*/metrics.json")
+    reason = strict_json(job)["reason"]
+    assert re.fullmatch(rf"Slurm job {job_id}\S* ended without a result \(state \w+\): .+", reason), reason
+
+
+def test_a_job_slurm_refuses_at_submission_is_one_line(slurm, tmp_path):
+    result = run_module("betavae.train", "-m", *SLURM[:-1], *SMALL, "hydra.launcher.mem_gb=100000",
+                        f"hydra.sweep.dir={tmp_path}", check=False)  # fmt: skip
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: Slurm refused the jobs: Memory specification can not be satisfied;"), line
 
 
 def test_two_task_ddp_under_srun_logs_the_test_kl_of_one_process(slurm, tmp_path, real_data_dir):

@@ -19,6 +19,7 @@ from pathlib import Path
 
 try:  # the `slurm` extra; without it Hydra's plugin scan must not warn at every start
     from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher as SubmititSlurmLauncher
+    from submitit.core.utils import UncompletedJobError
     from submitit.slurm.slurm import SlurmInfoWatcher, SlurmJob
 except ImportError:
     SubmititSlurmLauncher = None
@@ -39,6 +40,15 @@ def pending_reason(job_id: str) -> str | None:
 def impossible(reason: str | None) -> bool:
     """Whether a pending reason means the job can never start (ReqNodeNotAvail comes with the nodes' names)."""
     return reason is not None and reason.split(",")[0].split(" ")[0] in IMPOSSIBLE
+
+
+def lost_reason(job_id: str, err: BaseException) -> str:
+    """One line for a job that ended without a result (killed, out of memory, node failure): its state and the
+    last line of its error stream, from submitit's several-line message."""
+    state = re.search(r"\(state: (\w+)\)", str(err))
+    lines = [line.strip() for line in str(err).splitlines() if line.strip() and not line.startswith("---")]
+    cause = lines[-1] if len(lines) > 1 else "no error output"
+    return f"Slurm job {job_id} ended without a result (state {state.group(1) if state else 'unknown'}): {cause}"
 
 
 def submission_error(err: BaseException) -> str | None:
@@ -76,8 +86,9 @@ if SubmititSlurmLauncher is not None:
         return "accounting_storage/none" not in config.stdout
 
     class SlurmLauncher(SubmititSlurmLauncher):
-        """hydra-submitit-launcher's SlurmLauncher, polling with `squeue` where accounting is off, and ending a
-        job Slurm can never start (recorded as failed in its metrics.json, the other jobs go on)."""
+        """hydra-submitit-launcher's SlurmLauncher, polling with `squeue` where accounting is off. A job Slurm can
+        never start is ended, and one that ends without a result (killed) is not a crash of the sweep: either is
+        recorded as failed in its metrics.json, and the other jobs go on."""
 
         poll_s = 2.0
 
@@ -88,14 +99,22 @@ if SubmititSlurmLauncher is not None:
             original, launcher = SlurmJob.results, self
 
             def results(job: SlurmJob) -> list[JobReturn]:
-                """The job's results once it runs; a job Slurm can never start is ended and recorded instead."""
+                """The job's results once it has run; for one Slurm can never start, or one without a result, its
+                failure is recorded instead."""
                 index = len(waited)  # the upstream launch asks for each job's results in order
                 waited.append(job)
+                overrides = list(job_overrides[index])
                 if (reason := launcher.wait_startable(job)) is not None:
-                    overrides = list(job_overrides[index])
-                    launcher.record_unstartable(overrides, initial_job_idx + index, job.job_id, reason)
-                    return [JobReturn(overrides=overrides, status=JobStatus.COMPLETED, _return_value=None)]
-                return original(job)
+                    message = (f"Slurm job {job.job_id} cannot start: pending with reason {reason}, which no node "
+                               "of the partition can satisfy; cancelled (lower hydra.launcher.cpus_per_task, "
+                               "mem_gb or gpus_per_node, or choose hydra.launcher.partition)")  # fmt: skip
+                else:
+                    try:
+                        return original(job)
+                    except UncompletedJobError as err:
+                        message = lost_reason(job.job_id, err)
+                launcher.record_failed(overrides, initial_job_idx + index, message)
+                return [JobReturn(overrides=overrides, status=JobStatus.COMPLETED, _return_value=None)]
 
             # The upstream launch submits, then waits on each job's results() in one expression, which would
             # wait forever on a job that can never start: for this launch, results() first checks that.
@@ -119,11 +138,9 @@ if SubmititSlurmLauncher is not None:
                 time.sleep(self.poll_s)
             return None
 
-        def record_unstartable(self, overrides: list[str], job_num: int, job_id: str, reason: str) -> None:
-            """Log in one line, and record in the job's metrics.json, that Slurm can never start it."""
-            message = (f"Slurm job {job_id} cannot start: pending with reason {reason}, which no node of the "
-                       "partition can satisfy; cancelled (lower hydra.launcher.cpus_per_task, mem_gb or "
-                       "gpus_per_node, or choose hydra.launcher.partition)")  # fmt: skip
+        def record_failed(self, overrides: list[str], job_num: int, message: str) -> None:
+            """Log in one line, and record in the job's metrics.json (unless it holds a finished run), why the
+            job has no result."""
             log.error("#%d %s: %s", job_num, " ".join(overrides), message)
             cfg = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
             with open_dict(cfg.hydra.job):
