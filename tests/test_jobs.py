@@ -199,3 +199,4 @@ def test_a_second_run_in_a_busy_directory_is_refused_and_changes_nothing(tmp_pat
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1].startswith(f"error: {run}/.lock: another run is using this")
     assert not (run / "metrics.json").exists() and not (run / "checkpoints").exists()
+    assert not (run / ".hydra").exists()  # Hydra's own writing of .hydra/ is off: the job writes it once it runs

@@ -1,0 +1,296 @@
+"""A run directory holds one experiment: continuing it with other hyperparameters is refused and changes nothing;
+checkpoints survive kills and full disks (real SIGKILLs, a real tmpfs); every fault is one line."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from betavae.files import AtomicCheckpointIO, DiskFull, RunError, atomic, load_checkpoint, remove_temporaries
+from betavae.jobs import job_lock
+from betavae.runs import Refused, check_continuation, record_part
+from betavae.summarize import summarize
+from betavae.train import check_resumable, own_checkpoint
+from tests.conftest import REPO, run_module
+from tests.test_jobs import SMALL, strict_json, train
+
+
+def config(*overrides):
+    """The training config as `python -m betavae.train` composes it (interpolations unresolved)."""
+    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
+        return compose("train", overrides=list(overrides))  # without the hydra key, as the task gets it
+
+
+def started_run(run, *overrides):
+    """A run directory whose experiment was started with ``overrides`` (its config and one checkpoint)."""
+    hydra_cfg = OmegaConf.create({"overrides": {"task": list(overrides)}})
+    record_part(run, config(*overrides), hydra_cfg, {})
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"weights")
+    return run
+
+
+@contextmanager
+def tmpfs(path, size):
+    """A real tmpfs of ``size`` mounted at ``path`` (skips where this process may not mount one)."""
+    path.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {mounted.stderr.decode().strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=True)
+
+
+def test_continuing_with_other_hyperparameters_is_refused_naming_each_key_and_both_values(tmp_path):
+    run = started_run(tmp_path / "run", "beta=0.1")
+    before = (run / ".hydra" / "config.yaml").read_bytes()
+    with pytest.raises(Refused) as refused:
+        check_continuation(run, config("beta=4.0", "lr=0.01", "model.net.latent_dim=10", "trainer.max_epochs=4"))
+    message = str(refused.value)
+    assert "\n" not in message and "trainer.max_epochs" not in message
+    for change in ("beta: 0.1 -> 4.0", "lr: 0.001 -> 0.01", "model.net.latent_dim: 20 -> 10"):
+        assert change in message
+    assert f"ckpt_path={run}/checkpoints/last.ckpt" in message and "hydra.run.dir=<new>" in message
+    assert (run / ".hydra" / "config.yaml").read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "override",
+    ["seed=7", "data.batch_size=64", "likelihood=continuous_bernoulli", "objective=capacity",
+     "trainer.precision=bf16-mixed", "trainer.limit_val_batches=3", "+trainer.gradient_clip_val=1.0"],
+)  # fmt: skip
+def test_each_change_to_what_is_trained_is_refused(tmp_path, override):
+    run = started_run(tmp_path / "run")
+    with pytest.raises(Refused, match="holds a run trained with other values"):
+        check_continuation(run, config(override))
+
+
+def test_epochs_devices_callbacks_logging_and_paths_may_change_and_are_returned(tmp_path):
+    run = started_run(tmp_path / "run", "beta=0.1")
+    allowed = ["beta=0.1", "trainer.max_epochs=60", "trainer=cpu", "callbacks=none", "logger=csv", "fid=none",
+               "data.root=/elsewhere", "ckpt_path=/x.ckpt", "trainer.limit_test_batches=2"]  # fmt: skip
+    changed = check_continuation(run, config(*allowed))
+    assert changed["trainer.max_epochs"] == (30, 60) and changed["data.root"] == (None, "/elsewhere")
+    assert not any(k.startswith(("beta", "model", "objective", "lr", "seed")) for k in changed)
+
+
+def test_a_directory_without_work_starts_a_new_experiment(tmp_path):
+    run = started_run(tmp_path / "run", "beta=0.1")
+    (run / "checkpoints" / "last.ckpt").unlink()  # a run that failed before its first checkpoint
+    assert check_continuation(run, config("beta=4.0")) == {}
+
+
+def test_a_continuation_appends_its_overrides_and_changes_to_continued_yaml(tmp_path):
+    run = started_run(tmp_path / "run", "beta=0.1")
+    cfg = config("beta=0.1", "trainer.max_epochs=60")
+    record_part(run, cfg, OmegaConf.create({"overrides": {"task": ["trainer.max_epochs=60"]}}), {"x": (1, 2)})
+    (part,) = yaml.safe_load((run / ".hydra" / "continued.yaml").read_text())
+    assert part["overrides"] == ["trainer.max_epochs=60"] and part["changed"] == {"x": [1, 2]}
+    assert OmegaConf.load(run / ".hydra" / "config.yaml").trainer.max_epochs == 60
+
+
+def test_a_checkpoint_write_that_does_not_fit_is_refused_in_one_line_and_keeps_the_old_file(tmp_path):
+    with tmpfs(tmp_path / "small", "1m") as disk:
+        path = disk / "last.ckpt"
+        AtomicCheckpointIO().save_checkpoint({"w": torch.zeros(1000)}, path)
+        old = path.read_bytes()
+        with pytest.raises(DiskFull) as full:
+            AtomicCheckpointIO().save_checkpoint({"w": torch.zeros(500_000)}, path)  # 2 MB
+        assert str(full.value).startswith(f"{disk}: out of disk space writing last.ckpt: needs 2.0 MB free")
+        assert "\n" not in str(full.value)
+        assert path.read_bytes() == old and sorted(p.name for p in disk.iterdir()) == ["last.ckpt"]
+
+
+def test_a_write_that_fills_the_disk_midway_leaves_no_temporary_and_says_so(tmp_path):
+    with tmpfs(tmp_path / "small", "1m") as disk:
+        full = f"{disk}: out of disk space writing big.bin: needs more free space"
+        with pytest.raises(DiskFull, match=full), atomic(disk / "big.bin") as tmp:
+            tmp.write_bytes(bytes(2_000_000))
+        assert list(disk.iterdir()) == []
+
+
+def test_an_empty_checkpoint_is_refused_in_one_line_saying_it_is_empty(tmp_path):
+    (tmp_path / "zero.ckpt").touch()
+    with pytest.raises(RunError, match=r"zero.ckpt: refused, .* \(the file is empty\)$"):
+        load_checkpoint(tmp_path / "zero.ckpt")
+
+
+def test_a_damaged_last_checkpoint_is_set_aside_for_the_newest_intact_one(tmp_path, caplog):
+    directory = tmp_path / "checkpoints"
+    directory.mkdir()
+    torch.save({"epoch": 0}, directory / "best-epoch=000.ckpt")
+    torch.save({"epoch": 1}, directory / "best-epoch=001.ckpt")
+    os.utime(directory / "best-epoch=000.ckpt", (1, 1))  # older
+    (directory / "last.ckpt").write_bytes(b"")  # what Lightning's save left after a kill on another filesystem
+    path, checkpoint = own_checkpoint(directory)
+    assert (path.name, checkpoint["epoch"]) == ("best-epoch=001.ckpt", 1)
+    (aside,) = directory.glob("last.ckpt.damaged-*")
+    assert aside.name in caplog.text and "the file is empty" in caplog.text
+    for name in ("best-epoch=001.ckpt", "best-epoch=000.ckpt"):
+        (directory / name).write_bytes(b"junk")
+    assert own_checkpoint(directory) == (None, None)  # nothing intact: the job starts over
+    assert not list(directory.glob("*.ckpt"))
+
+
+def test_temporaries_of_killed_writes_are_removed(tmp_path):
+    (tmp_path / "checkpoints").mkdir()
+    stale = [tmp_path / "checkpoints" / ".last.ckpt.123.tmp", tmp_path / ".metrics.json.9.tmp"]
+    for path in stale:
+        path.write_bytes(b"half")
+    (tmp_path / "keep.tmp").write_bytes(b"not ours")
+    assert sorted(remove_temporaries(tmp_path)) == sorted(stale)
+    assert [p.name for p in tmp_path.rglob("*.tmp")] == ["keep.tmp"]
+
+
+# Real runs of `python -m betavae.train` (subprocesses, real Fashion-MNIST).
+
+
+@pytest.mark.slow
+def test_a_directory_refuses_other_hyperparameters_and_continues_with_more_epochs(tmp_path, real_data_dir):
+    run = tmp_path / "run"
+    train(run, "beta=0.1", "trainer.max_epochs=1", "trainer.limit_train_batches=20")
+    kept = {p: p.read_bytes() for p in [*run.glob(".hydra/*"), run / "metrics.json", *run.glob("checkpoints/*")]}
+    again = train(run, "beta=0.1", "trainer.max_epochs=1", "trainer.limit_train_batches=20", "callbacks=default")
+    assert "Already finished" in again.stdout + again.stderr  # with other callbacks: allowed, nothing to do
+    refused = train(run, "beta=4.0", "lr=0.01", "model.net.latent_dim=10", "trainer.max_epochs=2",
+                    "trainer.limit_train_batches=20", check=False)  # fmt: skip
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert (
+        refused.stderr.strip()
+        .splitlines()[-1]
+        .startswith(
+            f"error: {run} holds a run trained with other values (beta: 0.1 -> 4.0, lr: 0.001 -> 0.01, "
+            "model.net.latent_dim: 20 -> 10); one directory holds one experiment"
+        )
+    )
+    assert {p: p.read_bytes() for p in kept} == kept  # nothing rewritten, .hydra/ included
+    train(run, "beta=0.1", "trainer.max_epochs=2", "trainer.limit_train_batches=20")
+    metrics = strict_json(run / "metrics.json")
+    assert metrics["status"] == "ok" and metrics["epochs"] == 2 and metrics["beta"] == 0.1
+    (part,) = yaml.safe_load((run / ".hydra" / "continued.yaml").read_text())
+    assert part["changed"] == {"trainer.max_epochs": [1, 2]}
+    bests = sorted(p.name for p in (run / "checkpoints").glob("best-*.ckpt"))
+    assert bests == [Path(metrics["best_checkpoint"]).name]  # no older best beside the current one
+
+
+@pytest.mark.slow
+def test_a_checkpoint_from_another_run_trains_at_this_runs_lr_unless_it_cannot_continue(tmp_path, real_data_dir):
+    first, second = tmp_path / "first", tmp_path / "second"
+    train(first, "trainer.max_epochs=2", "trainer.limit_train_batches=5")
+    last = first / "checkpoints" / "last.ckpt"
+    checkpoint, module = load_checkpoint(last), instantiate(config("model.net.latent_dim=10").model)
+    with pytest.raises(Refused) as narrower:
+        check_resumable(last, checkpoint, config("trainer.max_epochs=2"), module)
+    assert str(narrower.value) == (f"{last} holds a network with latent_dim=20, this config builds latent_dim=10 "
+                                   "(model.net.latent_dim); its weights cannot continue here")  # fmt: skip
+    with pytest.raises(Refused) as fewer:
+        check_resumable(last, checkpoint, config("trainer.max_epochs=1"), instantiate(config().model))
+    assert str(fewer.value) == (f"trainer.max_epochs=1: {last} has already trained 2 epochs; give "
+                                "trainer.max_epochs=2 or more")  # fmt: skip
+    train(second, f"ckpt_path={last}", "lr=0.01", "trainer.max_epochs=3", "trainer.limit_train_batches=5")
+    resumed = torch.load(second / "checkpoints" / "last.ckpt", weights_only=True)
+    assert resumed["epoch"] == 2 and resumed["optimizer_states"][0]["param_groups"][0]["lr"] == 0.01
+
+
+@pytest.mark.slow
+def test_invalid_list_value_is_one_line_and_recorded_as_strict_json(tmp_path, real_data_dir):
+    result = train(tmp_path, "beta=[1,2]", check=False)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == "Invalid config: beta=[1, 2]: must be a finite number >= 0"
+    assert strict_json(tmp_path / "metrics.json")["beta"] == [1, 2]
+    assert (tmp_path / ".hydra" / "config.yaml").is_file()  # a sweep's summary lists the failed job
+
+
+def kill_while_replacing_last_checkpoint(command, checkpoints, timeout=120):
+    """Start ``command``; SIGKILL it while it writes a new last.ckpt over an existing one."""
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and process.poll() is None:
+            names = {e.name for e in os.scandir(checkpoints)} if checkpoints.is_dir() else set()
+            if "last.ckpt" in names and any(n.startswith(".last.ckpt.") for n in names):
+                process.send_signal(signal.SIGKILL)
+                return
+        raise AssertionError("the job never rewrote last.ckpt while it was watched")
+    finally:
+        process.kill()
+        process.wait()
+
+
+@pytest.mark.slow
+def test_a_kill_during_a_checkpoint_write_on_another_filesystem_leaves_a_usable_run(tmp_path, real_data_dir):
+    with tmpfs(tmp_path / "disk", "100m") as disk:
+        run = disk / "run"
+        args = [*SMALL, "trainer.limit_val_batches=1", "trainer.limit_train_batches=2", f"hydra.run.dir={run}"]
+        command = [sys.executable, "-m", "betavae.train", *args, "trainer.max_epochs=200"]
+        kill_while_replacing_last_checkpoint(command, run / "checkpoints")
+        for path in (run / "checkpoints").glob("*.ckpt"):
+            load_checkpoint(path)  # every checkpoint whole: the old one or the new one
+        epochs = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] + 2
+        run_module("betavae.train", *args, f"trainer.max_epochs={epochs}")
+        assert strict_json(run / "metrics.json")["epochs"] == epochs
+        assert "Resuming from" in (run / "train.log").read_text()
+        assert not list(run.rglob("*.tmp"))
+
+
+@pytest.mark.slow
+def test_a_full_disk_is_one_line_naming_the_space_needed_and_the_run_continues_once_freed(tmp_path, real_data_dir):
+    with tmpfs(tmp_path / "disk", "15m") as disk:  # one 11.7 MB checkpoint fits, two do not
+        run = disk / "run"
+        result = train(run, "trainer.max_epochs=2", "trainer.limit_train_batches=5", check=False)
+        line = result.stderr.strip().splitlines()[-1]
+        assert result.returncode != 0 and "Traceback" not in result.stderr
+        assert line.startswith(f"error: {run}/checkpoints: out of disk space writing last.ckpt: needs 11.7 MB free")
+        assert line[len("error: ") :] == strict_json(run / "metrics.json")["reason"]
+        assert line[len("error: ") :] in (run / "train.log").read_text()
+        assert not list(run.rglob("*.tmp"))
+        subprocess.run(["mount", "-o", "remount,size=40m", str(disk)], check=True)
+        train(run, "trainer.max_epochs=2", "trainer.limit_train_batches=5")
+        assert strict_json(run / "metrics.json")["status"] == "ok"
+
+
+# summarize and evaluate
+
+
+@pytest.mark.slow
+def test_evaluate_is_refused_while_another_process_holds_the_run(tmp_path):
+    run = started_run(tmp_path / "run")
+    with job_lock(run):
+        result = run_module("betavae.evaluate", f"run_dir={run}", "fid=none", check=False)
+    assert result.returncode != 0
+    assert f"{run}/.lock: another run is using this directory" in result.stdout + result.stderr
+    assert not (run / "evaluation.json").exists()
+
+
+def test_summarize_faults_are_one_line_naming_the_file(tmp_path):
+    sweep = started_run(tmp_path / "sweep" / "job").parent
+    (sweep / "job" / "metrics.json").write_text("{not json")
+    (sweep / "multirun.yaml").write_text("hydra: [unclosed\n")
+    with pytest.raises(RunError, match=rf"^{sweep}/multirun.yaml: unreadable as a Hydra multirun.yaml \(.*\)$"):
+        summarize(sweep)
+    (sweep / "multirun.yaml").unlink()
+    assert f"**failed**: {sweep}/job/metrics.json: unreadable, not a JSON object" in summarize(sweep)[0]
+    (empty := tmp_path / "empty").mkdir()
+    with pytest.raises(RunError, match=rf"^{empty} holds no sweep: no multirun.yaml and no job directory"):
+        summarize(empty)
+
+
+@pytest.mark.slow
+def test_summarize_without_a_sweep_dir_is_one_line(tmp_path):
+    result = run_module("betavae.summarize", cwd=tmp_path, check=False)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: give sweep_dir=<multirun directory> (python -m betavae.summarize sweep_dir=...)"
+    )
