@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
+import json
+import os
+import queue
+import signal
 import struct
 import subprocess
 import sys
+import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -58,11 +65,51 @@ def real_data_dir() -> Path:
     return next(iter(files.values())).parent
 
 
+class Zygote:
+    """A `python -m tests.zygote` server: each `run` is a new process forked from one that has already imported
+    the libraries (see tests/zygote.py for why)."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen([sys.executable, "-m", "tests.zygote"], cwd=REPO, stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+        self.lines: queue.Queue[dict] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        self._next(timeout=300)  # ready
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            if line.startswith("ZYGOTE "):
+                self.lines.put(json.loads(line[len("ZYGOTE ") :]))
+
+    def _next(self, timeout: float) -> dict:
+        return self.lines.get(timeout=timeout)
+
+    def run(self, args: list[str], cwd: Path, timeout: float) -> subprocess.CompletedProcess[str]:
+        """``python -m <args>`` in ``cwd``: its exit status and output, as subprocess.run gives them."""
+        with tempfile.TemporaryDirectory() as files:
+            out, err = Path(files, "stdout"), Path(files, "stderr")
+            request = {"module": args[0], "args": args[1:], "cwd": str(cwd), "stdout": str(out), "stderr": str(err)}
+            self.process.stdin.write(json.dumps(request) + "\n")
+            self.process.stdin.flush()
+            pid = self._next(timeout=60)["pid"]
+            try:
+                returncode = self._next(timeout)["returncode"]
+            except queue.Empty:
+                os.kill(pid, signal.SIGKILL)
+                self._next(timeout=60)
+                raise subprocess.TimeoutExpired(args, timeout, out.read_text(), err.read_text()) from None
+            return subprocess.CompletedProcess(args, returncode, out.read_text(), err.read_text())
+
+
+@functools.cache
+def zygote() -> Zygote:
+    """The session's zygote, started at the first run."""
+    return Zygote()
+
+
 def run_module(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m <args>`` as a real subprocess and return its result (text output)."""
-    result = subprocess.run(
-        [sys.executable, "-m", *args], cwd=cwd or REPO, capture_output=True, text=True, timeout=600, check=False
-    )
+    """Run ``python -m <args>`` as a new process (forked by the zygote) and return its result (text output)."""
+    result = zygote().run(list(args), cwd or REPO, timeout=600)
     if check and result.returncode != 0:
         raise AssertionError(f"{args} exited {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
     return result
