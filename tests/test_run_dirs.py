@@ -161,6 +161,7 @@ def test_temporaries_of_killed_writes_are_removed(tmp_path):
 def test_a_directory_refuses_other_hyperparameters_and_continues_with_more_epochs(tmp_path, real_data_dir):
     run = tmp_path / "run"
     train(run, "beta=0.1", "trainer.max_epochs=1", "trainer.limit_train_batches=20")
+    first_last = (run / "checkpoints" / "last.ckpt").read_bytes()
     kept = {p: p.read_bytes() for p in [*run.glob(".hydra/*"), run / "metrics.json", *run.glob("checkpoints/*")]}
     again = train(run, "beta=0.1", "trainer.max_epochs=1", "trainer.limit_train_batches=20", "callbacks=default")
     assert "Already finished" in again.stdout + again.stderr  # with other callbacks: allowed, nothing to do
@@ -183,6 +184,12 @@ def test_a_directory_refuses_other_hyperparameters_and_continues_with_more_epoch
     assert part["changed"] == {"trainer.max_epochs": [1, 2]}
     bests = sorted(p.name for p in (run / "checkpoints").glob("best-*.ckpt"))
     assert bests == [Path(metrics["best_checkpoint"]).name]  # no older best beside the current one
+    # Killed between the best and the last save of epoch 1: the best is epoch 1's, last.ckpt epoch 0's.
+    (run / "checkpoints" / "last.ckpt").write_bytes(first_last)
+    (run / "metrics.json").unlink()
+    train(run, "beta=0.1", "trainer.max_epochs=2", "trainer.limit_train_batches=20")
+    assert sorted(p.name for p in (run / "checkpoints").glob("best-*.ckpt")) == bests  # rewritten, not -v1
+    assert strict_json(run / "metrics.json")["best_checkpoint"] == metrics["best_checkpoint"]
 
 
 @pytest.mark.slow
