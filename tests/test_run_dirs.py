@@ -86,6 +86,14 @@ def test_epochs_devices_callbacks_logging_and_paths_may_change_and_are_returned(
     assert not any(k.startswith(("beta", "model", "objective", "lr", "seed")) for k in changed)
 
 
+def test_a_directory_of_an_earlier_version_continues(tmp_path):
+    run = started_run(tmp_path / "run")
+    recorded = OmegaConf.load(run / ".hydra" / "config.yaml")
+    del recorded["continue_may_change"], recorded.trainer["plugins"]  # keys this version added
+    OmegaConf.save(recorded, run / ".hydra" / "config.yaml")
+    assert {"continue_may_change", "trainer.plugins"} <= set(check_continuation(run, config()))
+
+
 def test_a_directory_without_work_starts_a_new_experiment(tmp_path):
     run = started_run(tmp_path / "run", "beta=0.1")
     (run / "checkpoints" / "last.ckpt").unlink()  # a run that failed before its first checkpoint
