@@ -2,6 +2,7 @@
 checkpoints survive kills and full disks (real SIGKILLs, a real tmpfs); every fault is one line."""
 
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -258,6 +259,24 @@ def test_a_kill_during_a_checkpoint_write_on_another_filesystem_leaves_a_usable_
         assert strict_json(run / "metrics.json")["epochs"] == epochs
         assert "Resuming from" in (run / "train.log").read_text()
         assert not list(run.rglob("*.tmp"))
+
+
+@pytest.mark.slow
+def test_sigkills_at_random_moments_leave_whole_checkpoints_and_a_run_that_continues(tmp_path, real_data_dir):
+    with tmpfs(tmp_path / "disk", "100m") as disk:
+        run, rng = disk / "run", random.Random(0)
+        args = [*SMALL, "trainer.limit_val_batches=1", "trainer.limit_train_batches=2", f"hydra.run.dir={run}"]
+        for _ in range(2):  # import, training (two saves per epoch), start of a continuation
+            process = subprocess.Popen([sys.executable, "-m", "betavae.train", *args, "trainer.max_epochs=500"],
+                                       cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+            time.sleep(rng.uniform(12, 20))
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            for path in (run / "checkpoints").glob("*.ckpt"):
+                load_checkpoint(path)
+        epochs = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] + 2
+        run_module("betavae.train", *args, f"trainer.max_epochs={epochs}")
+        assert strict_json(run / "metrics.json")["epochs"] == epochs and not list(run.rglob("*.tmp"))
 
 
 @pytest.mark.slow
