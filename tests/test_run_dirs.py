@@ -6,6 +6,7 @@ import random
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -251,7 +252,11 @@ def test_a_kill_during_a_checkpoint_write_on_another_filesystem_leaves_a_usable_
         run = disk / "run"
         args = [*SMALL, "trainer.limit_val_batches=1", "trainer.limit_train_batches=2", f"hydra.run.dir={run}"]
         command = [sys.executable, "-m", "betavae.train", *args, "trainer.max_epochs=200"]
+        started = time.time()
         kill_while_replacing_last_checkpoint(command, run / "checkpoints")
+        leaked = [e.name for e in os.scandir(tempfile.gettempdir())
+                  if e.is_file() and e.stat().st_mtime >= started and e.stat().st_size > 1e6]  # fmt: skip
+        assert not leaked  # Lightning's own save staged each checkpoint in the system's temporary directory
         for path in (run / "checkpoints").glob("*.ckpt"):
             load_checkpoint(path)  # every checkpoint whole: the old one or the new one
         epochs = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] + 2
