@@ -17,6 +17,7 @@ from typing import Any
 import imageio.v3 as iio
 import numpy as np
 import torch
+import yaml
 from lightning.fabric.plugins import TorchCheckpointIO
 
 CACHE = "~/.cache/betavae"
@@ -24,6 +25,12 @@ CACHE = "~/.cache/betavae"
 
 class RunError(RuntimeError):
     """A run directory or checkpoint that cannot be used, with the reason."""
+
+
+def first_line(err: BaseException) -> str:
+    """The first non-blank line of an error's message, or its type's name when the message is empty
+    (``MemoryError()``): libraries' messages run to several lines, ours are one."""
+    return next((line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__)
 
 
 class DiskFull(RunError):
@@ -133,6 +140,13 @@ def write_json(path: Path, data: Any) -> Path:
     return Path(path)
 
 
+def write_yaml(path: Path, data: Any) -> Path:
+    """Write ``data`` as YAML, atomically."""
+    with atomic(path) as tmp:
+        tmp.write_text(yaml.safe_dump(data, sort_keys=False))
+    return Path(path)
+
+
 def read_json(path: Path) -> dict[str, Any] | None:
     """A JSON object from ``path``, or None if the file is missing or unreadable."""
     try:
@@ -161,5 +175,5 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # the safe unpickler's refusal, or a damaged file
         empty = Path(path).is_file() and Path(path).stat().st_size == 0
-        reason = "the file is empty" if empty else (str(err).strip().splitlines() or [type(err).__name__])[0]
+        reason = "the file is empty" if empty else first_line(err)
         raise RunError(f"{path}: refused, it cannot be loaded as plain tensors and values ({reason})") from None

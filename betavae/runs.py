@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from betavae.files import RunError, atomic, read_json, write_json
+from betavae.files import RunError, atomic, first_line, read_json, write_json, write_yaml
 from betavae.module import BetaVAEModule
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def run_config(run_dir: Path) -> DictConfig:
     try:
         return OmegaConf.load(path)
     except Exception as err:  # YAML's or OmegaConf's error, several lines long
-        raise RunError(f"{path}: unreadable ({str(err).strip().splitlines()[0]})") from None
+        raise RunError(f"{path}: unreadable ({first_line(err)})") from None
 
 
 def holds_work(run_dir: Path) -> bool:
@@ -85,12 +85,6 @@ def check_continuation(run_dir: Path, cfg: DictConfig) -> dict[str, tuple[Any, A
             f"ckpt_path={Path(run_dir) / 'checkpoints' / 'last.ckpt'} if you want them"
         )
     return changed
-
-
-def write_yaml(path: Path, data: Any) -> None:
-    """Write ``data`` as YAML, atomically."""
-    with atomic(path) as tmp:
-        tmp.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
 def record_part(run_dir: Path, cfg: DictConfig, hydra_cfg: DictConfig, changed: dict[str, tuple[Any, Any]]) -> None:

@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from betavae.cli import quote_path_arguments
 from betavae.figures import new_figure, render
-from betavae.files import RunError, atomic, read_json, write_json, write_png
+from betavae.files import RunError, atomic, first_line, read_json, write_json, write_png
 from betavae.runs import job_dirs, run_config
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ def read_plan(path: Path) -> tuple[DictConfig, list[list[str]]]:
         sweep = OmegaConf.load(path)
         return sweep, planned_jobs(sweep)
     except Exception as err:  # YAML's, OmegaConf's or Hydra's override parser's error, several lines long
-        raise RunError(f"{path}: unreadable as a Hydra multirun.yaml ({str(err).strip().splitlines()[0]})") from None
+        raise RunError(f"{path}: unreadable as a Hydra multirun.yaml ({first_line(err)})") from None
 
 
 def not_run(overrides: list[str], cfg: DictConfig) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from omegaconf import DictConfig, OmegaConf
 from betavae.cli import quote_path_arguments
 from betavae.config import config_error, instantiate_copy, is_int, require
 from betavae.data import DataError
-from betavae.files import DiskFull, RunError, disk_full, load_checkpoint, read_json, remove_temporaries, write_json
+from betavae.files import RunError, disk_full, first_line, load_checkpoint, read_json, remove_temporaries, write_json
 from betavae.jobs import (
     Terminated,
     cpu_has_bf16,
@@ -276,23 +276,12 @@ def failure(err: BaseException, cfg: DictConfig) -> tuple[str, str] | None:
         return "interrupted", f"interrupted ({type(err).__name__}); run the same command again to continue"
     if (message := config_error(err, cfg)) is not None:
         return "failed", f"Invalid config: {message}"
-    if (full := disk_full_error(err)) is not None:
-        return "failed", str(full)
     while err is not None and not isinstance(err, KNOWN_FAILURES):
+        if isinstance(err, OSError) and err.errno == errno.ENOSPC:  # a writer we do not own (TensorBoard's)
+            err = disk_full(Path(err.filename or "."))
+            break
         err = err.__cause__ or err.__context__
-    return None if err is None else ("failed", str(err).strip().splitlines()[0])
-
-
-def disk_full_error(err: BaseException | None) -> DiskFull | None:
-    """The one-line DiskFull behind ``err``: ours, or an OSError ENOSPC from a writer we do not own (TensorBoard's,
-    Lightning's loggers)."""
-    while err is not None:
-        if isinstance(err, DiskFull):
-            return err
-        if isinstance(err, OSError) and err.errno == errno.ENOSPC:
-            return disk_full(Path(err.filename or "."))
-        err = err.__cause__ or err.__context__
-    return None
+    return None if err is None else ("failed", first_line(err))
 
 
 def is_peer_failure(err: BaseException) -> bool:
@@ -337,7 +326,7 @@ def stop(err: BaseException, cfg: DictConfig, output_dir: Path, started: float, 
             return
         raise SystemExit(f"error: {err}") from None
     if is_peer_failure(err):
-        reason = recorded_failure(output_dir, started) or f"another DDP process failed ({str(err).splitlines()[0]})"
+        reason = recorded_failure(output_dir, started) or f"another DDP process failed ({first_line(err)})"
         log.error("Job stopped: %s", reason)
         raise SystemExit(f"error: {reason}") from None
     known = failure(err, cfg)

@@ -1,6 +1,7 @@
 """A run directory holds one experiment: continuing it with other hyperparameters is refused and changes nothing;
 checkpoints survive kills and full disks (real SIGKILLs, a real tmpfs); every fault is one line."""
 
+import errno
 import os
 import random
 import signal
@@ -22,7 +23,7 @@ from betavae.files import AtomicCheckpointIO, DiskFull, RunError, atomic, load_c
 from betavae.jobs import job_lock
 from betavae.runs import Refused, check_continuation, record_part
 from betavae.summarize import summarize
-from betavae.train import check_resumable, own_checkpoint
+from betavae.train import check_resumable, failure, own_checkpoint
 from tests.conftest import REPO, run_module
 from tests.test_jobs import SMALL, strict_json, train
 
@@ -152,6 +153,16 @@ def test_a_damaged_last_checkpoint_is_set_aside_for_the_newest_intact_one(tmp_pa
         (directory / name).write_bytes(b"junk")
     assert own_checkpoint(directory) == (None, None)  # nothing intact: the job starts over
     assert not list(directory.glob("*.ckpt"))
+
+
+def test_errors_are_recorded_in_one_line_also_without_a_message_or_from_a_full_disk_we_do_not_write():
+    assert failure(MemoryError(), config()) == ("failed", "MemoryError")
+    full = OSError(errno.ENOSPC, "No space left on device", "/nowhere/run/tensorboard/events.out")
+    assert failure(RuntimeError("flush failed"), config()) is None  # unexpected: a bug, with its traceback
+    wrapped = RuntimeError("flush failed")
+    wrapped.__cause__ = full
+    status, reason = failure(wrapped, config())
+    assert status == "failed" and reason.startswith("/nowhere/run/tensorboard: out of disk space writing events.out")
 
 
 def test_temporaries_of_killed_writes_are_removed(tmp_path):
