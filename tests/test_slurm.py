@@ -61,6 +61,16 @@ def slurm_job_id(name, timeout=120):
     raise AssertionError(f"no Slurm job named {name}")
 
 
+def first_last_checkpoint(root, timeout=180):
+    """The last.ckpt of the sweep's job under ``root``, once its first epoch has written it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if found := list(root.glob("*/checkpoints/last.ckpt")):
+            return found[0]
+        time.sleep(0.2)
+    raise AssertionError(f"no last.ckpt under {root} within {timeout} s")
+
+
 def test_slurm_sweep_runs_both_jobs_and_summarises_them_quietly(slurm, tmp_path):
     root = tmp_path / "sweep"
     result = run_module("betavae.train", "-m", *SLURM, *SMALL, "beta=0.1,1.0", "trainer.max_epochs=1",
@@ -83,10 +93,7 @@ def test_a_job_reaching_its_time_limit_is_signalled_requeued_and_finishes_from_l
                "trainer.limit_train_batches=100", f"hydra.sweep.dir={root}"]  # fmt: skip
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     job_id = slurm_job_id(name)
-    deadline = time.monotonic() + 180
-    while not list(root.glob("*/checkpoints/last.ckpt")) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    last = next(root.glob("*/checkpoints/last.ckpt"))
+    last = first_last_checkpoint(root)
     subprocess.run(["scontrol", "update", f"JobId={job_id}", "TimeLimit=1"], check=True)
     wait_for_state(job_id, "PENDING")  # requeued by submitit, held for about 2 minutes: release it now
     subprocess.run(["scontrol", "update", f"JobId={job_id}", "TimeLimit=10", "StartTime=now"], check=True)
@@ -120,9 +127,7 @@ def test_a_job_killed_without_a_result_is_recorded_and_the_sweep_ends_in_one_lin
                "trainer.max_epochs=50", "trainer.limit_train_batches=100", f"hydra.sweep.dir={root}"]  # fmt: skip
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     job_id = slurm_job_id(name)
-    deadline = time.monotonic() + 180
-    while not list(root.glob("*/checkpoints/last.ckpt")) and time.monotonic() < deadline:
-        time.sleep(0.2)
+    first_last_checkpoint(root)
     subprocess.run(["scancel", "--signal=KILL", job_id], check=True)  # as the out-of-memory killer would
     _, stderr = process.communicate(timeout=180)
     assert process.returncode != 0 and "Traceback" not in stderr
