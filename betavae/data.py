@@ -296,6 +296,10 @@ class FashionMNISTDataModule(pl.LightningDataModule):
             self.setup()
         return self.splits[split]
 
+    def size(self, split: str) -> int:
+        """How many images a split holds."""
+        return len(self._split(split)[1])
+
     def images(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         """All images of a split as flattened floats in [0, 1] with their labels, on the data's device: the
         grayscale images (what figures, FID and the probe use)."""

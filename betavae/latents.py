@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
-from betavae.loss import gaussian_kl
+from betavae.loss import KLParts, gaussian_kl
 from betavae.model import MLPVAE, Posterior
 
 ACTIVE_THRESHOLD = 0.01  # Burda et al. (2016): a unit is active if Var_x(E_q[z_d]) > 0.01
@@ -21,6 +23,54 @@ def encode_all(model: MLPVAE, images: torch.Tensor, batch_size: int = 2000) -> P
 def kl_per_dim(posterior: Posterior) -> torch.Tensor:
     """Average KL(q(z_d|x) ‖ N(0, 1)) over the images, per latent dimension, shape [D]."""
     return gaussian_kl(posterior.mu, posterior.logvar).mean(0)
+
+
+@torch.no_grad()
+def kl_decomposition(posterior: Posterior, draws: int = 1, seed: int = 0, chunk: int = 16) -> dict[str, float]:
+    """Index-code MI, total correlation and dimension-wise KL of these n posteriors (Chen et al. 2018, eq. 2),
+    with q(z) the mixture of all n, from ``draws`` seeded samples z ~ q(z|x_i) per image; each with its
+    standard error over the samples (`<part>_se`). MI cannot exceed log n: the sample's own component alone
+    gives q(z) ≥ q(z|x)/n."""
+    posterior = Posterior(posterior.mu.float(), posterior.logvar.float())
+    parts = [_kl_parts_exact(posterior_sample(posterior, seed + d), *posterior, chunk) for d in range(draws)]
+    values = {name: torch.cat([p[i] for p in parts]).double() for i, name in enumerate(KLParts._fields)}
+    result = {name: float(v.mean()) for name, v in values.items()}
+    return result | {f"{name}_se": float(v.std() / math.sqrt(len(v))) for name, v in values.items()}
+
+
+def _kl_parts_exact(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, chunk: int) -> KLParts:
+    """`loss.kl_parts` of samples z [n, D], z_i ~ q(z|x_i), over the uniform mixture of the n posteriors,
+    ``chunk`` samples at a time in one reused [D, chunk, n] buffer: 6.5 s for n = 10,000 and D = 20 on 2 CPU
+    cores, where `kl_parts` (new [chunk, n, D] tensors, logsumexp over a strided axis) takes 40 s. The
+    marginals sum exp(log N − shift) with a fixed shift per dimension, the largest density any component has
+    there, so nothing overflows and no max pass is needed; a chunk that underflows is redone with logsumexp."""
+    n, dims = mu.shape
+    log_n = math.log(n)
+    # log N(z_d; μ_id, σ_id) = c_id − (z_d·h_id − μ_id·h_id)², h = 1/(σ√2)
+    mu, logvar = mu.T.contiguous(), logvar.T.contiguous()  # [D, n]: broadcasts over contiguous rows are fast
+    c = -0.5 * (math.log(2 * math.pi) + logvar)
+    shift = c.max(1, keepdim=True).values  # [D, 1]
+    h = (-0.5 * logvar).exp() * math.sqrt(0.5)
+    mh, c_shifted = mu * h, (c - shift)[:, None, :]
+    log_pz = (-0.5 * (math.log(2 * math.pi) + z.square())).sum(1)
+    buf = torch.empty(dims, chunk, n, device=mu.device)
+    out: list[torch.Tensor] = []
+    for start in range(0, n, chunk):
+        zc = z[start : start + chunk].T.contiguous()[:, :, None]  # [D, c, 1]
+        b = buf[:, : zc.shape[1]]
+        torch.mul(zc, h[:, None, :], out=b).sub_(mh[:, None, :]).square_()
+        torch.sub(c_shifted, b, out=b)  # log N − shift, per dimension
+        rows = torch.arange(zc.shape[1])
+        own = b[:, rows, rows + start].sum(0)  # [c]: each sample's own posterior
+        log_qz = b.sum(0).logsumexp(-1) - log_n  # [c], still less Σ shift
+        log_qzj = b.exp_().sum(-1).log_()  # [D, c]
+        if not torch.isfinite(log_qzj).all():  # every component underflowed: the stable way
+            torch.mul(zc, h[:, None, :], out=b).sub_(mh[:, None, :]).square_()
+            log_qzj = torch.sub(c_shifted, b).logsumexp(-1)
+        log_qzj = log_qzj.sum(0) - dims * log_n
+        out.append(torch.stack([own - log_qz, log_qz - log_qzj, log_qzj + shift.sum() - log_pz[start : start + chunk]]))
+    mi, tc, dimwise = torch.cat(out, 1)
+    return KLParts(mi, tc, dimwise)
 
 
 def active_mask(posterior: Posterior, threshold: float = ACTIVE_THRESHOLD) -> torch.Tensor:
@@ -79,10 +129,11 @@ def latent_metrics(
     test: tuple[torch.Tensor, torch.Tensor],
     train: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> dict[str, float]:
-    """`test/active_units` of the test (images, labels), and the probes (`probe_metrics`) when the training
-    split to fit them on is given."""
+    """`test/active_units` and the KL's decomposition (`test/mi|tc|dimwise_kl` and their `_se`) of the test
+    (images, labels), and the probes (`probe_metrics`) when the training split to fit them on is given."""
     test_posterior = encode_all(model, test[0])
     metrics = {"test/active_units": float(active_units(test_posterior))}
+    metrics |= {f"test/{name}": value for name, value in kl_decomposition(test_posterior).items()}
     if train is not None:
         metrics |= probe_metrics(encode_all(model, train[0]), train[1], test_posterior, test[1])
     return metrics

@@ -1,7 +1,9 @@
-"""The training objectives in nats per image (`objective=beta|capacity`), over the KL to the N(0, I) prior."""
+"""The training objectives in nats per image (`objective=beta|capacity|tcvae`), over the KL to the N(0, I) prior,
+and the split of that KL into index-code MI, total correlation and dimension-wise KL (Chen et al. 2018)."""
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import torch
@@ -29,14 +31,61 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return 0.5 * (mu.square() + logvar.exp() - 1.0 - logvar)
 
 
+def log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """log N(z; μ, σ²) per dimension, broadcast over the arguments' shapes."""
+    return -0.5 * (math.log(2 * math.pi) + logvar + (z - mu).square() * (-logvar).exp())
+
+
+class KLParts(NamedTuple):
+    """Per sample z ~ q(z|x): log q(z|x) − log q(z) (index-code MI), log q(z) − Σ_j log q(z_j) (total
+    correlation) and Σ_j log q(z_j) − log p(z_j) (dimension-wise KL). Their means estimate the three terms, and
+    they sum to log q(z|x) − log p(z), whose mean is the KL, whatever q(z) is estimated with."""
+
+    mi: torch.Tensor
+    tc: torch.Tensor
+    dimwise_kl: torch.Tensor
+
+
+def kl_parts(
+    z: torch.Tensor, own: tuple[torch.Tensor, torch.Tensor], mu: torch.Tensor, logvar: torch.Tensor, log_w: torch.Tensor
+) -> KLParts:
+    """The KL parts of samples z [c, D], each drawn from its own posterior ``own`` (μ, log σ² [c, D]), with the
+    aggregate posterior q(z) = Σ_i w_i q(z|x_i) over the components (μ, log σ² [n, D]) with log-weights
+    ``log_w`` ([c, n] or [n]): exactly (1/n each, all images) or estimated (a minibatch)."""
+    log_qzx = log_normal(z, *own).sum(-1)
+    per_dim = log_normal(z[:, None], mu, logvar)  # [c, n, D]
+    log_qz = (per_dim.sum(-1) + log_w).logsumexp(-1)
+    log_qzj = (per_dim + log_w[..., None]).logsumexp(-2).sum(-1)  # Σ_j log q(z_j)
+    log_pz = log_normal(z, z.new_zeros(()), z.new_zeros(())).sum(-1)
+    return KLParts(log_qzx - log_qz, log_qz - log_qzj, log_qzj - log_pz)
+
+
+def stratified_log_weights(batch: int, dataset_size: int) -> torch.Tensor:
+    """Log-weights [M, M] of minibatch stratified sampling (Chen et al. 2018, appendix C.2): sample i's own
+    posterior counts 1/N, the other M − 1 stand for the N − 1 other images, (N − 1)/(N(M − 1)) each, so the
+    estimate of q(z_i) is unbiased for every batch size; with M = N it is the exact mixture."""
+    if batch == 1:  # nothing stands for the other images: the only estimate is the sample's own posterior
+        return torch.zeros(1, 1)
+    w = torch.full((batch, batch), math.log((dataset_size - 1) / (dataset_size * (batch - 1))))
+    return w.fill_diagonal_(-math.log(dataset_size))
+
+
 class Objective:
     """recon and KL (batch means) → the loss to minimise. ``at`` is the training progress; None means the end
-    of any schedule, the objective the run aims at, which is what validation and test report."""
+    of any schedule, the objective the run aims at, which is what validation and test report. An objective
+    that weighs the KL's parts gets their batch means (`parts`) as ``parts``."""
 
     name = "objective"
+    weighs_parts = False  # True: `parts` gives the KL's parts, which the objective weighs
 
-    def __call__(self, recon: torch.Tensor, kl: torch.Tensor, at: Progress | None = None) -> torch.Tensor:
+    def __call__(
+        self, recon: torch.Tensor, kl: torch.Tensor, at: Progress | None = None, parts: KLParts | None = None
+    ) -> torch.Tensor:
         raise NotImplementedError
+
+    def parts(self, z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> KLParts | None:
+        """Batch means of the KL's parts, for an objective that weighs them (None: it does not)."""
+        return None
 
     def schedule(self, at: Progress) -> dict[str, float]:
         """The scheduled values at ``at``, logged as `train/<name>` each epoch (none for a fixed objective)."""
@@ -69,7 +118,9 @@ class BetaObjective(Objective):
             return self.beta
         return self.beta * min(1.0, at.epoch / self.warmup_epochs)
 
-    def __call__(self, recon: torch.Tensor, kl: torch.Tensor, at: Progress | None = None) -> torch.Tensor:
+    def __call__(
+        self, recon: torch.Tensor, kl: torch.Tensor, at: Progress | None = None, parts: KLParts | None = None
+    ) -> torch.Tensor:
         return recon + self.kl_weight(at) * kl
 
     def schedule(self, at: Progress) -> dict[str, float]:
@@ -96,7 +147,9 @@ class CapacityObjective(Objective):
         """C = c_max·min(1, step / c_steps); c_max at the end (``at`` None)."""
         return self.c_max if at is None else self.c_max * min(1.0, at.step / self.c_steps)
 
-    def __call__(self, recon: torch.Tensor, kl: torch.Tensor, at: Progress | None = None) -> torch.Tensor:
+    def __call__(
+        self, recon: torch.Tensor, kl: torch.Tensor, at: Progress | None = None, parts: KLParts | None = None
+    ) -> torch.Tensor:
         return recon + self.gamma * (kl - self.capacity(at)).abs()
 
     def schedule(self, at: Progress) -> dict[str, float]:
@@ -107,7 +160,43 @@ class CapacityObjective(Objective):
         return f"C = {self.c_max:g}, γ = {self.gamma:g}"
 
 
-OBJECTIVES = {cls.name: cls for cls in (BetaObjective, CapacityObjective)}
+class TCObjective(Objective):
+    """β-TCVAE (Chen et al. 2018): recon + α·MI + β·TC + γ·dimension-wise KL, the three estimated on each
+    minibatch by stratified sampling over the ``dataset_size`` training images (null: the training split's size,
+    filled in when fitting starts). With α = β = γ = 1 the parts sum to a one-sample estimate of the KL, so the
+    objective is the β = 1 VAE's in expectation."""
+
+    name = "tcvae"
+    weighs_parts = True
+
+    def __init__(
+        self, beta: float = 1.0, alpha: float = 1.0, gamma: float = 1.0, dataset_size: int | None = None
+    ) -> None:
+        for key, value in (("beta", beta), ("objective.alpha", alpha), ("objective.gamma", gamma)):
+            require(is_number(value) and value >= 0, key, value, "must be a finite number >= 0")
+        require(dataset_size is None or is_int(dataset_size, 2), "objective.dataset_size", dataset_size, "must be >= 2")
+        self.beta, self.alpha, self.gamma = float(beta), float(alpha), float(gamma)
+        self.dataset_size = dataset_size
+
+    def parts(self, z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> KLParts:
+        if self.dataset_size is None:
+            raise ConfigError("objective.dataset_size is not set: give it, or fit the module", "objective")
+        log_w = stratified_log_weights(len(z), self.dataset_size).to(z)
+        return KLParts(*(part.mean() for part in kl_parts(z, (mu, logvar), mu, logvar, log_w)))
+
+    def __call__(
+        self, recon: torch.Tensor, kl: torch.Tensor, at: Progress | None = None, parts: KLParts | None = None
+    ) -> torch.Tensor:
+        if parts is None:
+            raise ValueError("the β-TCVAE objective needs the KL's parts (Objective.parts)")
+        return recon + self.alpha * parts.mi + self.beta * parts.tc + self.gamma * parts.dimwise_kl
+
+    @property
+    def label(self) -> str:
+        return f"β-TCVAE, β = {self.beta:g}"
+
+
+OBJECTIVES = {cls.name: cls for cls in (BetaObjective, CapacityObjective, TCObjective)}
 
 
 def objective_from(hparams: dict[str, Any]) -> Objective:

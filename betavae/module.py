@@ -14,7 +14,7 @@ from lightning.fabric.utilities.seed import seed_everything
 from betavae.config import is_number, require
 from betavae.files import RunError, load_checkpoint
 from betavae.jobs import in_process_group
-from betavae.loss import BetaObjective, LossTerms, Objective, Progress, gaussian_kl, objective_from
+from betavae.loss import BetaObjective, KLParts, LossTerms, Objective, Progress, gaussian_kl, objective_from
 from betavae.model import MLPVAE
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -75,9 +75,9 @@ class BetaVAEModule(pl.LightningModule):
         # One Adam step per batch, written out: Lightning's automatic-optimization closure cost about 4% of a
         # CPU training epoch (benchmarks/train_speed.py).
         self.automatic_optimization = False
-        # Per stage, each batch's detached (loss, recon, KL) means and image count, summed when the epoch ends:
-        # no host sync per step.
-        self._batches: dict[str, list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]]] = {}
+        # Per stage, each batch's detached (loss, recon, KL[, KL parts]) means and image count, summed when the
+        # epoch ends: no host sync per step.
+        self._batches: dict[str, list[tuple[torch.Tensor, int]]] = {}
         self._checked = 0  # training batches of this epoch already checked for a non-finite loss
         self.last_loss: float | None = None  # the training loss at the last check, for the progress bar
         self._resumed_rng: list[dict[str, Any]] | None = None  # by rank
@@ -112,34 +112,41 @@ class BetaVAEModule(pl.LightningModule):
     def _step(self, batch: Batch, stage: str, at: Progress | None = None) -> LossTerms:
         """Loss on one batch; its detached terms are kept for the epoch's exact means."""
         x, _ = batch
+        mu, logvar = self.net.encode(x)
+        z = self.net.reparameterize(mu, logvar)
         # The terms in float32 under any autocast precision: a bfloat16 sum over 784 pixels keeps 3 digits.
-        logits, mu, logvar = (t.float() for t in self.net(x))
+        logits, mu, logvar, z = (t.float() for t in (self.net.decode(z), mu, logvar, z))
         n = x.shape[0]
         recon, kl = self.net.nll(logits, x).sum() / n, gaussian_kl(mu, logvar).sum() / n
-        terms = LossTerms(self.objective(recon, kl, at), recon, kl)
-        self._batches.setdefault(stage, []).append((terms.loss.detach(), recon.detach(), kl.detach(), n))
+        parts = self.objective.parts(z, mu, logvar)
+        terms = LossTerms(self.objective(recon, kl, at, parts), recon, kl)
+        self._batches.setdefault(stage, []).append((torch.stack([terms.loss, recon, kl, *(parts or ())]).detach(), n))
         return terms
 
     def _log_epoch(self, stage: str) -> None:
         """Log exact epoch means: sums over all images (across ranks) divided by the image count. Every rank
         takes part in the sum, also one that had no batch, or the others would wait for it."""
         batches = self._batches.pop(stage, [])
+        width = 6 if self.objective.weighs_parts else 3  # (loss, recon, kl[, mi, tc, dimwise_kl])
         if batches:
-            means = torch.stack([torch.stack(batch[:3]) for batch in batches])  # [batches, (loss, recon, kl)]
-            counts = means.new_tensor([batch[3] for batch in batches])
+            means = torch.stack([terms for terms, _ in batches])  # [batches, width]
+            counts = means.new_tensor([n for _, n in batches])
             totals = torch.cat([counts @ means, counts.sum().view(1)])
         else:
-            totals = torch.zeros(4, device=self.device)
-        loss, recon, kl, count = self.trainer.strategy.reduce(totals, reduce_op="sum").unbind()
+            totals = torch.zeros(width + 1, device=self.device)
+        *sums, count = self.trainer.strategy.reduce(totals, reduce_op="sum").unbind()
         if not count:  # no rank had a batch
             return
-        recon, kl = recon / count, kl / count
+        loss, recon, kl, *parts = (total / count for total in sums)
         if stage != "test":
             self._check_finite(f"{stage}/loss", f"epoch {self.trainer.current_epoch}", recon, kl)
         # Training's loss is the mean of what each step minimised; validation's and test's are the final objective
-        # of the epoch's means (for a β objective the two agree; |KL − C| is not linear).
-        loss = loss / count if stage == "train" else self.objective(recon, kl)
+        # of the epoch's means (for β and β-TCVAE objectives the two agree; |KL − C| is not linear).
+        if stage != "train":
+            loss = self.objective(recon, kl, parts=KLParts(*parts) if parts else None)
         metrics = {f"{stage}/loss": loss, f"{stage}/recon": recon, f"{stage}/kl": kl}
+        # The objective's minibatch estimates; `test/mi|tc|dimwise_kl` are the full-data ones (LatentStats).
+        metrics |= {f"{stage}/{name}_batch": value for name, value in zip(KLParts._fields, parts, strict=False)}
         if stage == "test":
             metrics["test/elbo"] = -(recon + kl)
         # Already summed over ranks; sync_dist only tells Lightning so (a mean of equal values).
@@ -164,7 +171,7 @@ class BetaVAEModule(pl.LightningModule):
         self._checked = len(batches)
         if not recent:
             return
-        terms = torch.stack([torch.stack(batch[:3]) for batch in recent])  # [batches, (loss, recon, kl)]
+        terms = torch.stack([batch[:3] for batch, _ in recent])  # [batches, (loss, recon, kl)]
         bad = ~terms[:, 0].isfinite()
         first = bad.int().argmax()  # the first non-finite batch (0 when there is none)
         index = torch.where(bad[first], first, len(recent)).view(1).to(terms.dtype)
@@ -193,8 +200,12 @@ class BetaVAEModule(pl.LightningModule):
         self._step(batch, "test")
 
     def setup(self, stage: str) -> None:
-        """Give each DDP process its own noise stream: every process starts from the job's seed and would draw
-        the same ε as the others at every step. Process 0 keeps the seed's stream, as a single process has it."""
+        """Fill in the training-set size an objective needs. Give each DDP process its own noise stream: every
+        process starts from the job's seed and would draw the same ε as the others at every step. Process 0 keeps
+        the seed's stream, as a single process has it."""
+        if getattr(self.objective, "dataset_size", 0) is None:  # β-TCVAE: its q(z) is over the training images
+            self.objective.dataset_size = self.trainer.datamodule.size("train")
+            self.hparams["objective"] = self.objective.hparams()
         if stage == "fit" and self.global_rank > 0:
             seed = np.random.SeedSequence([torch.initial_seed(), self.global_rank]).generate_state(1)[0]
             seed_everything(int(seed), workers=True, verbose=False)

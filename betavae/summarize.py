@@ -36,6 +36,9 @@ COLUMNS = {  # metric key: table header
     "test/recon": "recon (nats)",
     "test/kl": "KL (nats)",
     "test/elbo": "ELBO (nats)",
+    "test/mi": "MI (nats)",
+    "test/tc": "TC (nats)",
+    "test/dimwise_kl": "dim-wise KL (nats)",
     "test/nll_elbo": "−ELBO, IW images (nats)",
     "test/nll_iw": "NLL IW (nats)",
     "test/nll_iw_se": "NLL IW s.e.",
@@ -53,6 +56,9 @@ PAIRED = (
     "test/recon",
     "test/kl",
     "test/elbo",
+    "test/mi",
+    "test/tc",
+    "test/dimwise_kl",
     "test/nll_iw",
     "test/fid",
     "test/fid_recon",
@@ -225,11 +231,27 @@ def iso_elbo_lines(ax: Any, levels: list[float]) -> None:
     ax.legend(loc="upper right", fontsize=8)
 
 
+def against_beta(ax: Any, done: list[dict[str, Any]], keys: dict[str, str]) -> None:
+    """Each metric in ``keys`` (key: legend label) against β, mean ± sd over seeds; log β for a wide range."""
+    rows = sorted(done, key=lambda r: r["beta"])
+    for key, label in keys.items():
+        have = [r for r in rows if key in r]
+        errors = [fid_error(r) if key == "test/fid" else r.get(f"{key} std") or 0.0 for r in have]
+        if have:
+            betas = [r["beta"] for r in have]
+            ax.errorbar(betas, [r[key] for r in have], yerr=errors, fmt="o-", capsize=3, label=label)
+    betas = [r["beta"] for r in rows]
+    if betas and min(betas) > 0 and max(betas) / min(betas) > 5:
+        ax.set_xscale("log")
+    ax.set_xlabel("β")
+
+
 def tradeoff_plot(rows: list[dict[str, Any]]) -> np.ndarray:
-    """Left: the rate–distortion plane (KL, recon) with one labelled point per group; right: FID against β."""
+    """Left: the rate–distortion plane (KL, recon) with one labelled point per group; middle: FID against β;
+    right: the KL's parts (MI, TC, dimension-wise KL) against β."""
     done = [r for r in rows if r["status"] == "ok" and "test/kl" in r and "test/recon" in r]
-    fig = new_figure(11, 4.2)
-    left, right = fig.subplots(1, 2)
+    fig = new_figure(16, 4.2)
+    left, right, parts = fig.subplots(1, 3)
     label_by_beta = len({r["beta"] for r in done}) == len(done)
     for r in done:
         label = f"β = {r['beta']:g}" if label_by_beta else r["group"]
@@ -241,16 +263,15 @@ def tradeoff_plot(rows: list[dict[str, Any]]) -> np.ndarray:
     left.set_xlabel("rate: test KL (nats / image)")
     left.set_ylabel("distortion: test recon (nats / image)")
     left.set_title("rate–distortion")
-    with_fid = sorted((r for r in done if "test/fid" in r), key=lambda r: r["beta"])
-    if with_fid:
-        betas = [r["beta"] for r in with_fid]
-        right.errorbar(betas, [r["test/fid"] for r in with_fid], yerr=[fid_error(r) for r in with_fid],
-                       fmt="o-", capsize=3)  # fmt: skip
-        if min(betas) > 0 and max(betas) / min(betas) > 5:
-            right.set_xscale("log")
-    right.set_xlabel("β")
+    against_beta(right, done, {"test/fid": "FID"})
     right.set_ylabel("test FID of decoder means (prior samples)")
     right.set_title("generation quality")
+    against_beta(parts, done, {"test/mi": "index-code MI", "test/tc": "total correlation",
+                               "test/dimwise_kl": "dimension-wise KL"})  # fmt: skip
+    if any("test/mi" in r for r in done):
+        parts.legend(fontsize=8)
+    parts.set_ylabel("nats / image (test images, q(z) over all of them)")
+    parts.set_title("where the KL goes")
     seeds = max((r["n"] for r in done), default=1)
     fig.suptitle("β sweep" + (f" · mean ± std over {seeds} seeds" if seeds > 1 else ""))
     return render(fig)
