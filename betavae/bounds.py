@@ -10,7 +10,7 @@ from typing import NamedTuple
 import torch
 
 from betavae.loss import gaussian_kl
-from betavae.model import MLPVAE
+from betavae.model import VAE
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -32,10 +32,10 @@ class IWEstimate(NamedTuple):
 def posterior_draws(mu: torch.Tensor, logvar: torch.Tensor, samples: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(ε, z): ``samples`` draws z = μ + σ·ε ~ q(z|x) per image, [samples, B, D], and the unit noise behind them."""
     eps = torch.randn(samples, *mu.shape, dtype=mu.dtype, device=mu.device)
-    return eps, MLPVAE.reparameterize(mu, logvar, eps)
+    return eps, VAE.reparameterize(mu, logvar, eps)
 
 
-def log_weights(model: MLPVAE, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, samples: int) -> torch.Tensor:
+def log_weights(model: VAE, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, samples: int) -> torch.Tensor:
     """log p(x|z) + log p(z) − log q(z|x) for ``samples`` draws z ~ q(z|x) per image, shape [samples, B]."""
     eps, z = posterior_draws(mu, logvar, samples)
     log_px_z = -model.nll(model.decode(z), x)
@@ -46,7 +46,7 @@ def log_weights(model: MLPVAE, x: torch.Tensor, mu: torch.Tensor, logvar: torch.
 
 @torch.inference_mode()
 def iw_estimate(
-    model: MLPVAE,
+    model: VAE,
     images: torch.Tensor,
     samples: int = 1000,
     batch_images: int = 100,
@@ -73,7 +73,7 @@ def iw_estimate(
     return IWEstimate(torch.cat(log_px), torch.cat(ess))
 
 
-def iw_log_likelihood(model: MLPVAE, images: torch.Tensor, samples: int = 1000, **batching: int) -> torch.Tensor:
+def iw_log_likelihood(model: VAE, images: torch.Tensor, samples: int = 1000, **batching: int) -> torch.Tensor:
     """Per-image importance-weighted estimate of log p(x) (see `iw_estimate`)."""
     return iw_estimate(model, images, samples, **batching).log_px
 
@@ -85,7 +85,7 @@ def standard_error(values: torch.Tensor) -> float:
 
 
 @torch.inference_mode()
-def elbo_terms(model: MLPVAE, images: torch.Tensor, samples: int = 1, batch_images: int = 1000) -> ElboTerms:
+def elbo_terms(model: VAE, images: torch.Tensor, samples: int = 1, batch_images: int = 1000) -> ElboTerms:
     """Per-image ELBO terms, the reconstruction averaged over ``samples`` posterior draws per image."""
     recon, kl = [], []
     for x in images.split(batch_images):
@@ -97,7 +97,7 @@ def elbo_terms(model: MLPVAE, images: torch.Tensor, samples: int = 1, batch_imag
     return ElboTerms(torch.cat(recon), torch.cat(kl))
 
 
-def elbo(model: MLPVAE, images: torch.Tensor, samples: int = 1, batch_images: int = 1000) -> torch.Tensor:
+def elbo(model: VAE, images: torch.Tensor, samples: int = 1, batch_images: int = 1000) -> torch.Tensor:
     """Per-image ELBO, E_q[log p(x|z)] − KL(q ‖ p), with the KL analytic and the expectation over ``samples``."""
     terms = elbo_terms(model, images, samples, batch_images)
     return -(terms.recon + terms.kl)

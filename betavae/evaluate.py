@@ -26,7 +26,7 @@ from betavae.fid import FIDScorer
 from betavae.files import RunError, write_json, write_png
 from betavae.jobs import job_lock
 from betavae.latents import encode_all, latent_metrics
-from betavae.model import MLPVAE
+from betavae.model import VAE
 from betavae.runs import job_dirs, load_run, run_config
 from betavae.summarize import summarize
 
@@ -37,7 +37,7 @@ PATH_KEYS = ("run_dir", "sweep_dir")
 LOW_ESS = 0.01  # below this mean ESS / K the IW estimate is dominated by a few samples: warn
 
 
-def likelihood_metrics(model: MLPVAE, images: torch.Tensor, cfg: DictConfig) -> dict[str, float]:
+def likelihood_metrics(model: VAE, images: torch.Tensor, cfg: DictConfig) -> dict[str, float]:
     """On the same ``images``: −ELBO (reconstruction averaged over `elbo_samples` draws) and the importance-
     weighted NLL with `iw_samples` draws, each with its standard error, and the IW weights' mean effective
     sample size as a fraction of K, in nats per image under the model's likelihood."""
@@ -75,7 +75,7 @@ def likelihood_metrics(model: MLPVAE, images: torch.Tensor, cfg: DictConfig) -> 
 Split = tuple[torch.Tensor, torch.Tensor]  # images (flattened, in [0, 1]) and labels
 
 
-def draw_figures(model: MLPVAE, splits: dict[str, Split], label: str, settings: DictConfig, out: Path) -> None:
+def draw_figures(model: VAE, splits: dict[str, Split], label: str, settings: DictConfig, out: Path) -> None:
     """The training callbacks' end-of-fit figures of a trained model, as PNG files (and JSON) in ``out``."""
     (test, labels), (val, _) = splits["test"], splits["val"]
     write_png(out, "reconstructions", figures.reconstructions(model, test, labels, **settings.reconstructions))

@@ -16,7 +16,7 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 from betavae.config import ConfigError, is_int, require
 from betavae.data import to_unit
 from betavae.files import atomic, cache_path
-from betavae.model import MLPVAE
+from betavae.model import VAE
 
 FEATURES_FILE = Path(__file__).with_name("fid_features.pt")
 FEATURES_SHA256 = "f6054465fb7eb38c3fd7588ca2fa7166c305192370cfd71f32faf59b4437f2ef"
@@ -232,19 +232,19 @@ class FIDScorer:
             writable = False
         require(writable, "cache_dir", str(self.cache_dir), "must be a writable directory (or creatable)")
 
-    def samples(self, model: MLPVAE, n: int, seed: int) -> Iterator[torch.Tensor]:
+    def samples(self, model: VAE, n: int, seed: int) -> Iterator[torch.Tensor]:
         """Decoder means of ``n`` draws z ~ N(0, I) seeded by ``seed``, batch by batch on the model's device."""
         generator = torch.Generator().manual_seed(seed)
         for start in range(0, n, self.batch_size):
             yield model.sample(min(self.batch_size, n - start), generator)
 
-    def reconstructions(self, model: MLPVAE, images: torch.Tensor) -> Iterator[torch.Tensor]:
+    def reconstructions(self, model: VAE, images: torch.Tensor) -> Iterator[torch.Tensor]:
         """Decoder means at z = μ of ``images``, batch by batch."""
         for batch in images.split(self.batch_size):
             yield model.reconstruct(batch)
 
     @torch.inference_mode()
-    def scores(self, model: MLPVAE, images: torch.Tensor, split: str = "test") -> dict[str, float]:
+    def scores(self, model: VAE, images: torch.Tensor, split: str = "test") -> dict[str, float]:
         """Against the first ``num_images`` of ``images`` (flattened, in [0, 1]; all if null) and as many
         generated images: `<split>/fid` and `<split>/fid_std`, the mean and sd over the sample seeds of prior
         samples' FID, and, if ``recon`` and the split is the test split, `test/fid_recon` of their

@@ -13,7 +13,7 @@ from torchvision.utils import make_grid
 
 from betavae.data import first_per_class
 from betavae.latents import active_mask, encode_all, kl_per_dim
-from betavae.model import MLPVAE, Posterior
+from betavae.model import VAE, Posterior
 
 CURVE_PANELS = ("recon", "kl", "loss")
 
@@ -38,14 +38,14 @@ def image_grid(images: torch.Tensor, nrow: int) -> np.ndarray:
 
 
 @torch.no_grad()
-def reconstructions(model: MLPVAE, images: torch.Tensor, labels: torch.Tensor, per_class: int = 2) -> np.ndarray:
+def reconstructions(model: VAE, images: torch.Tensor, labels: torch.Tensor, per_class: int = 2) -> np.ndarray:
     """The first ``per_class`` test images of each class in the top rows, their reconstructions below."""
     x = images[first_per_class(labels, list(range(10)), per_class)].to(model.device)
     x = x.view(10, per_class, -1).transpose(0, 1).reshape(10 * per_class, -1)  # rows in class order
     return image_grid(torch.cat([x, model.reconstruct(x)]), nrow=10)
 
 
-def prior_samples(model: MLPVAE, num_samples: int = 64, seed: int = 0) -> np.ndarray:
+def prior_samples(model: VAE, num_samples: int = 64, seed: int = 0) -> np.ndarray:
     """Decoder means of one seeded set of codes z ~ N(0, I), so successive grids show the same codes evolve."""
     samples = model.sample(num_samples, torch.Generator().manual_seed(seed))
     return image_grid(samples, nrow=int(np.ceil(np.sqrt(num_samples))))
@@ -58,7 +58,7 @@ def sample_stats(samples: torch.Tensor) -> dict[str, float]:
 
 
 def frozen_sigma(
-    model: MLPVAE,
+    model: VAE,
     label: str,
     sigmas: Sequence[float] = (0.1, 0.5, 1.0),
     num_samples: int = 1000,
@@ -81,7 +81,7 @@ def frozen_sigma(
 
 @torch.no_grad()
 def interpolation(
-    model: MLPVAE,
+    model: VAE,
     images: torch.Tensor,
     labels: torch.Tensor,
     pairs: Sequence[Sequence[int]] = ((0, 1), (2, 3), (5, 7), (8, 9), (4, 6)),
@@ -98,7 +98,7 @@ def interpolation(
 
 @torch.no_grad()
 def latent_traversal(
-    model: MLPVAE, ranking_images: torch.Tensor, image: torch.Tensor, num_dims: int = 8, steps: int = 11,
+    model: VAE, ranking_images: torch.Tensor, image: torch.Tensor, num_dims: int = 8, steps: int = 11,
     span: float = 3.0,
 ) -> np.ndarray:  # fmt: skip
     """For the ``num_dims`` dimensions with the highest average KL on ``ranking_images``, one row each: that

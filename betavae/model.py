@@ -1,5 +1,5 @@
-"""The MLP variational autoencoder: a Gaussian encoder, a decoder of logits read by a pixel likelihood, and what
-one does with them."""
+"""The variational autoencoders (`model=mlp|conv`): a Gaussian encoder, a decoder of logits read by a pixel
+likelihood, and what one does with them."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from betavae.config import is_int, require
+from betavae.config import ConfigError, is_int, require
 from betavae.likelihood import Likelihood, by_name
 
 
@@ -31,37 +31,23 @@ def mlp(sizes: Sequence[int]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class MLPVAE(nn.Module):
-    """Encoder input→hidden→(μ, log σ²) and decoder latent→reversed hidden→logits, as in the reference study;
-    ``likelihood`` (an object or its name) turns logits into log p(x|z) and into images."""
+class VAE(nn.Module):
+    """What every network shares: ``encoder`` maps flattened images [B, P] to (μ, log σ²) [B, 2D], ``decoder``
+    maps codes [B, D] to logits [B, P]; ``likelihood`` (an object or its name) turns logits into log p(x|z) and
+    into images. ``architecture`` holds the plain values that rebuild the network (`build`)."""
 
-    def __init__(
-        self,
-        input_dim: int = 784,
-        hidden_dims: Sequence[int] = (400, 400),
-        latent_dim: int = 20,
-        likelihood: Likelihood | str = "bernoulli",
-    ) -> None:
+    name = "vae"
+    encoder: nn.Module
+    decoder: nn.Module
+
+    def __init__(self, latent_dim: int, likelihood: Likelihood | str, **architecture: object) -> None:
         super().__init__()
-        require(is_int(input_dim, 1), "input_dim", input_dim, "must be an integer >= 1")
-        require(
-            isinstance(hidden_dims, Sequence) and len(hidden_dims) > 0 and all(is_int(h, 1) for h in hidden_dims),
-            "hidden_dims",
-            hidden_dims,
-            "must be a non-empty list of positive integers",
-        )
         require(is_int(latent_dim, 1), "latent_dim", latent_dim, "must be an integer >= 1")
-        self.input_dim, self.latent_dim = input_dim, latent_dim
+        self.latent_dim = latent_dim
         self.likelihood = by_name(likelihood) if isinstance(likelihood, str) else likelihood
         # Plain values: what a checkpoint stores to rebuild this network (see BetaVAEModule.load).
-        self.architecture = {
-            "input_dim": input_dim,
-            "hidden_dims": [int(h) for h in hidden_dims],
-            "latent_dim": latent_dim,
-            "likelihood": self.likelihood.name,
-        }
-        self.encoder = mlp([input_dim, *hidden_dims, 2 * latent_dim])
-        self.decoder = mlp([latent_dim, *reversed(hidden_dims), input_dim])
+        self.architecture = {"name": self.name, **architecture, "latent_dim": latent_dim,
+                             "likelihood": self.likelihood.name}  # fmt: skip
 
     @property
     def device(self) -> torch.device:
@@ -108,3 +94,83 @@ class MLPVAE(nn.Module):
         gives the same codes on every device."""
         z = temperature * torch.randn(n, self.latent_dim, generator=generator)
         return self.decode_mean(z.to(self.device))
+
+
+def check_dims(key: str, dims: object) -> list[int]:
+    """A non-empty list of positive layer sizes, as plain ints."""
+    ok = isinstance(dims, Sequence) and len(dims) > 0 and all(is_int(h, 1) for h in dims)
+    require(ok, key, dims, "must be a non-empty list of positive integers")
+    return [int(h) for h in dims]
+
+
+class MLPVAE(VAE):
+    """Encoder input→hidden→(μ, log σ²) and decoder latent→reversed hidden→logits, as in the reference study."""
+
+    name = "mlp"
+
+    def __init__(
+        self,
+        input_dim: int = 784,
+        hidden_dims: Sequence[int] = (400, 400),
+        latent_dim: int = 20,
+        likelihood: Likelihood | str = "bernoulli",
+    ) -> None:
+        require(is_int(input_dim, 1), "input_dim", input_dim, "must be an integer >= 1")
+        hidden_dims = check_dims("hidden_dims", hidden_dims)
+        super().__init__(latent_dim, likelihood, input_dim=input_dim, hidden_dims=hidden_dims)
+        self.encoder = mlp([input_dim, *hidden_dims, 2 * latent_dim])
+        self.decoder = mlp([latent_dim, *reversed(hidden_dims), input_dim])
+
+
+class ConvVAE(VAE):
+    """The convolutional β-VAE of Burgess et al. 2018 for 28×28 images. Theirs, for 64×64, has four 4×4
+    stride-2 convolutions of 32 channels (64→32→16→8→4) and dense layers of 256 and 256 units; 28×28 needs one
+    halving fewer, so three convolutions (28→14→7→4, the last padded by 2) reach the same 32×4×4 = 512 features
+    their dense layers take. The decoder mirrors it with transposed convolutions (4→7→14→28)."""
+
+    name = "conv"
+
+    def __init__(
+        self,
+        channels: Sequence[int] = (32, 32, 32),
+        hidden_dims: Sequence[int] = (256, 256),
+        latent_dim: int = 20,
+        likelihood: Likelihood | str = "bernoulli",
+    ) -> None:
+        channels, hidden_dims = check_dims("channels", channels), check_dims("hidden_dims", hidden_dims)
+        require(len(channels) == 3, "channels", channels, "must list 3 channel counts (28→14→7→4)")
+        super().__init__(latent_dim, likelihood, channels=channels, hidden_dims=hidden_dims)
+        padding = (1, 1, 2)  # 28→14→7→4
+        convs: list[nn.Module] = []
+        for n_in, n_out, pad in zip([1, *channels[:-1]], channels, padding, strict=True):
+            convs += [nn.Conv2d(n_in, n_out, 4, stride=2, padding=pad), nn.ReLU()]
+        features = channels[-1] * 4 * 4
+        self.encoder = nn.Sequential(
+            nn.Unflatten(1, (1, 28, 28)), *convs, nn.Flatten(), mlp([features, *hidden_dims, 2 * latent_dim])
+        )
+        deconvs: list[nn.Module] = []
+        outs = [*reversed(channels[:-1]), 1]
+        for i, (n_in, n_out, pad) in enumerate(zip(reversed(channels), outs, reversed(padding), strict=True)):
+            deconvs.append(nn.ConvTranspose2d(n_in, n_out, 4, stride=2, padding=pad, output_padding=int(pad == 2)))
+            if i < len(channels) - 1:
+                deconvs.append(nn.ReLU())
+        self.decoder = nn.Sequential(
+            mlp([latent_dim, *reversed(hidden_dims), features]), nn.ReLU(), nn.Unflatten(1, (channels[-1], 4, 4)),
+            *deconvs, nn.Flatten()
+        )  # fmt: skip
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z.flatten(0, -2)).unflatten(0, z.shape[:-1])
+
+
+MODELS = {cls.name: cls for cls in (MLPVAE, ConvVAE)}
+
+
+def build(architecture: dict[str, object]) -> VAE:
+    """The network a checkpoint's `net` hyperparameters describe; only this project's classes, by name (an
+    older checkpoint without a name is an MLP)."""
+    values = dict(architecture)
+    name = values.pop("name", "mlp")
+    if name not in MODELS:
+        raise ConfigError(f"model={name!r}: must be one of {', '.join(MODELS)}", "model")
+    return MODELS[name](**values)

@@ -15,7 +15,7 @@ from betavae.config import is_number, require
 from betavae.files import RunError, load_checkpoint
 from betavae.jobs import in_process_group
 from betavae.loss import BetaObjective, KLParts, LossTerms, Objective, Progress, gaussian_kl, objective_from
-from betavae.model import MLPVAE
+from betavae.model import VAE, build
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -65,7 +65,7 @@ class BetaVAEModule(pl.LightningModule):
     """β-VAE training, validation and test; `{stage}/loss|recon|kl` are means over every image of the epoch.
     Training minimises the objective as scheduled; validation and test report it at the end of its schedule."""
 
-    def __init__(self, net: MLPVAE, objective: Objective | None = None, lr: float = 1e-3) -> None:
+    def __init__(self, net: VAE, objective: Objective | None = None, lr: float = 1e-3) -> None:
         super().__init__()
         require(is_number(lr) and lr > 0, "lr", lr, "must be a finite number > 0")
         self.objective = objective if objective is not None else BetaObjective()
@@ -90,14 +90,14 @@ class BetaVAEModule(pl.LightningModule):
     @classmethod
     def load(cls, path: Path, map_location: str | torch.device = "cpu") -> BetaVAEModule:
         """The module saved in a checkpoint, in eval mode: architecture and objective from its hyperparameters, weights
-        from its state. Read with torch.load(weights_only=True), and only MLPVAE is ever built, so nothing in the
-        file can run code."""
+        from its state. Read with torch.load(weights_only=True), and only this project's networks are built
+        (`model.build`, by name), so nothing in the file can run code."""
         checkpoint = load_checkpoint(path, map_location)
         hparams, state = checkpoint.get("hyper_parameters"), checkpoint.get("state_dict")
         if not isinstance(hparams, dict) or not isinstance(hparams.get("net"), dict) or not isinstance(state, dict):
             raise RunError(f"{path}: not a betavae checkpoint (no network architecture or state_dict in it)")
         objective = hparams.get("objective") or {"name": "beta", "beta": hparams["beta"]}  # or an older checkpoint's
-        module = cls(MLPVAE(**hparams["net"]), objective_from(objective), hparams["lr"])
+        module = cls(build(hparams["net"]), objective_from(objective), hparams["lr"])
         module.load_state_dict(state)
         return module.to(map_location).eval()
 

@@ -74,6 +74,7 @@ def hparams(cfg: DictConfig) -> dict[str, Any]:
         "seed": cfg.seed,
         "lr": cfg.lr,
         "batch_size": cfg.data.batch_size,
+        "model": cfg.model.net._target_.rsplit(".", 1)[-1],
         "latent_dim": cfg.model.net.latent_dim,
         "hidden_dims": str(list(cfg.model.net.hidden_dims)),
         "max_epochs": cfg.trainer.max_epochs,
@@ -160,9 +161,10 @@ def check_resumable(path: Path, checkpoint: dict[str, Any], cfg: DictConfig, mod
     trainer.max_epochs allows."""
     saved = (checkpoint.get("hyper_parameters") or {}).get("net") or {}
     for key, value in module.hparams["net"].items():
-        if key in saved and saved[key] != value:
-            raise Refused(f"{path} holds a network with {key}={saved[key]!r}, this config builds {key}={value!r} "
-                          f"(model.net.{key}); its weights cannot continue here")  # fmt: skip
+        if saved.get(key, "mlp" if key == "name" else value) != value:  # an older checkpoint's is an MLP
+            where = "model" if key == "name" else f"model.net.{key}"
+            raise Refused(f"{path} holds a network with {key}={saved.get(key, 'mlp')!r}, this config builds "
+                          f"{key}={value!r} ({where}); its weights cannot continue here")  # fmt: skip
     trained = checkpoint.get("epoch", -1) + 1  # our checkpoints are saved at the end of epoch `epoch`
     if trained > (epochs := cfg.trainer.max_epochs):
         raise Refused(f"trainer.max_epochs={epochs}: {path} has already trained {trained} epochs; give "

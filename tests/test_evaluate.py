@@ -77,10 +77,13 @@ def test_evaluate_sweep_writes_evaluation_figures_and_summary(seeds_sweep, tmp_p
         assert 0 < result["test/nll_iw_se"] < 10 and 0 < result["test/nll_elbo_se"] < 10
         assert 0 < result["test/iw_ess"] <= 1
         assert "test/recon" not in result  # one name, one estimator: training's test pass owns test/recon
+        assert 0 < result["test/mi"] <= 9.2104 and result["test/tc"] > 0 and result["test/dimwise_kl"] > 0
         for name in ("reconstructions", "prior_samples", "frozen_sigma", "interpolation", "latent_traversal"):
             assert (job / "figures" / f"{name}.png").is_file()  # trained with callbacks=none, drawn now
     assert "NLL IW (nats)" in (copy / "summary.md").read_text()
     assert "IW ESS / K" in (copy / "summary.md").read_text()
+    paired = json.loads((copy / "summary.json").read_text())["paired"]
+    assert {"test/mi", "test/tc", "test/dimwise_kl"} <= {p["metric"] for p in paired}  # filled in by evaluate
 
 
 def test_iw_estimate_is_below_the_negative_elbo_and_tightens(seeds_sweep, real_data_dir):

@@ -6,7 +6,7 @@ import torch
 from betavae.config import ConfigError
 from betavae.files import RunError
 from betavae.loss import BetaObjective
-from betavae.model import MLPVAE
+from betavae.model import MLPVAE, ConvVAE, build
 from betavae.module import BetaVAEModule
 
 
@@ -23,6 +23,31 @@ def test_reference_architecture_shapes():
     ]
     logits, mu, logvar = model(torch.rand(5, 784))
     assert logits.shape == (5, 784) and mu.shape == (5, 20) and logvar.shape == (5, 20)
+
+
+def test_conv_vae_maps_28x28_images_to_4x4_features_and_back():
+    model = ConvVAE(latent_dim=7)
+    convs = [m for m in model.encoder if isinstance(m, torch.nn.Conv2d)]
+    x = torch.rand(5, 784)
+    sizes = [x.view(5, 1, 28, 28)]
+    for conv in convs:
+        sizes.append(torch.relu(conv(sizes[-1])))
+    assert [tuple(t.shape[1:]) for t in sizes] == [(1, 28, 28), (32, 14, 14), (32, 7, 7), (32, 4, 4)]
+    logits, mu, logvar = model(x)
+    assert logits.shape == (5, 784) and mu.shape == logvar.shape == (5, 7)
+    assert model.decode(torch.zeros(3, 5, 7)).shape == (3, 5, 784)  # leading sample dimensions, as IW uses
+
+
+def test_build_rebuilds_each_network_by_name_and_refuses_others():
+    for model in (MLPVAE(latent_dim=3), ConvVAE(latent_dim=3)):
+        rebuilt = build(model.architecture)
+        assert type(rebuilt) is type(model) and rebuilt.architecture == model.architecture
+    older = {"input_dim": 784, "hidden_dims": [400, 400], "latent_dim": 20, "likelihood": "bernoulli"}
+    assert type(build(older)) is MLPVAE  # a checkpoint from before networks had names
+    with pytest.raises(ConfigError, match=r"model='os\.system': must be one of mlp, conv"):
+        build({"name": "os.system"})
+    with pytest.raises(ConfigError, match="channels"):
+        ConvVAE(channels=[32, 32])
 
 
 def test_dimensions_come_from_arguments():
@@ -84,7 +109,7 @@ def test_a_checkpoint_alone_rebuilds_its_module(tmp_path):
     trainer.strategy.connect(module)
     trainer.save_checkpoint(tmp_path / "model.ckpt")
     loaded = BetaVAEModule.load(tmp_path / "model.ckpt")
-    architecture = {"input_dim": 784, "hidden_dims": [32], "latent_dim": 3, "likelihood": "bernoulli"}
+    architecture = {"name": "mlp", "input_dim": 784, "hidden_dims": [32], "latent_dim": 3, "likelihood": "bernoulli"}
     assert loaded.net.architecture == architecture
     assert (loaded.beta, loaded.lr, loaded.training) == (0.25, 0.01, False)
     x = torch.rand(4, 784)
@@ -92,6 +117,11 @@ def test_a_checkpoint_alone_rebuilds_its_module(tmp_path):
     torch.save({"state_dict": module.state_dict()}, tmp_path / "bare.ckpt")
     with pytest.raises(RunError, match="not a betavae checkpoint"):
         BetaVAEModule.load(tmp_path / "bare.ckpt")
+
+
+def batch(loss: float, recon: float, kl: float, images: int = 4) -> tuple[torch.Tensor, int]:
+    """A training batch's record as the module keeps it: its (loss, recon, KL) means and image count."""
+    return torch.tensor([loss, recon, kl]), images
 
 
 def test_divergence_check_names_the_first_non_finite_step_since_the_last_check():
@@ -102,10 +132,10 @@ def test_divergence_check_names_the_first_non_finite_step_since_the_last_check()
 
     module = BetaVAEModule(MLPVAE(input_dim=4, hidden_dims=[3], latent_dim=2))
     module._trainer = SimpleNamespace(global_step=10, current_epoch=2, world_size=1)  # 10 optimizer steps taken
-    nan, inf, one = torch.tensor(float("nan")), torch.tensor(float("inf")), torch.tensor(1.0)
-    module._batches["train"] = [(one, one, one, 4)] * 6  # steps 0-5, checked
+    nan, inf, one = float("nan"), float("inf"), 1.0
+    module._batches["train"] = [batch(one, one, one)] * 6  # steps 0-5, checked
     module._check_training()
-    module._batches["train"] += [(one, one, one, 4), (one, one, one, 4), (inf, one, inf, 4), (nan, nan, one, 4)]
+    module._batches["train"] += [batch(one, one, one), batch(one, one, one), batch(inf, one, inf), batch(nan, nan, one)]
     with pytest.raises(Diverged, match=r"non-finite training loss at step 8, epoch 2 \(KL = inf\)"):
         module._check_training()
 
@@ -131,8 +161,7 @@ def test_a_non_finite_loss_on_another_ddp_process_stops_this_one_with_the_same_m
 
     module = BetaVAEModule(MLPVAE(input_dim=4, hidden_dims=[3], latent_dim=2))
     module._trainer = SimpleNamespace(global_step=4, current_epoch=0, world_size=2)
-    one = torch.tensor(1.0)
-    module._batches["train"] = [(one, one, one, 4)] * 4  # finite here
+    module._batches["train"] = [batch(1.0, 1.0, 1.0)] * 4  # finite here
     other = torch.tensor([1.0, float("nan"), 2.0, 3.0])  # rank 1: its batch 1 had a NaN recon
     module.all_gather = lambda found: torch.stack([found, other])
     with pytest.raises(Diverged, match=r"non-finite training loss at step 1, epoch 0 \(recon = nan\)"):

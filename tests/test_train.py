@@ -51,10 +51,13 @@ def test_sweep_job_writes_checkpoints_metrics_and_tensorboard(sweep, beta):
     assert 100 < metrics["test/recon"] < 600 and metrics["test/kl"] > 0
     assert metrics["test/fid"] > 0 and metrics["test/fid_recon"] > 0
     assert metrics["test/fid_std"] > 0  # three prior-sample draws
+    assert 0 < metrics["test/mi"] <= 9.2104 and metrics["test/tc"] > 0 and metrics["test/dimwise_kl"] > 0  # ≤ log n
+    assert all(0 < metrics[f"test/{p}_se"] < 0.5 for p in ("mi", "tc", "dimwise_kl"))
     assert metrics["objective"] == {"_target_": "betavae.loss.BetaObjective", "beta": beta, "warmup_epochs": 0}
 
     events, series = scalars(job)
     assert set(STAGE_METRICS) | {"test/elbo", "test/fid", "test/fid_recon", "val/active_units"} <= set(series)
+    assert series["test/tc"][-1].value == pytest.approx(metrics["test/tc"], rel=1e-5)
     assert [len(series[f"train/{n}"]) for n in ("loss", "recon", "kl")] == [2, 2, 2]  # one value per epoch
     assert len(series["val/loss"]) == 2
     assert series["test/loss"][-1].value == pytest.approx(metrics["test/loss"], rel=1e-5)
@@ -103,6 +106,7 @@ def test_sweep_ends_with_a_summary_of_both_jobs(sweep):
     rows = [line for line in table.splitlines() if line.startswith("| beta=")]
     assert len(rows) == 2 and "| 0.1 | 1 | ok |" in rows[0] and "| 1 | 1 | ok |" in rows[1]
     assert "FID of decoder means" in table and "probe on z ~ q (%)" in table and "probe on active μ (%)" in table
+    assert "| MI (nats) | TC (nats) | dim-wise KL (nats) |" in table
     summary = json.loads((root / "summary.json").read_text())
     assert [g["beta"] for g in summary["groups"]] == [0.1, 1.0]
     metrics = json.loads((sweep[0.1] / "metrics.json").read_text())
@@ -134,3 +138,32 @@ def test_continuous_bernoulli_capacity_run_logs_a_linear_capacity_and_a_normalis
         assert torch.equal(module.net.reconstruct(x), ContinuousBernoulli().mean(logits))  # what figures show
     assert float((bce - cb).min()) >= 784 * 0.6931 and float((bce - cb).mean()) > 784 * 0.6931  # log C(λ) ≥ ln 2
     assert metrics["test/recon"] < float(bce.mean()) - 543  # the run's own (one-sample) recon, same images
+
+
+def test_a_conv_tcvae_run_trains_records_both_and_evaluates_unchanged(tmp_path, real_data_dir):
+    """model=conv objective=tcvae: the checkpoint rebuilds a ConvVAE and the β-TCVAE objective (with the training
+    split's size filled in), the minibatch parts are logged, and evaluate scores it like any run."""
+    from betavae.runs import load_run
+
+    run = tmp_path / "run"
+    run_module("betavae.train", *SMALL, "trainer.max_epochs=1", "model=conv", "objective=tcvae", "beta=4",
+               f"hydra.run.dir={run}")  # fmt: skip
+    metrics = json.loads((run / "metrics.json").read_text())
+    parts = [metrics[f"test/{p}_batch"] for p in ("mi", "tc", "dimwise_kl")]
+    assert metrics["test/loss"] == pytest.approx(metrics["test/recon"] + parts[0] + 4 * parts[1] + parts[2], rel=1e-5)
+    assert sum(parts) == pytest.approx(metrics["test/kl"], abs=0.5)  # one-sample estimate of the same KL
+    _, series = scalars(run)
+    assert {"train/mi_batch", "train/tc_batch", "train/dimwise_kl_batch", "val/tc_batch"} <= set(series)
+    module, _, _ = load_run(run)
+    assert type(module.net).__name__ == "ConvVAE" and module.net.architecture["channels"] == [32, 32, 32]
+    assert module.objective.hparams() == {"name": "tcvae", "beta": 4.0, "alpha": 1.0, "gamma": 1.0,
+                                          "dataset_size": 55_000}  # fmt: skip
+    run_module("betavae.evaluate", f"run_dir={run}", "eval.limit=50", "eval.iw_samples=5", "eval.probe=false",
+               "eval.figures=false", "fid=none")  # fmt: skip
+    evaluation = json.loads((run / "evaluation.json").read_text())
+    assert evaluation["test/nll_iw"] <= evaluation["test/nll_elbo"]
+    assert evaluation["test/mi"] > 0 and evaluation["test/tc"] > 0  # the full-data decomposition, at evaluation
+    refused = run_module("betavae.train", *SMALL, f"ckpt_path={run}/checkpoints/last.ckpt",
+                         f"hydra.run.dir={tmp_path / 'mlp'}", check=False)  # fmt: skip
+    assert refused.returncode == 1
+    assert "holds a network with name='conv', this config builds name='mlp' (model)" in refused.stderr
