@@ -14,7 +14,8 @@ from callbacks.schedule import AtFitEnd, due
 
 class LatentStats(AtFitEnd):
     """Log `val/active_units` every epoch; draw the per-dimension KL chart every N epochs (0: only at the end)
-    and at fit end; at test time log `test/active_units` and, with ``probe``, `test/probe_accuracy`."""
+    and at fit end; at test time log `test/active_units`, the KL's decomposition (`test/mi|tc|dimwise_kl`)
+    and, with ``probe``, `test/probe_accuracy`."""
 
     def __init__(self, every_n_epochs: int = 5, probe: bool = True) -> None:
         self.every_n_epochs, self.probe = every_n_epochs, probe
