@@ -25,7 +25,7 @@ def test_defaults_reproduce_the_reference_study():
     cfg = compose_train()
     module = instantiate(cfg.model)
     assert (module.beta, module.lr, cfg.seed, cfg.ckpt_path) == (1.0, 1e-3, 42, None)
-    assert module.net.architecture == {"input_dim": 784, "hidden_dims": [400, 400], "latent_dim": 20,
+    assert module.net.architecture == {"name": "mlp", "input_dim": 784, "hidden_dims": [400, 400], "latent_dim": 20,
                                        "likelihood": "bernoulli"}  # fmt: skip
     assert type(module.objective).__name__ == "BetaObjective" and module.objective.warmup_epochs == 0
     assert (cfg.data.batch_size, cfg.data.val_size, cfg.trainer.max_epochs) == (128, 5000, 30)

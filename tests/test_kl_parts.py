@@ -159,7 +159,7 @@ def test_tcvae_with_unit_weights_is_the_beta_1_objective_in_expectation():
     mu, logvar = torch.randn(128, 6, generator=g), torch.randn(128, 6, generator=g) - 1
     objective, recon = TCObjective(dataset_size=55_000), torch.tensor(200.0)
     estimates = []
-    for draw in range(400):
+    for draw in range(100):
         z = posterior_sample(Posterior(mu, logvar), draw)
         prior = log_normal(z, torch.zeros(()), torch.zeros(()))
         one_sample_kl = float((log_normal(z, mu, logvar) - prior).sum(1).mean())
@@ -168,7 +168,7 @@ def test_tcvae_with_unit_weights_is_the_beta_1_objective_in_expectation():
         estimates.append(one_sample_kl)
     estimates = torch.tensor(estimates)
     analytic = float(gaussian_kl(mu, logvar).sum(1).mean())
-    assert float(estimates.mean()) == pytest.approx(analytic, abs=4 * float(estimates.std()) / 20)
+    assert float(estimates.mean()) == pytest.approx(analytic, abs=4 * float(estimates.std()) / 10)
 
 
 def test_tcvae_weights_each_part_by_its_own_coefficient():
