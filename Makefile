@@ -7,7 +7,7 @@ SEEDS ?= 1,2,3
 JOBS ?= 2
 RESULTS ?= multirun/results
 
-.PHONY: install install-dev data sweep results test test-fast lint format bench bench-gpu
+.PHONY: install install-dev data sweep results results-tcvae results-conv test test-fast lint format bench bench-gpu
 
 install:
 	$(PIP) install -q -e .
@@ -31,6 +31,15 @@ results: install data
 	$(PYTHON) -m betavae.train -m beta=$(BETAS) seed=$(SEEDS) hydra.sweep.dir=$(RESULTS) \
 	  hydra/launcher=joblib hydra.launcher.n_jobs=$(JOBS)
 	$(PYTHON) -m betavae.evaluate sweep_dir=$(RESULTS) fid=none eval.probe=false eval.figures=false
+
+# The README's β-TCVAE and convolutional rows: one seed each (SEED), one job at a time.
+SEED ?= 1
+TC_BETAS ?= 1,4,10
+results-tcvae: install data
+	$(PYTHON) -m betavae.train -m objective=tcvae beta=$(TC_BETAS) seed=$(SEED) hydra.sweep.dir=$(RESULTS)-tcvae
+
+results-conv: install data
+	$(PYTHON) -m betavae.train -m model=conv beta=$(BETAS) seed=$(SEED) hydra.sweep.dir=$(RESULTS)-conv
 
 test: install-dev data
 	$(PYTHON) -m pytest -q
