@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from betavae.loss import KLParts, gaussian_kl
+from betavae.loss import KLParts, gaussian_kl, log_normal
 from betavae.model import VAE, Posterior
 
 ACTIVE_THRESHOLD = 0.01  # Burda et al. (2016): a unit is active if Var_x(E_q[z_d]) > 0.01
@@ -55,7 +55,7 @@ def _kl_parts_exact(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, chu
     shift = c.max(1, keepdim=True).values  # [D, 1]
     h = (-0.5 * logvar).exp() * math.sqrt(0.5)
     mh, c_shifted = mu * h, (c - shift)[:, None, :]
-    log_pz = (-0.5 * (math.log(2 * math.pi) + z.square())).sum(1)
+    log_pz = log_normal(z, z.new_zeros(()), z.new_zeros(())).sum(1)
     buf = torch.empty(dims, chunk, n, device=mu.device)
     out: list[torch.Tensor] = []
     for start in range(0, n, chunk):

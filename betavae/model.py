@@ -166,11 +166,15 @@ class ConvVAE(VAE):
 MODELS = {cls.name: cls for cls in (MLPVAE, ConvVAE)}
 
 
+def named(architecture: dict[str, object]) -> dict[str, object]:
+    """A checkpoint's `net` hyperparameters with the network's name: an older checkpoint without one is an MLP."""
+    return {"name": MLPVAE.name, **architecture}
+
+
 def build(architecture: dict[str, object]) -> VAE:
-    """The network a checkpoint's `net` hyperparameters describe; only this project's classes, by name (an
-    older checkpoint without a name is an MLP)."""
-    values = dict(architecture)
-    name = values.pop("name", "mlp")
+    """The network a checkpoint's `net` hyperparameters describe; only this project's classes, by name."""
+    values = named(architecture)
+    name = values.pop("name")
     if name not in MODELS:
         raise ConfigError(f"model={name!r}: must be one of {', '.join(MODELS)}", "model")
     return MODELS[name](**values)

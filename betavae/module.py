@@ -127,7 +127,7 @@ class BetaVAEModule(pl.LightningModule):
         """Log exact epoch means: sums over all images (across ranks) divided by the image count. Every rank
         takes part in the sum, also one that had no batch, or the others would wait for it."""
         batches = self._batches.pop(stage, [])
-        width = 6 if self.objective.weighs_parts else 3  # (loss, recon, kl[, mi, tc, dimwise_kl])
+        width = 3 + len(KLParts._fields) * self.objective.weighs_parts  # (loss, recon, kl[, mi, tc, dimwise_kl])
         if batches:
             means = torch.stack([terms for terms, _ in batches])  # [batches, width]
             counts = means.new_tensor([n for _, n in batches])

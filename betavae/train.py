@@ -44,6 +44,7 @@ from betavae.jobs import (
     raise_on_sigterm,
     set_threads,
 )
+from betavae.model import named
 from betavae.runs import Refused, check_continuation, record_failure, record_part
 from betavae.summarize import summarize
 
@@ -159,12 +160,12 @@ def own_checkpoint(directory: Path) -> tuple[Path | None, dict[str, Any] | None]
 def check_resumable(path: Path, checkpoint: dict[str, Any], cfg: DictConfig, module: pl.LightningModule) -> None:
     """Refuse, in one line, a checkpoint this job cannot continue: another network, or more epochs trained than
     trainer.max_epochs allows."""
-    saved = (checkpoint.get("hyper_parameters") or {}).get("net") or {}
+    saved = named((checkpoint.get("hyper_parameters") or {}).get("net") or {})
     for key, value in module.hparams["net"].items():
-        if saved.get(key, "mlp" if key == "name" else value) != value:  # an older checkpoint's is an MLP
+        if key in saved and saved[key] != value:
             where = "model" if key == "name" else f"model.net.{key}"
-            raise Refused(f"{path} holds a network with {key}={saved.get(key, 'mlp')!r}, this config builds "
-                          f"{key}={value!r} ({where}); its weights cannot continue here")  # fmt: skip
+            raise Refused(f"{path} holds a network with {key}={saved[key]!r}, this config builds {key}={value!r} "
+                          f"({where}); its weights cannot continue here")  # fmt: skip
     trained = checkpoint.get("epoch", -1) + 1  # our checkpoints are saved at the end of epoch `epoch`
     if trained > (epochs := cfg.trainer.max_epochs):
         raise Refused(f"trainer.max_epochs={epochs}: {path} has already trained {trained} epochs; give "
