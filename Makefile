@@ -44,8 +44,11 @@ results-conv: install data
 	$(PYTHON) -m betavae.train -m model=conv beta=$(BETAS) seed=$(SEED) trainer.max_epochs=$(CONV_EPOCHS) \
 	  hydra.sweep.dir=$(RESULTS)-conv
 
+# Two pytest-xdist workers, whole files each (module fixtures: a Slurm cluster, a trained sweep), every job on one
+# torch thread: the Slurm, signal and sweep tests spend much of their time waiting, the other worker fills it.
+TEST_WORKERS ?= 2
 test: install-dev data
-	$(PYTHON) -m pytest -q
+	OMP_NUM_THREADS=1 $(PYTHON) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # Unit tests only (no training, subprocesses or whole-data passes): the edit loop, under 30 s.
 test-fast:

@@ -2,7 +2,8 @@
 
 For each run: −ELBO and an importance-weighted NLL estimate with their standard errors and the IW effective
 sample size on the first `eval.limit` test images, active units, the linear probes and FID (as in training),
-and the figures, written to the run's evaluation.json and figures/. Checkpoints are read with
+and the figures, written to the run's evaluation.json and figures/ (and the metrics and evaluation.json to
+the run's MLflow and W&B runs, if it has them). Checkpoints are read with
 torch.load(weights_only=True).
 """
 
@@ -18,7 +19,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from betavae import figures
+from betavae import figures, loggers
 from betavae.bounds import elbo_terms, iw_estimate, standard_error
 from betavae.cli import quote_path_arguments
 from betavae.config import ConfigError, config_error, is_int, require
@@ -106,7 +107,8 @@ def evaluate_run(run_dir: Path, cfg: DictConfig, fid: FIDScorer | None) -> dict[
         result |= fid.scores(model, test[0])
     if cfg.eval.figures:
         draw_figures(model, splits, module.objective.label, cfg.figures, Path(run_dir) / "figures")
-    write_json(Path(run_dir) / "evaluation.json", result)
+    path = write_json(Path(run_dir) / "evaluation.json", result)
+    loggers.attach(run_dir, path, {k: v for k, v in result.items() if k.startswith("test/")})
     log.info("%s: %s", run_dir, {k: round(v, 2) if isinstance(v, float) else v for k, v in result.items()})
     return result
 

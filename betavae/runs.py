@@ -22,6 +22,10 @@ class Refused(RunError):
     """A run refused before any work: it records nothing, the directory keeps what it holds."""
 
 
+class SweepRefused(Refused):
+    """A job refused for a reason every job of its sweep shares: the sweep stops, in one line."""
+
+
 def job_dirs(sweep_dir: Path) -> list[Path]:
     """The job directories of a Hydra multirun: its subdirectories that hold a .hydra/config.yaml."""
     if not Path(sweep_dir).is_dir():

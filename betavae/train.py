@@ -27,10 +27,10 @@ from hydra.utils import instantiate
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.callbacks import ModelCheckpoint, Timer
-from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 from omegaconf import DictConfig, OmegaConf
 
+from betavae import loggers
 from betavae.cli import quote_path_arguments
 from betavae.config import config_error, instantiate_copy, is_int, require
 from betavae.data import DataError
@@ -45,13 +45,15 @@ from betavae.jobs import (
     set_threads,
 )
 from betavae.model import named
-from betavae.runs import Refused, check_continuation, record_failure, record_part
+from betavae.runs import Refused, SweepRefused, check_continuation, record_failure, record_part
 from betavae.summarize import summarize
 
 log = logging.getLogger(__name__)
 PATH_KEYS = ("ckpt_path", "hydra.run.dir", "hydra.sweep.dir", "data.root", "fid.cache_dir", "fid.inception_weights")
 KNOWN_FAILURES = (DataError, RunError, torch.OutOfMemoryError, MemoryError)  # reported in one line
 OmegaConf.register_new_resolver("job_gpu", job_gpu, replace=True)
+OmegaConf.register_new_resolver("job_name", loggers.job_name, replace=True)
+OmegaConf.register_new_resolver("sweep_name", loggers.sweep_name, replace=True)
 
 
 def instantiate_all(group: DictConfig | None) -> list[Any]:
@@ -94,7 +96,7 @@ def check_job(cfg: DictConfig) -> None:
     )
 
 
-class LaunchRefused(Refused):
+class LaunchRefused(SweepRefused):
     """A multirun job that Lightning would start its DDP processes for by re-running the command line."""
 
 
@@ -200,6 +202,7 @@ def finished(cfg: DictConfig, output_dir: Path) -> dict[str, Any] | None:
 def train(cfg: DictConfig, output_dir: Path, hydra_cfg: DictConfig) -> dict[str, Any]:
     """Fit (continuing the job's own checkpoint), test the best checkpoint, log hparams with test metrics, and
     return what metrics.json holds."""
+    loggers.check_installed(cfg.logger)
     changed = check_continuation(output_dir, cfg)
     if done := finished(cfg, output_dir):
         log.info("Already finished (%s); delete it to train this job again", output_dir / "metrics.json")
@@ -209,7 +212,9 @@ def train(cfg: DictConfig, output_dir: Path, hydra_cfg: DictConfig) -> dict[str,
     log.info("torch threads: %d (%d parallel job(s) on this machine)", set_threads(parallel), parallel)
     torch.set_flush_denormal(cfg.flush_denormal)
     callbacks = instantiate_all(cfg.callbacks)
-    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=instantiate_all(cfg.logger))
+    tracked = {name: instantiate(node, **loggers.continuing(name, node, output_dir)) for name, node in
+               (cfg.logger or {}).items()}  # fmt: skip
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=list(tracked.values()))
     check_launch(trainer, multirun)
     warn_slow_precision(trainer)
     pl.seed_everything(cfg.seed, workers=True)
@@ -220,10 +225,14 @@ def train(cfg: DictConfig, output_dir: Path, hydra_cfg: DictConfig) -> dict[str,
         if rank_zero_only.rank == 0:  # known before Lightning starts the other DDP processes
             remove_temporaries(output_dir)  # of a killed write: this job holds the directory's lock
             record_part(output_dir, cfg, hydra_cfg, changed)
-        return fit_and_test(cfg, output_dir, trainer, module, datamodule, resume)
+            loggers.record_ids(tracked, output_dir)
+        result = fit_and_test(cfg, output_dir, trainer, module, datamodule, resume)
     except BaseException:
         stop_other_processes(trainer)
+        loggers.finish(trainer.loggers, "failed")
         raise
+    loggers.finish(trainer.loggers, "success")
+    return result
 
 
 def fit_and_test(
@@ -235,7 +244,7 @@ def fit_and_test(
     resume: Path | None,
 ) -> dict[str, Any]:
     """Fit from ``resume`` (None: from scratch), test the best checkpoint, log hparams with the test metrics;
-    rank 0 writes metrics.json."""
+    rank 0 writes metrics.json and gives it to the loggers."""
     best_callback, last_callback = checkpoints(trainer)
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
     timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
@@ -245,9 +254,7 @@ def fit_and_test(
     trainer.test(module, datamodule=datamodule, ckpt_path=best, weights_only=True)
     metrics = {k: float(v) for k, v in sorted(trainer.callback_metrics.items()) if k.startswith("test/")}
     for logger in trainer.loggers:
-        if isinstance(logger, TensorBoardLogger):
-            logger.log_hyperparams(hparams(cfg), metrics)
-            logger.finalize("success")  # flush now: the writer reopened after test() is never closed otherwise
+        loggers.log_results(logger, hparams(cfg), metrics)
     result = {
         "status": "ok",
         **metrics,
@@ -262,6 +269,8 @@ def fit_and_test(
     }
     if trainer.is_global_zero:
         write_json(output_dir / "metrics.json", result)
+        for logger in trainer.loggers:
+            loggers.log_file(logger, output_dir / "metrics.json")
     return result
 
 
@@ -321,7 +330,7 @@ def stop(err: BaseException, cfg: DictConfig, output_dir: Path, started: float, 
     or another rank (its reason prefixed "rank N: ") unless a process of this job already recorded one; a
     process stopped by another's failure records nothing and repeats that one's reason."""
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
-    if isinstance(err, LaunchRefused):  # every job of the sweep would be refused alike
+    if isinstance(err, SweepRefused):  # every job of the sweep would be refused alike
         raise SystemExit(f"error: {err}") from None
     if isinstance(err, Refused):  # before any work: nothing to record, the directory keeps what it holds
         log.error("Job refused: %s", err)

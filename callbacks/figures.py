@@ -119,7 +119,7 @@ class FrozenSigma(AtFitEnd):
         publish_json(trainer, "frozen_sigma", stats)
         log_scalars(
             trainer,
-            {f"frozen_sigma/{k}_sigma={s}": v[k] for s, v in stats.items() for k in ("mean_intensity", "diversity")},
+            {f"frozen_sigma/{k}_sigma_{s}": v[k] for s, v in stats.items() for k in ("mean_intensity", "diversity")},
         )
 
 

@@ -13,13 +13,13 @@ from betavae.evolution import Frame, evolution_images
 from betavae.files import write_gif
 from betavae.latents import encode_all
 from betavae.module import BetaVAEModule
-from callbacks.publish import figure_dir, publish
+from callbacks.publish import figure_dir, publish, publish_file
 from callbacks.schedule import AtFitEnd, due
 
 
 class LatentEvolution(AtFitEnd):
     """Encode fixed validation images before training, every N epochs (0: none) and when fitting ends; at fit
-    end publish every frame to TensorBoard, the last as latent_evolution.png, all as latent_evolution.gif."""
+    end publish every frame to the loggers, the last as latent_evolution.png, all as latent_evolution.gif."""
 
     def __init__(
         self,
@@ -72,6 +72,6 @@ class LatentEvolution(AtFitEnd):
         labels = self._fixed(trainer)[1].cpu().numpy()
         images = evolution_images(self.frames, labels, self.classes, pl_module.objective.label)
         for frame, image in zip(self.frames, images, strict=True):
-            publish(trainer, "latent_evolution", image, step=frame.epoch)  # TensorBoard's slider steps by epoch
+            publish(trainer, "latent_evolution", image, step=frame.epoch)  # steps by epoch (TensorBoard's slider)
         durations = [1000 / self.fps] * (len(images) - 1) + [1000 * self.hold_last_s]
-        write_gif(figure_dir(trainer) / "latent_evolution.gif", images, durations)
+        publish_file(trainer, write_gif(figure_dir(trainer) / "latent_evolution.gif", images, durations))

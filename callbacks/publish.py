@@ -1,4 +1,4 @@
-"""Where callbacks put what they make: the job's figures/ directory, TensorBoard's images, the loggers."""
+"""Where callbacks put what they make: the job's figures/ directory and every logger."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from typing import Any
 
 import lightning.pytorch as pl
 import numpy as np
-from lightning.pytorch.loggers import TensorBoardLogger
 
 from betavae.files import write_json, write_png
+from betavae.loggers import log_file, log_image
 
 
 def figure_dir(trainer: pl.Trainer) -> Path:
@@ -19,16 +19,20 @@ def figure_dir(trainer: pl.Trainer) -> Path:
 
 
 def publish(trainer: pl.Trainer, name: str, image: np.ndarray, step: int | None = None) -> Path | None:
-    """Write ``figures/<name>.png`` and add it to every TensorBoard logger's images (global rank zero only)."""
+    """Write ``figures/<name>.png`` and add it to every logger's images (global rank zero only)."""
     if not trainer.is_global_zero:
         return None
     path = write_png(figure_dir(trainer), name, image)
     for logger in trainer.loggers:
-        if isinstance(logger, TensorBoardLogger):
-            logger.experiment.add_image(
-                name, image, global_step=trainer.global_step if step is None else step, dataformats="HWC"
-            )
+        log_image(logger, name, image, trainer.global_step if step is None else step)
     return path
+
+
+def publish_file(trainer: pl.Trainer, path: Path) -> None:
+    """Give a file the callbacks wrote (the evolution GIF) to every logger that keeps files (global rank zero)."""
+    if trainer.is_global_zero:
+        for logger in trainer.loggers:
+            log_file(logger, path)
 
 
 def publish_json(trainer: pl.Trainer, name: str, data: Any) -> None:

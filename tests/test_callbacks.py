@@ -84,7 +84,7 @@ def test_every_figure_is_written_and_logged_to_tensorboard(fitted):
     assert [e.step for e in events.Images("latent_evolution")] == [0, 1, 2]  # one image per frame, by epoch
     assert len(events.Images("reconstructions")) == 2  # after epoch 1 (every_n_epochs=1) and at fit end
     scalars = events.Tags()["scalars"]
-    assert "val/active_units" in scalars and "frozen_sigma/diversity_sigma=0.5" in scalars
+    assert "val/active_units" in scalars and "frozen_sigma/diversity_sigma_0.5" in scalars
     assert [s.step for s in events.Scalars("val/fid")] == [39, 79] and events.Scalars("val/fid")[0].value > 0
     units = [s.value for s in events.Scalars("val/active_units")]
     assert len(units) == 2 and all(0 <= u <= 20 for u in units)

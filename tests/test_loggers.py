@@ -1,0 +1,206 @@
+"""Every logger gets the whole run: real MLflow (a server started on 127.0.0.1) and real W&B (offline, read back
+from its own run files) against the job's TensorBoard run, through real Hydra multiruns on real Fashion-MNIST."""
+
+import json
+import socket
+import struct
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_module
+from tests.test_jobs import strict_json
+from tests.test_train import scalars
+
+pytestmark = pytest.mark.slow
+LIMITS = ["trainer.limit_train_batches=3", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1"]
+SMALL = [*LIMITS, "callbacks.latent_evolution.per_class=20", "callbacks.latent_stats.probe=false", "fid=none"]
+EVALUATE = ["eval.limit=20", "eval.iw_samples=5", "eval.probe=false", "eval.figures=false", "fid=none"]
+
+
+def tensorboard_scalars(job):
+    """{tag: points} of a job's TensorBoard run, without the copy of the test metrics at step 0 that
+    TensorBoard's HPARAMS tab is written with."""
+    series = scalars(job)[1]
+    return {tag: points[:-1] if tag.startswith("test/") and points[-1].step == 0 else points
+            for tag, points in series.items()}  # fmt: skip
+
+
+def tensorboard_images(job):
+    """{tag: [steps]} of the images in a job's TensorBoard run."""
+    events = scalars(job)[0]
+    return {tag: [image.step for image in events.Images(tag)] for tag in events.Tags()["images"]}
+
+
+@pytest.fixture
+def mlflow_server(tmp_path):
+    """A real `mlflow server` on a free port of 127.0.0.1 with its own SQLite store and artifact directory."""
+    pytest.importorskip("mlflow", reason="needs the mlflow extra: pip install -e '.[mlflow]'")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    store = tmp_path / "server"
+    command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+               "--backend-store-uri", f"sqlite:///{store}/db", "--artifacts-destination", str(store)]  # fmt: skip
+    store.mkdir()
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    uri, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 120
+    while True:
+        try:
+            urllib.request.urlopen(f"{uri}/health", timeout=2)
+            break
+        except OSError:
+            assert server.poll() is None and time.monotonic() < deadline, "mlflow server did not start"
+            time.sleep(0.5)
+    yield uri
+    server.terminate()
+    server.wait(timeout=30)
+
+
+def test_an_mlflow_run_per_job_gets_every_scalar_figure_hparam_and_file_and_keeps_its_run_through_resume(
+    tmp_path, real_data_dir, mlflow_server
+):
+    from mlflow.tracking import MlflowClient
+
+    root = tmp_path / "sweep"
+    overrides = [*SMALL, "logger=[tensorboard,mlflow]", f"logger.mlflow.tracking_uri={mlflow_server}"]
+    run_module("betavae.train", "-m", "beta=0.1,1.0", "trainer.max_epochs=1", *overrides, f"hydra.sweep.dir={root}")
+    client = MlflowClient(mlflow_server)
+    (experiment,) = [e for e in client.search_experiments() if e.name == "betavae"]
+    runs = {run.info.run_name: run for run in client.search_runs([experiment.experiment_id])}
+    jobs = sorted(root.glob("beta=*"))
+    assert sorted(runs) == [job.name for job in jobs]  # one run per job, named as its directory
+    for job in jobs:
+        run = runs[job.name]
+        assert strict_json(job / "tracking.json")["mlflow"]["run_id"] == run.info.run_id
+        assert run.data.tags["sweep"] == str(root) and run.info.status == "FINISHED"
+        assert float(run.data.params["beta"]) == strict_json(job / "metrics.json")["beta"]
+        assert run.data.params["likelihood"] == "Bernoulli" and run.data.params["max_epochs"] == "1"
+        for tag, points in tensorboard_scalars(job).items():  # every TensorBoard scalar, at its steps, with its values
+            history = client.get_metric_history(run.info.run_id, tag)
+            assert [m.step for m in history] == [p.step for p in points], tag
+            assert [m.value for m in history] == pytest.approx([p.value for p in points], rel=1e-6), tag
+        files = {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert {"metrics.json", "latent_evolution.gif"} <= files
+        images = [a.path.split("/")[1] for a in client.list_artifacts(run.info.run_id, "images")]
+        logged = {(name.split("+")[0], int(name.split("+")[2])) for name in images if name.endswith(".png")}
+        assert logged == {(tag, step) for tag, steps in tensorboard_images(job).items() for step in steps}
+        copy = client.download_artifacts(run.info.run_id, "metrics.json", str(tmp_path))
+        assert strict_json(Path(copy)) == strict_json(job / "metrics.json")  # the file, as it was written
+
+    job = jobs[0]  # continued for a second epoch, then evaluated: both log to the same MLflow run
+    run_module("betavae.train", "beta=0.1", "trainer.max_epochs=2", *overrides, f"hydra.run.dir={job}")
+    evaluated = ["betavae.evaluate", f"run_dir={job}", *EVALUATE]
+    run_module(*evaluated)
+    assert len(client.search_runs([experiment.experiment_id])) == 2
+    run_id = runs[job.name].info.run_id
+    continued = client.get_run(run_id).data
+    assert (continued.params["max_epochs"], continued.tags["max_epochs"]) == ("1", "2")  # params are write-once
+    epochs = [m.step for m in client.get_metric_history(run_id, "train/loss")]
+    assert epochs == [p.step for p in scalars(job)[1]["train/loss"]] and len(epochs) == 2
+    assert "evaluation.json" in {a.path for a in client.list_artifacts(run_id)}
+    nll = client.get_metric_history(run_id, "test/nll_iw")
+    assert [m.value for m in nll] == [pytest.approx(strict_json(job / "evaluation.json")["test/nll_iw"])]
+    assert nll[0].step == client.get_metric_history(run_id, "test/loss")[-1].step
+
+
+def wandb_records(path):
+    """The protobuf records of a W&B run file (W&B's LevelDB-style log: a 7-byte header, then records in 32 KiB
+    blocks, each record a 7-byte header and its data, split over blocks as FIRST/MIDDLE/LAST)."""
+    from wandb.proto import wandb_internal_pb2
+
+    data, block = path.read_bytes(), 32768
+    assert struct.unpack("<4sHB", data[:7])[:2] == (b":W&B", 0xBEE1), f"{path} is not a W&B run file"
+    position, pieces = 7, b""
+    while position + 7 <= len(data):
+        if block - position % block < 7:  # a block's tail too short for a record header is padding
+            position += block - position % block
+            continue
+        _, length, kind = struct.unpack("<IHB", data[position : position + 7])
+        if kind == 0:
+            break
+        pieces += data[position + 7 : position + 7 + length]
+        position += 7 + length
+        if kind in (1, 4):  # FULL or LAST
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pieces)
+            pieces = b""
+            yield record
+
+
+def key(item):
+    """A W&B record item's key: plain, or nested for names with "/"."""
+    return item.key or "/".join(item.nested_key)
+
+
+def wandb_run(directory):
+    """What a W&B offline run directory holds: its run record, config, summary, history rows and files."""
+    (path,) = directory.glob("run-*.wandb")
+    run, config, summary, history, files = None, {}, {}, [], set()
+    for record in wandb_records(path):
+        kind = record.WhichOneof("record_type")
+        if kind == "run":
+            run = record.run
+        elif kind == "config":
+            config |= {u.key: json.loads(u.value_json) for u in record.config.update}
+        elif kind == "summary":
+            summary |= {key(u): json.loads(u.value_json) for u in record.summary.update}
+        elif kind == "history":
+            history.append({key(i): json.loads(i.value_json) for i in record.history.item})
+        elif kind == "files":
+            files |= {f.path for f in record.files.files}
+    return run, config, summary, history, files
+
+
+def test_wandb_offline_runs_one_per_job_get_every_scalar_figure_hparam_and_file_and_keep_their_id_through_resume(
+    tmp_path, real_data_dir
+):
+    pytest.importorskip("wandb", reason="needs the wandb extra: pip install -e '.[wandb]'")
+    root = tmp_path / "sweep"
+    overrides = [*SMALL, "logger=[tensorboard,wandb]"]
+    run_module("betavae.train", "-m", "beta=0.1,1.0", "trainer.max_epochs=1", *overrides, f"hydra.sweep.dir={root}")
+    jobs = sorted(root.glob("beta=*"))
+    ids = [strict_json(job / "tracking.json")["wandb"]["id"] for job in jobs]
+    assert len(set(ids)) == 2  # the first job's run ended with it: the second has its own
+    for job, run_id in zip(jobs, ids, strict=True):
+        (directory,) = (job / "wandb").glob(f"offline-run-*-{run_id}")
+        run, config, summary, history, files = wandb_run(directory)
+        assert (run.run_id, run.display_name, run.run_group, run.project) == (run_id, job.name, str(root), "betavae")
+        metrics = strict_json(job / "metrics.json")
+        assert config["beta"] == metrics["beta"] and config["likelihood"] == "Bernoulli"
+        assert {k: summary[k] for k in metrics if k.startswith("test/")} == pytest.approx(
+            {k: v for k, v in metrics.items() if k.startswith("test/")}, rel=1e-6
+        )
+        for tag, points in tensorboard_scalars(job).items():  # every TensorBoard scalar, at its steps, with its values
+            logged = [(row["trainer/global_step"], row[tag]) for row in history if tag in row]
+            assert [s for s, _ in logged] == [p.step for p in points], tag
+            assert [v for _, v in logged] == pytest.approx([p.value for p in points], rel=1e-6), tag
+        images = {(k.removesuffix("/_type"), row["trainer/global_step"]) for row in history for k in row
+                  if k.endswith("/_type") and row[k] == "images/separated"}  # fmt: skip
+        assert images == {(tag, step) for tag, steps in tensorboard_images(job).items() for step in steps}
+        assert {"metrics.json", "latent_evolution.gif"} <= files
+        assert json.loads((directory / "files" / "metrics.json").read_text()) == metrics
+
+    job = jobs[0]
+    run_module("betavae.train", "beta=0.1", "trainer.max_epochs=2", *overrides, f"hydra.run.dir={job}")
+    parts = sorted((job / "wandb").glob("offline-run-*"))
+    assert [p.name.rsplit("-", 1)[1] for p in parts] == [ids[0], ids[0]]  # one W&B run, in two offline parts
+    assert strict_json(job / "tracking.json")["wandb"]["id"] == ids[0]
+    steps = [row["trainer/global_step"] for row in wandb_run(parts[1])[3] if "train/loss" in row]
+    assert steps == [scalars(job)[1]["train/loss"][-1].step]  # the second epoch, where the first part ended
+
+
+@pytest.mark.parametrize("package", ["mlflow", "wandb"])
+def test_a_logger_whose_package_is_missing_stops_the_sweep_before_any_work_naming_the_extra(tmp_path, package):
+    root = tmp_path / "sweep"
+    result = run_module("tests.without", package, "betavae.train", "-m", "beta=0.1,1.0", *SMALL,
+                        f"logger=[tensorboard,{package}]", f"hydra.sweep.dir={root}", check=False)  # fmt: skip
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    line = result.stderr.strip().splitlines()[-1]
+    assert line == (f"error: logger.{package} needs the {package} package: pip install 'betavae[{package}]' "
+                    f"(in a checkout: pip install -e '.[{package}]')")  # fmt: skip
+    assert not list(root.glob("*/metrics.json")) and not list(root.glob("*/checkpoints"))
