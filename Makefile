@@ -32,7 +32,7 @@ results: install data
 	  hydra/launcher=joblib hydra.launcher.n_jobs=$(JOBS)
 	$(PYTHON) -m betavae.evaluate sweep_dir=$(RESULTS) fid=none eval.probe=false eval.figures=false
 
-# The README's β-TCVAE and convolutional rows: one seed each (SEED), one job at a time; the conv network for
+# The β-TCVAE and convolutional rows of docs/results.md: one seed each (SEED), one job at a time; the conv network for
 # CONV_EPOCHS epochs (about 9 min per job on one core of this machine).
 SEED ?= 1
 CONV_EPOCHS ?= 10
@@ -64,7 +64,7 @@ bench: install data
 	$(PYTHON) benchmarks/train_speed.py
 	$(PYTHON) benchmarks/callback_cost.py
 
-# On a machine with a CUDA GPU (README, GPU and multi-GPU): the epoch against the hand loop on the GPU (float32 and
+# On a machine with a CUDA GPU (docs/sweeps.md, GPU and multi-GPU): the epoch against the hand loop on the GPU (float32 and
 # bf16-mixed), one 30-epoch job with Lightning's simple profiler (training, validation, figures and FID in its
 # report), and a 3-job β sweep with the three jobs sharing the GPU against the same sweep run sequentially.
 bench-gpu: install data

@@ -119,7 +119,7 @@ def check_launch(trainer: pl.Trainer, multirun: bool) -> None:
 
 def warn_slow_precision(trainer: pl.Trainer) -> None:
     """Warn when bfloat16 would run emulated: on a CPU without bfloat16 instructions its matrix products ran
-    50× slower than float32's here (AVX2 only; README, GPU and multi-GPU)."""
+    50× slower than float32's here (AVX2 only; docs/sweeps.md, GPU and multi-GPU)."""
     precision = str(trainer.precision)
     if precision.startswith("bf16") and isinstance(trainer.accelerator, CPUAccelerator) and not cpu_has_bf16():
         log.warning(

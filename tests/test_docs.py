@@ -1,0 +1,95 @@
+"""The README and docs/ cannot rot silently: Hydra composes every `python -m betavae.*` command they show (each job
+of a multirun), every `make` target and `pip` extra they name exists, and every file and section they link or
+name exists."""
+
+import importlib
+import re
+import shlex
+from shutil import which
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+
+from betavae.cli import quote_path_arguments
+from tests.conftest import REPO
+
+DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+CONFIGS = {"betavae.train": "train", "betavae.evaluate": "evaluate", "betavae.summarize": "summarize",
+           "betavae.data": "find_data"}  # fmt: skip
+REPO_PATH = re.compile(
+    r"(?<![\w/.~$-])(?:betavae|callbacks|conf|tests|benchmarks|scripts|docs|hydra_plugins|\.ci)/[\w./-]*"
+)
+
+
+def shell_commands(path):
+    """The commands of a document's ```bash blocks: continuation lines joined, comments dropped, split as the
+    shell splits them."""
+    found = []
+    for block in re.findall(r"```bash\n(.*?)```", path.read_text(), flags=re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            if words := shlex.split(line, comments=True):
+                found.append(words)
+    return found
+
+
+COMMANDS = [(path.relative_to(REPO), words) for path in DOCS for words in shell_commands(path)]
+
+
+def jobs(overrides):
+    """The override lists of each job a command line makes, expanded as Hydra's basic sweeper does."""
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+
+
+def slug(heading):
+    """GitHub's anchor for a Markdown heading."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def anchors(path):
+    """The anchors of a document's headings."""
+    return {slug(h) for h in re.findall(r"^#+ (.+)$", path.read_text(), flags=re.M)}
+
+
+def test_the_docs_show_commands_of_every_kind_checked_here():
+    programs = {words[words.index("-m") + 1] for _, words in COMMANDS if "-m" in words}
+    assert set(CONFIGS) - {"betavae.data"} <= programs and any(w[0] == "make" for _, w in COMMANDS)
+
+
+@pytest.mark.slow  # about 30 s in all: each command composed as Hydra composes it
+@pytest.mark.parametrize(("doc", "words"), COMMANDS, ids=[shlex.join(w)[:80] for _, w in COMMANDS])
+def test_every_documented_command_composes_or_names_what_exists(doc, words):
+    if "python" in words and words[words.index("python") + 1] == "-m":  # alone, or after srun
+        module, *args = words[words.index("python") + 2 :]
+        overrides = [a for a in args if a not in ("-m", "--multirun")]
+        overrides = quote_path_arguments(getattr(importlib.import_module(module), "PATH_KEYS", ()), ["", *overrides])[
+            1:
+        ]
+        with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
+            for job in jobs(overrides):
+                compose(CONFIGS[module], overrides=job, return_hydra_config=True)
+    elif words[0] == "make":
+        assert re.search(rf"^{re.escape(words[1])}:", (REPO / "Makefile").read_text(), flags=re.M), words
+    elif words[:2] == ["pip", "install"]:
+        section = (REPO / "pyproject.toml").read_text().split("[project.optional-dependencies]")[1].split("\n[")[0]
+        extras = re.findall(r"^([\w-]+) = ", section, flags=re.M)
+        assert all(e in extras for w in words if "[" in w for e in w.split("[")[1].rstrip("]").split(",")), words
+    else:
+        assert which(words[0]), f"{doc}: {words[0]} is not a program here"
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=[p.name for p in DOCS])
+def test_every_link_and_named_file_of_a_document_exists(doc):
+    text = doc.read_text()
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if target.startswith(("http://", "https://")):
+            continue
+        file, _, anchor = target.partition("#")
+        linked = (doc.parent / file).resolve() if file else doc
+        assert linked.exists(), f"{doc.name}: link to missing {target}"
+        assert not anchor or anchor in anchors(linked), f"{doc.name}: no section #{anchor} in {linked.name}"
+    for code in re.findall(r"`([^`\n]+)`", text):
+        for path in REPO_PATH.findall(code):
+            assert (REPO / path.rstrip(".")).exists(), f"{doc.name}: {path} does not exist"
