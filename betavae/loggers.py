@@ -6,6 +6,7 @@ only by the loggers that need them."""
 from __future__ import annotations
 
 import importlib.util
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -24,9 +25,9 @@ IDS = "tracking.json"
 
 
 def job_name() -> str:
-    """A job's name for the trackers, as TensorBoard shows it: its directory's name (its overrides in a sweep)."""
-    hydra_cfg = HydraConfig.get()
-    return hydra_cfg.job.override_dirname or Path(hydra_cfg.runtime.output_dir).name
+    """A job's name for the trackers, as TensorBoard shows it: its directory's name (its overrides in a sweep),
+    which a continued job keeps whatever its own overrides."""
+    return Path(HydraConfig.get().runtime.output_dir).name
 
 
 def sweep_name() -> str:
@@ -126,7 +127,7 @@ def attach(run_dir: Path, path: Path, metrics: dict[str, float]) -> None:
 
             client = MlflowClient(entry["tracking_uri"])
             tested = client.get_metric_history(entry["run_id"], "test/loss")  # at the step of training's test
-            step, stamp = (tested[-1].step, tested[-1].timestamp) if tested else (0, 0)
+            step, stamp = tested[-1].step if tested else 0, int(time.time() * 1000)
             client.log_batch(entry["run_id"], metrics=[Metric(k, float(v), stamp, step) for k, v in metrics.items()])
             client.log_artifact(entry["run_id"], str(path))
         elif entry["logger"] == "wandb":

@@ -86,19 +86,50 @@ class Zygote:
 
     def run(self, args: list[str], cwd: Path, timeout: float) -> subprocess.CompletedProcess[str]:
         """``python -m <args>`` in ``cwd``: its exit status and output, as subprocess.run gives them."""
-        with tempfile.TemporaryDirectory() as files:
-            out, err = Path(files, "stdout"), Path(files, "stderr")
-            request = {"module": args[0], "args": args[1:], "cwd": str(cwd), "stdout": str(out), "stderr": str(err)}
-            self.process.stdin.write(json.dumps(request) + "\n")
-            self.process.stdin.flush()
-            pid = self._next(timeout=60)["pid"]
-            try:
-                returncode = self._next(timeout)["returncode"]
-            except queue.Empty:
-                os.kill(pid, signal.SIGKILL)
-                self._next(timeout=60)
-                raise subprocess.TimeoutExpired(args, timeout, out.read_text(), err.read_text()) from None
-            return subprocess.CompletedProcess(args, returncode, out.read_text(), err.read_text())
+        started = self.start(args, cwd)
+        stdout, stderr = started.communicate(timeout)
+        return subprocess.CompletedProcess(args, started.returncode, stdout, stderr)
+
+    def start(self, args: list[str], cwd: Path) -> Started:
+        """``python -m <args>`` in ``cwd``, running: a Started to signal and wait for (one at a time)."""
+        files = tempfile.TemporaryDirectory()
+        out, err = Path(files.name, "stdout"), Path(files.name, "stderr")
+        request = {"module": args[0], "args": args[1:], "cwd": str(cwd), "stdout": str(out), "stderr": str(err)}
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        return Started(self, args, self._next(timeout=60)["pid"], files)
+
+
+class Started:
+    """A run the zygote forked, as much of subprocess.Popen as the tests use: poll, send_signal, communicate."""
+
+    def __init__(self, zygote: Zygote, args: list[str], pid: int, files: tempfile.TemporaryDirectory) -> None:
+        self.zygote, self.args, self.pid, self.files = zygote, args, pid, files
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        """The exit status if the run has ended, else None."""
+        if self.returncode is None and not self.zygote.lines.empty():
+            self.returncode = self.zygote._next(timeout=1)["returncode"]
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        os.kill(self.pid, sig)
+
+    def communicate(self, timeout: float) -> tuple[str, str]:
+        """Wait for the run to end (SIGKILL it after ``timeout`` s) and return its (stdout, stderr)."""
+        out, err = Path(self.files.name, "stdout"), Path(self.files.name, "stderr")
+        try:
+            if self.returncode is None:
+                self.returncode = self.zygote._next(timeout)["returncode"]
+        except queue.Empty:
+            os.kill(self.pid, signal.SIGKILL)
+            self.zygote._next(timeout=60)
+            raise subprocess.TimeoutExpired(self.args, timeout, out.read_text(), err.read_text()) from None
+        try:
+            return out.read_text(), err.read_text()
+        finally:
+            self.files.cleanup()
 
 
 @functools.cache
@@ -107,9 +138,25 @@ def zygote() -> Zygote:
     return Zygote()
 
 
+def start_module(*args: str, cwd: Path | None = None) -> Started:
+    """Start ``python -m <args>`` as a new process forked by the zygote, to signal and wait for like a Popen."""
+    return zygote().start(list(args), cwd or REPO)
+
+
 def run_module(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run ``python -m <args>`` as a new process (forked by the zygote) and return its result (text output)."""
     result = zygote().run(list(args), cwd or REPO, timeout=600)
     if check and result.returncode != 0:
         raise AssertionError(f"{args} exited {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
     return result
+
+
+LONGEST_FIRST = ["test_slurm", "test_devices", "test_loggers", "test_fid", "test_train", "test_evaluate",
+                 "test_run_dirs", "test_sweeps"]  # fmt: skip  # from the suite's --durations report
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the files that take longest first, so two xdist workers (make test, whole files each) finish together
+    instead of one starting the Slurm file when the other is nearly done."""
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))

@@ -6,6 +6,7 @@ import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -23,11 +24,16 @@ EVALUATE = ["eval.limit=20", "eval.iw_samples=5", "eval.probe=false", "eval.figu
 
 
 def tensorboard_scalars(job):
-    """{tag: points} of a job's TensorBoard run, without the copy of the test metrics at step 0 that
-    TensorBoard's HPARAMS tab is written with."""
+    """{tag: points} of a job's TensorBoard run, without the copies of the test metrics at step 0 that
+    TensorBoard's HPARAMS tab is written with (a test pass is never at step 0)."""
     series = scalars(job)[1]
-    return {tag: points[:-1] if tag.startswith("test/") and points[-1].step == 0 else points
-            for tag, points in series.items()}  # fmt: skip
+    return {tag: [p for p in points if not (tag.startswith("test/") and p.step == 0)] for tag, points in series.items()}
+
+
+def evaluation(job, tag):
+    """[the value of ``tag`` in the job's evaluation.json], or [] where evaluate did not run or give it."""
+    path = job / "evaluation.json"
+    return [strict_json(path)[tag]] if path.exists() and tag in strict_json(path) else []
 
 
 def tensorboard_images(job):
@@ -36,17 +42,16 @@ def tensorboard_images(job):
     return {tag: [image.step for image in events.Images(tag)] for tag in events.Tags()["images"]}
 
 
-@pytest.fixture
-def mlflow_server(tmp_path):
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
     """A real `mlflow server` on a free port of 127.0.0.1 with its own SQLite store and artifact directory."""
     pytest.importorskip("mlflow", reason="needs the mlflow extra: pip install -e '.[mlflow]'")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    store = tmp_path / "server"
+    store = tmp_path_factory.mktemp("server")
     command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
                "--backend-store-uri", f"sqlite:///{store}/db", "--artifacts-destination", str(store)]  # fmt: skip
-    store.mkdir()
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     uri, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 120
     while True:
@@ -61,51 +66,58 @@ def mlflow_server(tmp_path):
     server.wait(timeout=30)
 
 
-def test_an_mlflow_run_per_job_gets_every_scalar_figure_hparam_and_file_and_keeps_its_run_through_resume(
-    tmp_path, real_data_dir, mlflow_server
+@pytest.fixture(scope="module")
+def tracked(tmp_path_factory, real_data_dir, mlflow_server):
+    """A 2-job sweep logged to TensorBoard, the MLflow server and W&B (offline); then its first job continued
+    for a second epoch and evaluated. Returns the job directories."""
+    pytest.importorskip("wandb", reason="needs the wandb extra: pip install -e '.[wandb]'")
+    root = tmp_path_factory.mktemp("tracked") / "sweep"
+    overrides = [*SMALL, "logger=[tensorboard,mlflow,wandb]", f"logger.mlflow.tracking_uri={mlflow_server}"]
+    run_module("betavae.train", "-m", "beta=0.1,1.0", "trainer.max_epochs=1", *overrides, f"hydra.sweep.dir={root}")
+    jobs = sorted(root.glob("beta=*"))
+    first_ids = strict_json(jobs[0] / "tracking.json")
+    run_module("betavae.train", "beta=0.1", "trainer.max_epochs=2", *overrides, f"hydra.run.dir={jobs[0]}")
+    run_module("betavae.evaluate", f"run_dir={jobs[0]}", *EVALUATE)
+    assert strict_json(jobs[0] / "tracking.json") == first_ids  # the continued job kept its runs
+    return jobs
+
+
+def test_mlflow_has_one_run_per_job_with_every_scalar_figure_hparam_and_file_kept_through_resume_and_evaluate(
+    tracked, mlflow_server
 ):
     from mlflow.tracking import MlflowClient
 
-    root = tmp_path / "sweep"
-    overrides = [*SMALL, "logger=[tensorboard,mlflow]", f"logger.mlflow.tracking_uri={mlflow_server}"]
-    run_module("betavae.train", "-m", "beta=0.1,1.0", "trainer.max_epochs=1", *overrides, f"hydra.sweep.dir={root}")
     client = MlflowClient(mlflow_server)
     (experiment,) = [e for e in client.search_experiments() if e.name == "betavae"]
     runs = {run.info.run_name: run for run in client.search_runs([experiment.experiment_id])}
-    jobs = sorted(root.glob("beta=*"))
-    assert sorted(runs) == [job.name for job in jobs]  # one run per job, named as its directory
-    for job in jobs:
-        run = runs[job.name]
+    assert sorted(runs) == [job.name for job in tracked]  # one run per job, named as its directory
+    for job in tracked:
+        run = client.get_run(runs[job.name].info.run_id)
         assert strict_json(job / "tracking.json")["mlflow"]["run_id"] == run.info.run_id
-        assert run.data.tags["sweep"] == str(root) and run.info.status == "FINISHED"
+        assert run.data.tags["sweep"] == str(job.parent) and run.info.status == "FINISHED"
         assert float(run.data.params["beta"]) == strict_json(job / "metrics.json")["beta"]
         assert run.data.params["likelihood"] == "Bernoulli" and run.data.params["max_epochs"] == "1"
         for tag, points in tensorboard_scalars(job).items():  # every TensorBoard scalar, at its steps, with its values
             history = client.get_metric_history(run.info.run_id, tag)
+            history, evaluated = history[: len(points)], history[len(points) :]  # then evaluate's, if any
             assert [m.step for m in history] == [p.step for p in points], tag
             assert [m.value for m in history] == pytest.approx([p.value for p in points], rel=1e-6), tag
-        files = {a.path for a in client.list_artifacts(run.info.run_id)}
-        assert {"metrics.json", "latent_evolution.gif"} <= files
+            assert [m.value for m in evaluated] == [pytest.approx(v) for v in evaluation(job, tag)], tag
         images = [a.path.split("/")[1] for a in client.list_artifacts(run.info.run_id, "images")]
         logged = {(name.split("+")[0], int(name.split("+")[2])) for name in images if name.endswith(".png")}
         assert logged == {(tag, step) for tag, steps in tensorboard_images(job).items() for step in steps}
-        copy = client.download_artifacts(run.info.run_id, "metrics.json", str(tmp_path))
-        assert strict_json(Path(copy)) == strict_json(job / "metrics.json")  # the file, as it was written
+        assert {"metrics.json", "latent_evolution.gif"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
+        with tempfile.TemporaryDirectory() as copy:
+            path = client.download_artifacts(run.info.run_id, "metrics.json", copy)
+            assert strict_json(Path(path)) == strict_json(job / "metrics.json")  # the file, as last written
 
-    job = jobs[0]  # continued for a second epoch, then evaluated: both log to the same MLflow run
-    run_module("betavae.train", "beta=0.1", "trainer.max_epochs=2", *overrides, f"hydra.run.dir={job}")
-    evaluated = ["betavae.evaluate", f"run_dir={job}", *EVALUATE]
-    run_module(*evaluated)
-    assert len(client.search_runs([experiment.experiment_id])) == 2
-    run_id = runs[job.name].info.run_id
-    continued = client.get_run(run_id).data
-    assert (continued.params["max_epochs"], continued.tags["max_epochs"]) == ("1", "2")  # params are write-once
-    epochs = [m.step for m in client.get_metric_history(run_id, "train/loss")]
-    assert epochs == [p.step for p in scalars(job)[1]["train/loss"]] and len(epochs) == 2
-    assert "evaluation.json" in {a.path for a in client.list_artifacts(run_id)}
-    nll = client.get_metric_history(run_id, "test/nll_iw")
-    assert [m.value for m in nll] == [pytest.approx(strict_json(job / "evaluation.json")["test/nll_iw"])]
-    assert nll[0].step == client.get_metric_history(run_id, "test/loss")[-1].step
+    continued = client.get_run(runs[tracked[0].name].info.run_id)  # two epochs, in one run
+    assert len(client.get_metric_history(continued.info.run_id, "train/loss")) == 2
+    assert (continued.data.params["max_epochs"], continued.data.tags["max_epochs"]) == ("1", "2")  # write-once
+    assert "evaluation.json" in {a.path for a in client.list_artifacts(continued.info.run_id)}
+    nll = client.get_metric_history(continued.info.run_id, "test/nll_iw")
+    assert [m.value for m in nll] == [pytest.approx(strict_json(tracked[0] / "evaluation.json")["test/nll_iw"])]
+    assert nll[0].step == client.get_metric_history(continued.info.run_id, "test/loss")[-1].step
 
 
 def wandb_records(path):
@@ -156,20 +168,25 @@ def wandb_run(directory):
     return run, config, summary, history, files
 
 
-def test_wandb_offline_runs_one_per_job_get_every_scalar_figure_hparam_and_file_and_keep_their_id_through_resume(
-    tmp_path, real_data_dir
+def test_wandb_has_one_offline_run_per_job_with_every_scalar_figure_hparam_and_file_kept_through_resume_and_evaluate(
+    tracked,
 ):
-    pytest.importorskip("wandb", reason="needs the wandb extra: pip install -e '.[wandb]'")
-    root = tmp_path / "sweep"
-    overrides = [*SMALL, "logger=[tensorboard,wandb]"]
-    run_module("betavae.train", "-m", "beta=0.1,1.0", "trainer.max_epochs=1", *overrides, f"hydra.sweep.dir={root}")
-    jobs = sorted(root.glob("beta=*"))
-    ids = [strict_json(job / "tracking.json")["wandb"]["id"] for job in jobs]
+    ids = [strict_json(job / "tracking.json")["wandb"]["id"] for job in tracked]
     assert len(set(ids)) == 2  # the first job's run ended with it: the second has its own
-    for job, run_id in zip(jobs, ids, strict=True):
-        (directory,) = (job / "wandb").glob(f"offline-run-*-{run_id}")
-        run, config, summary, history, files = wandb_run(directory)
-        assert (run.run_id, run.display_name, run.run_group, run.project) == (run_id, job.name, str(root), "betavae")
+    for job, run_id in zip(tracked, ids, strict=True):
+        parts = sorted((job / "wandb").glob("offline-run-*"))
+        assert {part.name.rsplit("-", 1)[1] for part in parts} == {run_id}  # continued and evaluated: one run
+        read = [wandb_run(part) for part in parts]
+        run, history = read[0][0], [row for part in read for row in part[3]]
+        config = {k: v for part in read for k, v in part[1].items()}
+        summary = {k: v for part in read for k, v in part[2].items()}  # the last value of each key
+        files = set().union(*(part[4] for part in read))
+        assert (run.run_id, run.display_name, run.run_group, run.project) == (
+            run_id,
+            job.name,
+            str(job.parent),
+            "betavae",
+        )
         metrics = strict_json(job / "metrics.json")
         assert config["beta"] == metrics["beta"] and config["likelihood"] == "Bernoulli"
         assert {k: summary[k] for k in metrics if k.startswith("test/")} == pytest.approx(
@@ -183,15 +200,12 @@ def test_wandb_offline_runs_one_per_job_get_every_scalar_figure_hparam_and_file_
                   if k.endswith("/_type") and row[k] == "images/separated"}  # fmt: skip
         assert images == {(tag, step) for tag, steps in tensorboard_images(job).items() for step in steps}
         assert {"metrics.json", "latent_evolution.gif"} <= files
-        assert json.loads((directory / "files" / "metrics.json").read_text()) == metrics
+        newest = [part for part in parts if (part / "files" / "metrics.json").exists()][-1]
+        assert json.loads((newest / "files" / "metrics.json").read_text()) == metrics
 
-    job = jobs[0]
-    run_module("betavae.train", "beta=0.1", "trainer.max_epochs=2", *overrides, f"hydra.run.dir={job}")
-    parts = sorted((job / "wandb").glob("offline-run-*"))
-    assert [p.name.rsplit("-", 1)[1] for p in parts] == [ids[0], ids[0]]  # one W&B run, in two offline parts
-    assert strict_json(job / "tracking.json")["wandb"]["id"] == ids[0]
-    steps = [row["trainer/global_step"] for row in wandb_run(parts[1])[3] if "train/loss" in row]
-    assert steps == [scalars(job)[1]["train/loss"][-1].step]  # the second epoch, where the first part ended
+    evaluated = wandb_run(sorted((tracked[0] / "wandb").glob("offline-run-*"))[-1])
+    assert "evaluation.json" in evaluated[4]
+    assert evaluated[2]["test/nll_iw"] == pytest.approx(strict_json(tracked[0] / "evaluation.json")["test/nll_iw"])
 
 
 @pytest.mark.parametrize("package", ["mlflow", "wandb"])

@@ -13,7 +13,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from tests.conftest import REPO, run_module
+from tests.conftest import REPO, run_module, start_module
 from tests.test_jobs import strict_json
 
 pytestmark = pytest.mark.slow
@@ -88,10 +88,9 @@ def test_a_job_reaching_its_time_limit_is_signalled_requeued_and_finishes_from_l
     up to a minute before signal_delay_s asks, so a job with a 1-minute limit may be signalled before Python
     could handle it: the job starts with 10 minutes and its limit is cut to 1 once its first checkpoint exists."""
     root, name = tmp_path / "sweep", f"timeout-{tmp_path.name}"
-    command = [sys.executable, "-m", "betavae.train", "-m", *SLURM, *SMALL, f"hydra.launcher.name={name}",
-               "hydra.launcher.timeout_min=10", "hydra.launcher.signal_delay_s=60", "trainer.max_epochs=40",
-               "trainer.limit_train_batches=100", f"hydra.sweep.dir={root}"]  # fmt: skip
-    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = start_module("betavae.train", "-m", *SLURM, *SMALL, f"hydra.launcher.name={name}",
+                           "hydra.launcher.timeout_min=10", "hydra.launcher.signal_delay_s=60", "trainer.max_epochs=40",
+                           "trainer.limit_train_batches=100", f"hydra.sweep.dir={root}")  # fmt: skip
     job_id = slurm_job_id(name)
     last = first_last_checkpoint(root)
     subprocess.run(["scontrol", "update", f"JobId={job_id}", "TimeLimit=1"], check=True)
@@ -123,9 +122,9 @@ def test_a_job_no_node_can_run_is_ended_and_recorded_in_one_line(slurm, tmp_path
 
 def test_a_job_killed_without_a_result_is_recorded_and_the_sweep_ends_in_one_line(slurm, tmp_path):
     root, name = tmp_path / "sweep", f"killed-{tmp_path.name}"
-    command = [sys.executable, "-m", "betavae.train", "-m", *SLURM, *SMALL, f"hydra.launcher.name={name}",
-               "trainer.max_epochs=50", "trainer.limit_train_batches=100", f"hydra.sweep.dir={root}"]  # fmt: skip
-    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    limits = ["trainer.max_epochs=50", "trainer.limit_train_batches=100"]
+    process = start_module("betavae.train", "-m", *SLURM, *SMALL, f"hydra.launcher.name={name}", *limits,
+                           f"hydra.sweep.dir={root}")  # fmt: skip
     job_id = slurm_job_id(name)
     first_last_checkpoint(root)
     subprocess.run(["scancel", "--signal=KILL", job_id], check=True)  # as the out-of-memory killer would

@@ -3,13 +3,11 @@ joblib launcher; real Hydra multirun subprocesses on real Fashion-MNIST."""
 
 import json
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 
-from tests.conftest import REPO, run_module
+from tests.conftest import run_module, start_module
 from tests.test_jobs import strict_json
 from tests.test_train import scalars
 
@@ -18,8 +16,8 @@ SMALL = ["trainer.limit_val_batches=1", "trainer.limit_test_batches=1", "callbac
 
 
 def sweep_command(root, *overrides):
-    """The multirun command line of a sweep into ``root``."""
-    return [sys.executable, "-m", "betavae.train", "-m", *SMALL, *overrides, f"hydra.sweep.dir={root}"]
+    """The module and arguments of a multirun into ``root``."""
+    return ["betavae.train", "-m", *SMALL, *overrides, f"hydra.sweep.dir={root}"]
 
 
 def job(root, override):
@@ -33,7 +31,7 @@ def test_sigtermed_sweep_is_finished_by_rerunning_it_and_failures_are_isolated(t
     retrains nothing that finished."""
     root = tmp_path / "sweep"
     command = sweep_command(root, "lr=0.001,0.03", "trainer.max_epochs=3", "trainer.limit_train_batches=150")
-    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = start_module(*command)
     deadline = time.monotonic() + 120
     while not list(root.glob("*lr=0.001,*/checkpoints/last.ckpt")) and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -47,7 +45,7 @@ def test_sigtermed_sweep_is_finished_by_rerunning_it_and_failures_are_isolated(t
     assert "| lr=0.001 | 1 | 1 | **unfinished**: terminated by SIGTERM" in summary
     assert "| lr=0.03 | 1 | 1 | **not run**: never started |" in summary
 
-    again = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    again = run_module(*command, check=False)
     assert again.returncode != 0
     assert again.stderr.strip().splitlines()[-1].startswith("error: 1 of 2 jobs did not finish: lr=0.03")
     assert "Resuming from" in (first / "train.log").read_text()
@@ -62,7 +60,7 @@ def test_sigtermed_sweep_is_finished_by_rerunning_it_and_failures_are_isolated(t
     assert [(j["label"], j["status"]) for j in summary["jobs"]] == [("lr=0.001", "ok"), ("lr=0.03", "failed")]
 
     before = (first / "metrics.json").stat().st_mtime_ns, (first / "checkpoints" / "last.ckpt").stat().st_mtime_ns
-    third = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    third = run_module(*command, check=False)
     assert third.returncode != 0 and "Already finished" in (first / "train.log").read_text()
     after = (first / "metrics.json").stat().st_mtime_ns, (first / "checkpoints" / "last.ckpt").stat().st_mtime_ns
     assert after == before
