@@ -14,8 +14,8 @@ from callbacks.schedule import AtFitEnd, due
 
 class LatentStats(AtFitEnd):
     """Log `val/active_units` every epoch; draw the per-dimension KL chart every N epochs (0: only at the end)
-    and at fit end; at test time log `test/active_units`, the KL's decomposition (`test/mi|tc|dimwise_kl`)
-    and, with ``probe``, `test/probe_accuracy`."""
+    and at fit end; at test time log, on the tested images, `test/active_units`, the KL's decomposition
+    (`test/mi|tc|dimwise_kl`) and, with ``probe``, `test/probe_accuracy`."""
 
     def __init__(self, every_n_epochs: int = 5, probe: bool = True) -> None:
         self.every_n_epochs, self.probe = every_n_epochs, probe
@@ -35,11 +35,22 @@ class LatentStats(AtFitEnd):
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: BetaVAEModule) -> None:
         data = trainer.datamodule
+        images, labels = data.images("test")
+        n = tested_images(trainer, len(images))
 
         def compute() -> dict[str, float]:
-            return latent_metrics(pl_module.net, data.images("test"), data.images("train") if self.probe else None)
+            return latent_metrics(pl_module.net, (images[:n], labels[:n]), data.images("train") if self.probe else None)
 
         pl_module.log_dict(from_rank_zero(trainer, compute))
+
+
+def tested_images(trainer: pl.Trainer, total: int) -> int:
+    """How many of the test split's images (the first ones) the test pass saw, so the latent statistics are of
+    the same images as test/kl (the decomposition sums to it): fewer under trainer.limit_test_batches on one
+    process; all of them under DDP, whose processes test shards of the split."""
+    if trainer.world_size > 1:
+        return total
+    return min(total, int(trainer.num_test_batches[0]) * trainer.datamodule.eval_batch_size)
 
 
 class FIDMetrics(pl.Callback):

@@ -69,8 +69,10 @@ def test_sweep_job_writes_checkpoints_metrics_and_tensorboard(sweep, beta):
     assert {m.name.tag for m in experiment.experiment.metric_infos} >= {"test/loss", "test/elbo"}
 
 
-def test_logged_test_kl_is_the_exact_mean_over_the_tested_images(sweep):
-    """test/kl of the run equals a fresh pass of its best checkpoint over the same 2,000 test images."""
+def test_logged_test_kl_and_its_decomposition_are_of_the_tested_images_only(sweep):
+    """test/kl of the run equals a fresh pass of its best checkpoint over the same 2,000 test images, and the
+    KL's decomposition and active units are of those images too (not of all 10,000), so the parts sum to it."""
+    from betavae.latents import active_units, encode_all, kl_decomposition
     from betavae.loss import gaussian_kl
     from betavae.runs import load_run
 
@@ -78,7 +80,12 @@ def test_logged_test_kl_is_the_exact_mean_over_the_tested_images(sweep):
     x = instantiate(cfg.data).images("test")[0][:2000]  # limit_test_batches=2 of 1000 images
     with torch.no_grad():
         exact_kl = float(gaussian_kl(*module.net.encode(x)).sum(1).mean())  # analytic: no sampling noise
-    assert json.loads((sweep[1.0] / "metrics.json").read_text())["test/kl"] == pytest.approx(exact_kl, rel=1e-4)
+    metrics = json.loads((sweep[1.0] / "metrics.json").read_text())
+    assert metrics["test/kl"] == pytest.approx(exact_kl, rel=1e-4)
+    posterior = encode_all(module.net, x)
+    parts = kl_decomposition(posterior)  # the same seeded draw as the test pass
+    assert {k: metrics[f"test/{k}"] for k in parts} == pytest.approx(parts, rel=1e-4, abs=1e-6)
+    assert metrics["test/active_units"] == float(active_units(posterior))
 
 
 def test_resume_from_last_checkpoint_continues_training(sweep, tmp_path):
