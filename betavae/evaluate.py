@@ -1,7 +1,8 @@
 """`python -m betavae.evaluate run_dir=<job> | sweep_dir=<multirun>`: metrics and figures from best checkpoints.
 
 For each run: −ELBO and an importance-weighted NLL estimate with their standard errors and the IW effective
-sample size on the first `eval.limit` test images, active units, the linear probes and FID (as in training),
+sample size, active units, the KL's decomposition and the linear probes' scores, all on the first `eval.limit`
+test images, and FID (as in training),
 and the figures, written to the run's evaluation.json and figures/ (and the metrics and evaluation.json to
 the run's MLflow and W&B runs, if it has them). Checkpoints are read with
 torch.load(weights_only=True).
@@ -102,7 +103,8 @@ def evaluate_run(run_dir: Path, cfg: DictConfig, fid: FIDScorer | None) -> dict[
     result: dict[str, Any] = {"run_dir": str(run_dir), "checkpoint": str(checkpoint), "beta": module.beta}
     observed = datamodule.observed("test")[0].to(device)  # binarised with likelihood=binarized
     result |= likelihood_metrics(model, observed[: cfg.eval.limit], cfg.eval)
-    result |= latent_metrics(model, test, splits["train"] if cfg.eval.probe else None)
+    limited = (test[0][: cfg.eval.limit], test[1][: cfg.eval.limit])  # the decomposition sums to nll_elbo's KL
+    result |= latent_metrics(model, limited, splits["train"] if cfg.eval.probe else None)
     if fid is not None:
         result |= fid.scores(model, test[0])
     if cfg.eval.figures:

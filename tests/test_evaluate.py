@@ -7,9 +7,11 @@ import statistics
 
 import pytest
 import torch
+from hydra.utils import instantiate
 
 from betavae.bounds import elbo, iw_log_likelihood
 from betavae.files import RunError, load_checkpoint
+from betavae.latents import active_units, encode_all, kl_decomposition
 from betavae.runs import load_run
 from tests.conftest import Payload, run_module
 
@@ -120,14 +122,20 @@ def test_malicious_checkpoint_is_refused_and_nothing_runs(seeds_sweep, tmp_path)
     assert marker.exists()
 
 
-def test_evaluate_takes_a_job_directory_as_the_sweep_wrote_it(seeds_sweep, tmp_path):
+def test_evaluate_takes_a_job_directory_as_the_sweep_wrote_it_and_limits_its_latent_statistics(seeds_sweep, tmp_path):
     copy = tmp_path / "sweep"
     shutil.copytree(seeds_sweep, copy)
     job = next(copy.glob("beta=0.5,*seed=1*"))
     assert "=" in job.name and "," in job.name
     run_module("betavae.evaluate", f"run_dir={job}", "eval.limit=20", "eval.iw_samples=5", "eval.probe=false",
                "eval.figures=false", "fid=none")  # fmt: skip  # unquoted, as pasted from the sweep
-    assert json.loads((job / "evaluation.json").read_text())["test/iw_images"] == 20
+    result = json.loads((job / "evaluation.json").read_text())
+    assert result["test/iw_images"] == 20
+    module, cfg, _ = load_run(job)  # the latent statistics are of the same 20 images
+    posterior = encode_all(module.net, instantiate(cfg.data).images("test")[0][:20])
+    parts = kl_decomposition(posterior)
+    assert {k: result[f"test/{k}"] for k in parts} == pytest.approx(parts, rel=1e-4, abs=1e-6)
+    assert result["test/active_units"] == float(active_units(posterior))
 
 
 def test_evaluate_needs_exactly_one_target(tmp_path):

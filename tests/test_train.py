@@ -1,6 +1,7 @@
 """End to end: real Hydra multirun subprocesses on real Fashion-MNIST, read back from disk."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -169,8 +170,8 @@ def test_a_conv_tcvae_run_trains_records_both_and_evaluates_unchanged(tmp_path, 
                "eval.figures=false", "fid=none")  # fmt: skip
     evaluation = json.loads((run / "evaluation.json").read_text())
     assert evaluation["test/nll_iw"] <= evaluation["test/nll_elbo"]
-    parts = [evaluation[f"test/{p}"] for p in ("mi", "tc", "dimwise_kl")]  # the full-data decomposition, too
-    assert all(-1e-3 < p < 9.2104 for p in parts)  # 6 steps at β = 4: little information in the code yet
+    parts = [evaluation[f"test/{p}"] for p in ("mi", "tc", "dimwise_kl")]  # the decomposition of those 50 images
+    assert -0.01 < parts[0] <= math.log(50) + 1e-6 and all(map(math.isfinite, parts))  # MI ≤ log n; an estimate
     refused = run_module("betavae.train", *SMALL, f"ckpt_path={run}/checkpoints/last.ckpt",
                          f"hydra.run.dir={tmp_path / 'mlp'}", check=False)  # fmt: skip
     assert refused.returncode == 1
