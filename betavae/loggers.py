@@ -36,10 +36,15 @@ def sweep_name() -> str:
     return str(hydra_cfg.sweep.dir) if hydra_cfg.mode == RunMode.MULTIRUN else ""
 
 
+def logger_class(node: DictConfig) -> str:
+    """The class name a logger config builds (its `_target_`'s last part)."""
+    return str(node.get("_target_", "")).rsplit(".", 1)[-1]
+
+
 def check_installed(loggers: DictConfig | None) -> None:
     """Refuse, in one line, a configured logger whose package is missing, naming the extra to install."""
     for name, node in (loggers or {}).items():
-        package = EXTRAS.get(str(node.get("_target_", "")).rsplit(".", 1)[-1])
+        package = EXTRAS.get(logger_class(node))
         if package and importlib.util.find_spec(package) is None:
             raise SweepRefused(f"logger.{name} needs the {package} package: pip install 'betavae[{package}]' "
                            f"(in a checkout: pip install -e '.[{package}]')")  # fmt: skip
@@ -48,7 +53,7 @@ def check_installed(loggers: DictConfig | None) -> None:
 def continuing(name: str, node: DictConfig, output_dir: Path) -> dict[str, Any]:
     """Constructor arguments that make logger ``name`` log to the job's own run: the MLflow run or W&B id
     recorded in tracking.json, or for W&B a new id chosen now (so it can be recorded before the run starts)."""
-    kind = str(node.get("_target_", "")).rsplit(".", 1)[-1]
+    kind = logger_class(node)
     recorded = (read_json(Path(output_dir) / IDS) or {}).get(name, {})
     if kind == "MLFlowLogger" and recorded.get("run_id"):
         return {"run_id": recorded["run_id"]}
@@ -112,10 +117,11 @@ def log_results(logger: Logger, hparams: dict[str, Any], metrics: dict[str, floa
         logger.log_hyperparams({k: v for k, v in hparams.items() if k not in changed})
         for key, value in changed.items():
             logger.experiment.set_tag(logger.run_id, key, value)
+    elif isinstance(logger, WandbLogger):
+        logger.log_hyperparams(hparams)
+        logger.experiment.summary.update(metrics)
     else:
         logger.log_hyperparams(hparams)
-    if isinstance(logger, WandbLogger):
-        logger.experiment.summary.update(metrics)
 
 
 def attach(run_dir: Path, path: Path, metrics: dict[str, float]) -> None:

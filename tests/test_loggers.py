@@ -38,7 +38,8 @@ def evaluations(job):
 
 def evaluation(job, tag):
     """[the value of ``tag`` in the job's evaluation.json], or [] where evaluate did not run or give it."""
-    return [evaluations(job)[tag]] if tag in evaluations(job) else []
+    found = evaluations(job)
+    return [found[tag]] if tag in found else []
 
 
 def tensorboard_images(job):
