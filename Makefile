@@ -1,7 +1,18 @@
 # `make sweep` and `make test` are the README's quick start; both work on a fresh Debian/Ubuntu machine.
-PYTHON ?= python3
-PIP ?= $(PYTHON) -m pip
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Outside a virtual environment every target runs in the project's own, .venv, made on first use with BASE_PYTHON:
+# Debian 12 and Ubuntu 24.04 refuse pip installs into the system Python (PEP 668). Inside one (an activated venv,
+# or conda) the targets use it. `. .venv/bin/activate` gives a shell what the targets have.
+BASE_PYTHON ?= python3
+VENV ?= .venv
+ifeq ($(VIRTUAL_ENV)$(CONDA_PREFIX),)
+ENVIRONMENT := $(VENV)/bin/python
+PYTHON ?= $(ENVIRONMENT)
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+else
+PYTHON ?= python3
+endif
+PIP ?= $(PYTHON) -m pip
 BETAS ?= 0.1,0.5,1.0
 SEEDS ?= 1,2,3
 JOBS ?= 2
@@ -9,10 +20,15 @@ RESULTS ?= multirun/results
 
 .PHONY: install install-dev data sweep results results-tcvae results-conv test test-fast lint format bench bench-gpu
 
-install:
+$(VENV)/bin/python:
+	@$(BASE_PYTHON) -c 'import ensurepip' 2>/dev/null || { echo "python3 -m venv needs python3-venv: installing it"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq python3-venv; }
+	$(BASE_PYTHON) -m venv $(VENV)
+
+install: $(ENVIRONMENT)
 	$(PIP) install -q -e .
 
-install-dev:
+install-dev: $(ENVIRONMENT)
 	$(PIP) install -q -e '.[dev]'
 
 # Fashion-MNIST: use what is there; else Debian's package (offline); else torchvision's download (online).
@@ -55,10 +71,10 @@ test-fast:
 	$(PYTHON) -m pytest -q -m "not slow"
 
 lint:
-	ruff check . && ruff format --check .
+	$(PYTHON) -m ruff check . && $(PYTHON) -m ruff format --check .
 
 format:
-	ruff format . && ruff check --fix .
+	$(PYTHON) -m ruff format . && $(PYTHON) -m ruff check --fix .
 
 bench: install data
 	$(PYTHON) benchmarks/train_speed.py

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from hydra.utils import instantiate
 
+from betavae.api import load_run
 from betavae.latents import encode_all, kl_decomposition
-from betavae.runs import load_run
 
 
 def main() -> None:
@@ -29,13 +29,13 @@ def main() -> None:
     print("| run | images | n | log n | MI | TC | dim-wise KL | s |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for run in args.runs:
-        module, cfg, _ = load_run(run)
-        data = instantiate(cfg.data)
+        loaded = load_run(run)
+        data = instantiate(loaded.config.data)
         test, train = data.images("test")[0], data.images("train")[0]
         for n in sizes:
             split, images = ("test", test) if n <= len(test) else ("train", train)
             start = time.perf_counter()
-            parts = kl_decomposition(encode_all(module.net, images[:n]))
+            parts = kl_decomposition(encode_all(loaded.model, images[:n]))
             seconds = time.perf_counter() - start
             cells = " | ".join(f"{parts[p]:.2f} ± {parts[f'{p}_se']:.2f}" for p in ("mi", "tc", "dimwise_kl"))
             print(f"| {run.name} | {split} | {n:,} | {math.log(n):.2f} | {cells} | {seconds:.0f} |", flush=True)

@@ -10,13 +10,7 @@ from typing import Any
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-
-class ConfigError(ValueError):
-    """A config value that cannot be used; ``name`` is the argument it came in as, when there is one."""
-
-    def __init__(self, message: str, name: str | None = None) -> None:
-        super().__init__(message)
-        self.name = name
+from betavae.errors import ConfigError
 
 
 def is_number(value: Any) -> bool:

@@ -21,15 +21,17 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 from betavae import figures, loggers
+from betavae.api import load_run
 from betavae.bounds import elbo_terms, iw_estimate, standard_error
 from betavae.cli import quote_path_arguments
-from betavae.config import ConfigError, config_error, is_int, require
+from betavae.config import config_error, is_int, require
+from betavae.errors import ConfigError, RunError
 from betavae.fid import FIDScorer
-from betavae.files import RunError, write_json, write_png
+from betavae.files import write_json, write_png
 from betavae.jobs import job_lock
 from betavae.latents import encode_all, latent_metrics
 from betavae.model import VAE
-from betavae.runs import job_dirs, load_run, run_config
+from betavae.runs import job_dirs, run_config
 from betavae.summarize import summarize
 
 log = logging.getLogger(__name__)
@@ -95,12 +97,12 @@ def draw_figures(model: VAE, splits: dict[str, Split], label: str, settings: Dic
 def evaluate_run(run_dir: Path, cfg: DictConfig, fid: FIDScorer | None) -> dict[str, Any]:
     """Evaluate one run's best checkpoint; write and return evaluation.json."""
     device = torch.device(cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
-    module, run_cfg, checkpoint = load_run(run_dir, device)
-    model, datamodule = module.net, instantiate(run_cfg.data)
+    run = load_run(run_dir, device)
+    module, model, datamodule = run.module, run.model, instantiate(run.config.data)
     names = ("train", "val", "test") if cfg.eval.probe else ("val", "test")  # the training split feeds the probe only
     splits = {name: tuple(t.to(device) for t in datamodule.images(name)) for name in names}
     test = splits["test"]
-    result: dict[str, Any] = {"run_dir": str(run_dir), "checkpoint": str(checkpoint), "beta": module.beta}
+    result: dict[str, Any] = {"run_dir": str(run_dir), "checkpoint": str(run.checkpoint), "beta": module.beta}
     observed = datamodule.observed("test")[0].to(device)  # binarised with likelihood=binarized
     result |= likelihood_metrics(model, observed[: cfg.eval.limit], cfg.eval)
     limited = (test[0][: cfg.eval.limit], test[1][: cfg.eval.limit])  # the decomposition sums to nll_elbo's KL

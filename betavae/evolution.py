@@ -8,8 +8,8 @@ from typing import NamedTuple
 import numpy as np
 from scipy.linalg import orthogonal_procrustes
 
-from betavae.data import CLASS_NAMES
-from betavae.figures import new_figure, render
+from betavae.data.fashion_mnist import CLASS_NAMES
+from betavae.plotting import new_figure, render
 
 Limits = tuple[tuple[float, float], tuple[float, float]]
 

@@ -13,8 +13,9 @@ import torch
 from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 
-from betavae.config import ConfigError, is_int, require
-from betavae.data import to_unit
+from betavae.config import is_int, require
+from betavae.data.memory import to_unit
+from betavae.errors import ConfigError
 from betavae.files import atomic, cache_path
 from betavae.model import VAE
 

@@ -16,7 +16,9 @@ import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 
-from betavae.data import SYSTEM_DIR, FashionMNISTDataModule, to_unit
+from betavae.data.fashion_mnist import FashionMNISTDataModule
+from betavae.data.idx import SYSTEM_DIR
+from betavae.data.memory import to_unit
 from betavae.fid import FEATURES_FILE, FashionFeatures, file_sha256
 
 log = logging.getLogger(__name__)

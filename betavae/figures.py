@@ -7,45 +7,24 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from torchvision.utils import make_grid
 
-from betavae.data import first_per_class
+from betavae.data.memory import first_per_class
 from betavae.latents import active_mask, encode_all, kl_per_dim
 from betavae.model import VAE, Posterior
+from betavae.plotting import image_grid, new_figure, render
 
 CURVE_PANELS = ("recon", "kl", "loss")
 
 
-def new_figure(width: float, height: float) -> Figure:
-    """A matplotlib figure on the headless Agg canvas, outside pyplot's global state."""
-    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def render(fig: Figure) -> np.ndarray:
-    """Rasterise a figure to an RGB uint8 array."""
-    fig.canvas.draw()
-    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
-
-
-def image_grid(images: torch.Tensor, nrow: int) -> np.ndarray:
-    """Flattened 28×28 images in [0, 1] as one HWC uint8 grid (torchvision's make_grid)."""
-    grid = make_grid(images.detach().float().cpu().view(-1, 1, 28, 28), nrow=nrow, padding=2, pad_value=1.0)
-    return (grid.permute(1, 2, 0).clamp(0, 1) * 255).round().to(torch.uint8).numpy()
-
-
 @torch.no_grad()
-def reconstructions(model: VAE, images: torch.Tensor, labels: torch.Tensor, per_class: int = 2) -> np.ndarray:
+def reconstructions(model: VAE, images: torch.Tensor, labels: torch.Tensor, per_class: int) -> np.ndarray:
     """The first ``per_class`` test images of each class in the top rows, their reconstructions below."""
     x = images[first_per_class(labels, list(range(10)), per_class)].to(model.device)
     x = x.view(10, per_class, -1).transpose(0, 1).reshape(10 * per_class, -1)  # rows in class order
     return image_grid(torch.cat([x, model.reconstruct(x)]), nrow=10)
 
 
-def prior_samples(model: VAE, num_samples: int = 64, seed: int = 0) -> np.ndarray:
+def prior_samples(model: VAE, num_samples: int, seed: int) -> np.ndarray:
     """Decoder means of one seeded set of codes z ~ N(0, I), so successive grids show the same codes evolve."""
     samples = model.sample(num_samples, torch.Generator().manual_seed(seed))
     return image_grid(samples, nrow=int(np.ceil(np.sqrt(num_samples))))
@@ -60,10 +39,10 @@ def sample_stats(samples: torch.Tensor) -> dict[str, float]:
 def frozen_sigma(
     model: VAE,
     label: str,
-    sigmas: Sequence[float] = (0.1, 0.5, 1.0),
-    num_samples: int = 1000,
-    grid_samples: int = 64,
-    seed: int = 0,
+    sigmas: Sequence[float],
+    num_samples: int,
+    grid_samples: int,
+    seed: int,
 ) -> tuple[np.ndarray, dict[str, dict[str, float]]]:
     """The frozen-σ study: samples at temperature σ (z = 0 + σ·ε, the posterior mean frozen at the origin) for
     each σ side by side, and per σ their `sample_stats`."""
@@ -84,12 +63,12 @@ def interpolation(
     model: VAE,
     images: torch.Tensor,
     labels: torch.Tensor,
-    pairs: Sequence[Sequence[int]] = ((0, 1), (2, 3), (5, 7), (8, 9), (4, 6)),
-    steps: int = 10,
+    pairs: Sequence[Sequence[int]],
+    steps: int,
 ) -> np.ndarray:
     """Straight lines in latent space between the posterior means of the first images of two classes, one row
     per pair of classes."""
-    ends = torch.stack([images[first_per_class(labels, list(pair), 1)] for pair in pairs])  # [P, 2, 784]
+    ends = torch.stack([images[first_per_class(labels, list(pair), 1)] for pair in pairs])  # [P, 2, pixels]
     mu = model.encode(ends.flatten(0, 1).to(model.device)).mu.view(len(pairs), 2, -1)
     t = torch.linspace(0, 1, steps, device=mu.device).view(1, -1, 1)
     path = mu[:, :1] * (1 - t) + mu[:, 1:] * t  # [P, steps, D]
@@ -98,11 +77,10 @@ def interpolation(
 
 @torch.no_grad()
 def latent_traversal(
-    model: VAE, ranking_images: torch.Tensor, image: torch.Tensor, num_dims: int = 8, steps: int = 11,
-    span: float = 3.0,
-) -> np.ndarray:  # fmt: skip
+    model: VAE, ranking_images: torch.Tensor, image: torch.Tensor, num_dims: int, steps: int, span: float
+) -> np.ndarray:
     """For the ``num_dims`` dimensions with the highest average KL on ``ranking_images``, one row each: that
-    dimension swept over [−span, span], the others at the posterior mean of ``image`` [784]."""
+    dimension swept over [−span, span], the others at the posterior mean of ``image`` [pixels]."""
     dims = kl_per_dim(encode_all(model, ranking_images)).argsort(descending=True)[:num_dims]
     base = model.encode(image.unsqueeze(0).to(model.device)).mu[0]
     z = base.repeat(len(dims), steps, 1)

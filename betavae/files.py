@@ -1,10 +1,9 @@
-"""Files a run reads and writes: the cache location, atomic JSON/PNG/GIF/checkpoint writes that say when the
-disk is full, checkpoints loaded safely."""
+"""Files a run reads and writes: the cache location, and atomic JSON/YAML/PNG/GIF writes that say when the disk
+is full."""
 
 from __future__ import annotations
 
 import errno
-import io
 import json
 import math
 import os
@@ -16,25 +15,11 @@ from typing import Any
 
 import imageio.v3 as iio
 import numpy as np
-import torch
 import yaml
-from lightning.fabric.plugins import TorchCheckpointIO
+
+from betavae.errors import DiskFull
 
 CACHE = "~/.cache/betavae"
-
-
-class RunError(RuntimeError):
-    """A run directory or checkpoint that cannot be used, with the reason."""
-
-
-def first_line(err: BaseException) -> str:
-    """The first non-blank line of an error's message, or its type's name when the message is empty
-    (``MemoryError()``): libraries' messages run to several lines, ours are one."""
-    return next((line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__)
-
-
-class DiskFull(RunError):
-    """A write that found no space left: names the directory and how much space it needs."""
 
 
 def megabytes(size: float) -> str:
@@ -109,19 +94,6 @@ def write_bytes(path: Path, data: bytes | memoryview) -> Path:
     return path
 
 
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning's checkpoint writer, atomic on every filesystem: the bytes go to a temporary file beside the
-    checkpoint, reach the disk, then take its name. (Lightning's own save copies a file from the system's
-    temporary directory into place, which a kill or a full disk leaves truncated where the two directories are
-    on different filesystems.)"""
-
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
-        """Write ``checkpoint`` to ``path`` atomically (Lightning's CheckpointIO interface)."""
-        buffer = io.BytesIO()
-        torch.save(checkpoint, buffer)
-        write_bytes(Path(path), buffer.getbuffer())
-
-
 def finite(data: Any) -> Any:
     """``data`` with every non-finite float replaced by None: strict JSON has no NaN or Infinity."""
     if isinstance(data, float):
@@ -167,13 +139,3 @@ def write_gif(path: Path, frames: list[np.ndarray], durations_ms: list[float]) -
     with atomic(path) as tmp:
         iio.imwrite(tmp, np.stack(frames), extension=".gif", duration=durations_ms, loop=0)
     return Path(path)
-
-
-def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """A checkpoint read with torch.load(weights_only=True): nothing pickled in it is executed."""
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # the safe unpickler's refusal, or a damaged file
-        empty = Path(path).is_file() and Path(path).stat().st_size == 0
-        reason = "the file is empty" if empty else first_line(err)
-        raise RunError(f"{path}: refused, it cannot be loaded as plain tensors and values ({reason})") from None

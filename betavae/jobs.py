@@ -1,9 +1,10 @@
-"""What one job needs from its process: a lock on its directory, SIGTERM as an exception, a share of the cores,
-its GPU."""
+"""What one job needs from its process and its devices: a lock on its directory, SIGTERM as an exception, a
+share of the cores, its GPU, and the checks of how Lightning would place it (DDP launches, emulated bfloat16)."""
 
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import signal
 import socket
@@ -13,15 +14,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
+import lightning.pytorch as pl
 import torch
+from hydra.types import RunMode
 from lightning.fabric.utilities.rank_zero import rank_zero_only
+from lightning.pytorch.accelerators import CPUAccelerator
+from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
+from omegaconf import DictConfig, OmegaConf
 
-from betavae.config import ConfigError
-from betavae.files import RunError
+from betavae.errors import ConfigError, LaunchRefused, RunError, Terminated
 
-
-class Terminated(SystemExit):
-    """SIGTERM arrived (`timeout`, `kill`, Slurm): the job stops, keeping its last finished epoch's checkpoint."""
+log = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -92,3 +95,52 @@ def cpu_has_bf16() -> bool:
 def in_process_group() -> bool:
     """Whether this process is one of a distributed (DDP) job's, with its process group running."""
     return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+def end_process_group() -> None:
+    """Destroy this process's DDP process group, on every way out: left to interpreter exit, gloo's threads can
+    abort the process (pytorch#190489)."""
+    if in_process_group():
+        torch.distributed.destroy_process_group()
+
+
+def parallel_jobs(hydra_cfg: DictConfig) -> int:
+    """How many jobs the launcher runs at once on this machine (joblib's n_jobs; 1 for the others)."""
+    n_jobs = OmegaConf.select(hydra_cfg, "launcher.n_jobs", default=1)
+    return (os.cpu_count() or 1) if n_jobs == -1 else int(n_jobs or 1)
+
+
+def check_launch(trainer: pl.Trainer, hydra_cfg: DictConfig) -> None:
+    """Refuse, before any work, DDP in a multirun when Lightning starts the processes itself: it re-runs the
+    command line for each, `-m` and the sweep included, so each process would run a sweep of its own."""
+    launcher = trainer.strategy.launcher
+    if (
+        hydra_cfg.mode == RunMode.MULTIRUN
+        and isinstance(launcher, _SubprocessScriptLauncher)
+        and not launcher.cluster_environment.creates_processes_externally
+        and launcher.num_processes > 1
+    ):
+        raise LaunchRefused(
+            f"trainer.strategy=ddp on {launcher.num_processes} devices starts its processes by re-running the "
+            "command, which a multirun (-m) cannot do: sweep with hydra/launcher=slurm (one task per device), "
+            "or run each job alone (python -m betavae.train trainer=ddp hydra.run.dir=<dir> ...)"
+        )
+
+
+def warn_slow_precision(trainer: pl.Trainer) -> None:
+    """Warn when bfloat16 would run emulated, far slower than float32, on a CPU without bfloat16 instructions
+    (docs/sweeps.md, GPU and multi-GPU)."""
+    precision = str(trainer.precision)
+    if precision.startswith("bf16") and isinstance(trainer.accelerator, CPUAccelerator) and not cpu_has_bf16():
+        log.warning(
+            "trainer.precision=%s on a CPU without bfloat16 instructions (AVX512-BF16 or AMX): its matrix "
+            "products are emulated, far slower than with trainer.precision=32-true",
+            precision,
+        )
+
+
+def stop_other_processes(trainer: pl.Trainer) -> None:
+    """Kill the DDP processes this one started, so none is left waiting for it in a collective (NCCL would
+    wait 30 minutes); a no-op in a process that started none."""
+    if isinstance(launcher := trainer.strategy.launcher, _SubprocessScriptLauncher):
+        launcher.kill(signal.SIGKILL)

@@ -41,12 +41,13 @@ def kl_decomposition(posterior: Posterior, draws: int = 1, seed: int = 0, floats
 
 def _kl_parts_exact(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, chunk: int) -> KLParts:
     """`loss.kl_parts` of samples z [n, D], z_i ~ q(z|x_i), over the uniform mixture of the n posteriors,
-    ``chunk`` samples at a time in one reused [D, chunk, n] buffer: 7 s for n = 10,000 and D = 20 on 2 CPU
-    cores, where `kl_parts` (new [chunk, n, D] tensors, logsumexp over a strided axis) takes 40 s. The
+    ``chunk`` samples at a time in one reused [D, chunk, n] buffer, with no new tensor per chunk. The
     marginals sum exp(log N − shift) with a fixed shift per dimension, the largest density any component has
     there, so nothing overflows and no max pass is needed. A sample's own term is at least
     exp(−(log σ²_own − min log σ²)/2 − ε²/2), so nothing it needs underflows float32 unless a dimension's log
     variances span more than ~150 (trained encoders span ~25), where σ itself nears float32's limits."""
+    # Written out because `kl_parts` (new [chunk, n, D] tensors, logsumexp over a strided axis) took 40 s where
+    # this takes 7 s, for n = 10,000 and D = 20 on the project's 2-core CPU (measured with 0.3.0).
     n, dims = mu.shape
     log_n = math.log(n)
     # log N(z_d; μ_id, σ_id) = c_id − (z_d·h_id − μ_id·h_id)², h = 1/(σ√2)

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch.distributions import ContinuousBernoulli as CB
 
-from betavae.config import ConfigError
+from betavae.errors import ConfigError
 
 
 class Likelihood:

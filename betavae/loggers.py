@@ -15,10 +15,11 @@ import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from lightning.pytorch.loggers import Logger, MLFlowLogger, TensorBoardLogger, WandbLogger
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+from betavae.errors import SweepRefused
 from betavae.files import read_json, write_json
-from betavae.runs import SweepRefused
+from betavae.runs import likelihood_label
 
 EXTRAS = {"MLFlowLogger": "mlflow", "WandbLogger": "wandb"}  # class → the extra (and package) it needs
 IDS = "tracking.json"
@@ -39,6 +40,25 @@ def sweep_name() -> str:
 def logger_class(node: DictConfig) -> str:
     """The class name a logger config builds (its `_target_`'s last part)."""
     return str(node.get("_target_", "")).rsplit(".", 1)[-1]
+
+
+def hparams(cfg: DictConfig) -> dict[str, Any]:
+    """The hyperparameters a β sweep varies, flat: TensorBoard's HPARAMS tab, MLflow's params, W&B's config."""
+    objective = OmegaConf.to_container(cfg.objective, resolve=True)
+    return {
+        "objective": objective.pop("_target_").rsplit(".", 1)[-1],
+        **{f"objective.{k}": v for k, v in objective.items()},
+        "likelihood": likelihood_label(cfg),
+        "beta": cfg.beta,
+        "seed": cfg.seed,
+        "lr": cfg.lr,
+        "batch_size": cfg.data.batch_size,
+        "model": cfg.model.net._target_.rsplit(".", 1)[-1],
+        "latent_dim": cfg.model.net.latent_dim,
+        "hidden_dims": str(list(cfg.model.net.hidden_dims)),
+        "max_epochs": cfg.trainer.max_epochs,
+        "precision": str(cfg.trainer.precision),
+    }
 
 
 def check_installed(loggers: DictConfig | None) -> None:

@@ -8,7 +8,8 @@ from typing import Any, NamedTuple
 
 import torch
 
-from betavae.config import ConfigError, is_int, is_number, require
+from betavae.config import is_int, is_number, require
+from betavae.errors import ConfigError
 
 
 class LossTerms(NamedTuple):

@@ -10,7 +10,8 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from betavae.config import ConfigError, is_int, require
+from betavae.config import is_int, require
+from betavae.errors import ConfigError
 from betavae.likelihood import Likelihood, by_name
 
 

@@ -11,17 +11,14 @@ import numpy as np
 import torch
 from lightning.fabric.utilities.seed import seed_everything
 
+from betavae.checkpoints import load_checkpoint
 from betavae.config import is_number, require
-from betavae.files import RunError, load_checkpoint
+from betavae.errors import Diverged, RunError
 from betavae.jobs import in_process_group
 from betavae.loss import BetaObjective, KLParts, LossTerms, Objective, Progress, gaussian_kl, objective_from
 from betavae.model import VAE, build
 
 Batch = tuple[torch.Tensor, torch.Tensor]
-
-
-class Diverged(RunError):
-    """Training reached a non-finite loss; the message names the step, the epoch and the term."""
 
 
 def rng_state() -> dict[str, Any]:
@@ -94,10 +91,11 @@ class BetaVAEModule(pl.LightningModule):
         (`model.build`, by name), so nothing in the file can run code."""
         checkpoint = load_checkpoint(path, map_location)
         hparams, state = checkpoint.get("hyper_parameters"), checkpoint.get("state_dict")
-        if not isinstance(hparams, dict) or not isinstance(hparams.get("net"), dict) or not isinstance(state, dict):
-            raise RunError(f"{path}: not a betavae checkpoint (no network architecture or state_dict in it)")
-        objective = hparams.get("objective") or {"name": "beta", "beta": hparams["beta"]}  # or an older checkpoint's
-        module = cls(build(hparams["net"]), objective_from(objective), hparams["lr"])
+        if not all(isinstance(x, dict) for x in (hparams, state)) or not all(
+            isinstance(hparams.get(key), dict) for key in ("net", "objective")
+        ):
+            raise RunError(f"{path}: not a betavae checkpoint (no network, objective or state_dict in it)")
+        module = cls(build(hparams["net"]), objective_from(hparams["objective"]), hparams["lr"])
         module.load_state_dict(state)
         return module.to(map_location).eval()
 

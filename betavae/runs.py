@@ -1,29 +1,117 @@
-"""Run directories: the experiment each holds (its config, checked against a run that continues it, and the
-parts that continued it), the job directories of a sweep, and their best checkpoints' models."""
+"""Run directories and the record of each: how a job ended (`RunRecord`, its metrics.json), the experiment it
+holds (its config, checked against a run that continues it, and the parts that continued it), and the job
+directories of a sweep. The one owner of metrics.json and .hydra/; it never imports the model."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from betavae.files import RunError, atomic, first_line, read_json, write_json, write_yaml
-from betavae.module import BetaVAEModule
+from betavae.errors import Refused, RunError, first_line
+from betavae.files import atomic, read_json, write_json, write_yaml
 
 log = logging.getLogger(__name__)
+# Keys whose value is one path, taken as it is (`cli.quote_path_arguments`). All but Hydra's own directories are
+# also left out of job directory names and may change when a job continues (tests/test_config.py checks both).
+PATH_KEYS = ("ckpt_path", "hydra.run.dir", "hydra.sweep.dir", "data.root", "fid.cache_dir", "fid.inception_weights")
 
 
-class Refused(RunError):
-    """A run refused before any work: it records nothing, the directory keeps what it holds."""
+class Status(str, Enum):
+    """How a job ended, as its record says (the first three), or as a sweep summary lists a job without an end."""
+
+    OK = "ok"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+    UNFINISHED = "unfinished"  # started, and killed or interrupted before it finished
+    NOT_RUN = "not run"  # planned by the sweep, never started
+
+    def __str__(self) -> str:
+        return self.value
 
 
-class SweepRefused(Refused):
-    """A job refused for a reason every job of its sweep shares: the sweep stops, in one line."""
+@dataclass
+class RunRecord:
+    """A job's metrics.json: its status and, for a finished job, the test metrics and what was trained; for a
+    failed or interrupted one, the one-line reason and β and seed as they were given."""
+
+    FILE: ClassVar[str] = "metrics.json"
+
+    status: Status
+    reason: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)  # test/*
+    beta: Any = None
+    seed: Any = None
+    objective: dict[str, Any] | None = None
+    likelihood: str | None = None
+    precision: str | None = None
+    epochs: int = 0
+    wall_time_s: float | None = None  # training time, all parts of a continued run
+    best_checkpoint: str | None = None  # relative to the job directory
+
+    @property
+    def finished(self) -> bool:
+        """Whether the job trained and tested to the end."""
+        return self.status is Status.OK
+
+    @classmethod
+    def of_finished_job(cls, cfg: DictConfig, metrics: dict[str, float], epochs: int, wall_time_s: float | None,
+                        best_checkpoint: str | None) -> RunRecord:  # fmt: skip
+        """The record of a job that finished with these test metrics."""
+        objective = OmegaConf.to_container(cfg.objective, resolve=True)
+        return cls(Status.OK, None, metrics, cfg.beta, cfg.seed, objective, likelihood_label(cfg),
+                   str(cfg.trainer.precision), epochs, wall_time_s, best_checkpoint)  # fmt: skip
+
+    @classmethod
+    def of_stopped_job(cls, cfg: DictConfig, status: Status, reason: str) -> RunRecord:
+        """The record of a job that failed or was interrupted, with β and seed as given (they may be the reason)."""
+        given = OmegaConf.to_container(OmegaConf.masked_copy(cfg, ["beta", "seed"]), resolve=False)
+        return cls(status, reason, beta=given.get("beta"), seed=given.get("seed"))
+
+    def to_json(self) -> dict[str, Any]:
+        """metrics.json's object: status first, the test metrics flat beside the rest."""
+        if not self.finished:
+            return {"status": self.status.value, "reason": self.reason, "beta": self.beta, "seed": self.seed}
+        rest = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        del rest["status"], rest["reason"], rest["metrics"]
+        return {"status": self.status.value, **self.metrics, **rest}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunRecord:
+        """The record a metrics.json object holds (one without a status is a finished job's); ValueError if it
+        is not one."""
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        names = {f.name for f in dataclasses.fields(cls)} - {"status", "metrics"}
+        metrics = {k: v for k, v in data.items() if k.startswith("test/")}
+        return cls(Status(data.get("status", Status.OK.value)), metrics=metrics,
+                   **{k: v for k, v in data.items() if k in names})  # fmt: skip
+
+    @classmethod
+    def read(cls, run_dir: Path) -> RunRecord | None:
+        """The job's record; None if it has none, or one that is not a record (damaged, or not JSON)."""
+        data = read_json(Path(run_dir) / cls.FILE)
+        try:
+            return None if data is None else cls.from_json(data)
+        except (ValueError, TypeError):
+            return None
+
+    def write(self, run_dir: Path) -> Path:
+        """Write the record as the job's metrics.json (strict JSON, atomically)."""
+        return write_json(Path(run_dir) / self.FILE, self.to_json())
+
+
+def likelihood_label(cfg: DictConfig) -> str:
+    """The likelihood's class name, with ' binarized' when the data are binarised (likelihood=binarized)."""
+    return cfg.likelihood._target_.rsplit(".", 1)[-1] + (" binarized" if cfg.data.get("binarize") else "")
 
 
 def job_dirs(sweep_dir: Path) -> list[Path]:
@@ -48,9 +136,8 @@ def run_config(run_dir: Path) -> DictConfig:
 def holds_work(run_dir: Path) -> bool:
     """Whether a run directory holds an experiment's work (a checkpoint, or a finished run), so that a run in
     it continues that experiment rather than starting one."""
-    run_dir = Path(run_dir)
-    finished = (read_json(run_dir / "metrics.json") or {}).get("status") == "ok"
-    return finished or any((run_dir / "checkpoints").glob("*.ckpt"))
+    record = RunRecord.read(run_dir)
+    return (record is not None and record.finished) or any((Path(run_dir) / "checkpoints").glob("*.ckpt"))
 
 
 def leaves(node: Any, prefix: str = "") -> dict[str, Any]:
@@ -109,36 +196,16 @@ def record_part(run_dir: Path, cfg: DictConfig, hydra_cfg: DictConfig, changed: 
         OmegaConf.save(cfg, tmp)
 
 
-def best_checkpoint(run_dir: Path) -> Path:
-    """The run's best checkpoint (as metrics.json names it, else best-*.ckpt), else last.ckpt."""
-    run_dir = Path(run_dir)
-    named = (read_json(run_dir / "metrics.json") or {}).get("best_checkpoint")
-    candidates = [run_dir / named] if named else []
-    candidates += sorted((run_dir / "checkpoints").glob("best-*.ckpt"), reverse=True)
-    candidates.append(run_dir / "checkpoints" / "last.ckpt")
-    for path in candidates:
-        if path.is_file():
-            return path
-    raise RunError(f"no checkpoint in {run_dir / 'checkpoints'}")
-
-
-def load_run(run_dir: Path, map_location: str = "cpu") -> tuple[BetaVAEModule, DictConfig, Path]:
-    """The run's best checkpoint as a module (rebuilt from the checkpoint alone), the run's config, that path."""
-    path = best_checkpoint(run_dir)
-    return BetaVAEModule.load(path, map_location), run_config(run_dir), path
-
-
-def record_failure(output_dir: Path, cfg: DictConfig, hydra_cfg: DictConfig, status: str, reason: str) -> None:
+def record_failure(output_dir: Path, cfg: DictConfig, hydra_cfg: DictConfig, status: Status, reason: str) -> None:
     """Write the failure into metrics.json, unless it holds a finished run (a failed continuation of a finished
     job must not erase its results), with the job's config if it never got to record one. Best effort: on a
     full disk the failure stays in train.log and the exit message."""
-    previous = read_json(output_dir / "metrics.json")
-    if previous is not None and previous.get("status") == "ok":
+    previous = RunRecord.read(output_dir)
+    if previous is not None and previous.finished:
         return
-    values = OmegaConf.to_container(OmegaConf.masked_copy(cfg, ["beta", "seed"]), resolve=False)  # as given
     try:
-        write_json(output_dir / "metrics.json", {"status": status, "reason": reason, **values})
+        RunRecord.of_stopped_job(cfg, status, reason).write(output_dir)
         if not (output_dir / ".hydra" / "config.yaml").is_file():  # so summaries list the job
             record_part(output_dir, cfg, hydra_cfg, {})
     except (OSError, RunError) as err:
-        log.error("Could not record the failure in %s: %s", output_dir / "metrics.json", err)
+        log.error("Could not record the failure in %s: %s", output_dir / RunRecord.FILE, err)

@@ -25,9 +25,10 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
 from betavae.cli import quote_path_arguments
-from betavae.figures import new_figure, render
-from betavae.files import RunError, atomic, first_line, read_json, write_json, write_png
-from betavae.runs import job_dirs, run_config
+from betavae.errors import RunError, first_line
+from betavae.files import atomic, read_json, write_json, write_png
+from betavae.plotting import new_figure, render
+from betavae.runs import RunRecord, Status, job_dirs, run_config
 
 log = logging.getLogger(__name__)
 PATH_KEYS = ("sweep_dir",)
@@ -68,19 +69,21 @@ PAIRED = (
 
 
 def read_job(job_dir: Path) -> dict[str, Any]:
-    """One job: its overrides, β, seed and metrics, or its status ('failed', 'unfinished') and reason."""
+    """One job: its overrides, β, seed and metrics, or its status (failed, unfinished) and reason."""
     overrides = yaml.safe_load((job_dir / ".hydra" / "overrides.yaml").read_text()) or []
     cfg = run_config(job_dir)
-    metrics = read_json(job_dir / "metrics.json")
+    record = RunRecord.read(job_dir)
     job = {"job": job_dir.name, "overrides": overrides, "beta": float(cfg.beta), "seed": int(cfg.seed)}
-    if metrics is None and (job_dir / "metrics.json").exists():
-        return {**job, "status": "failed", "reason": f"{job_dir / 'metrics.json'}: unreadable, not a JSON object"}
-    if metrics is None or metrics.get("status", "ok") != "ok":
-        status = "failed" if metrics and metrics.get("status") == "failed" else "unfinished"
-        return {**job, "status": status, "reason": (metrics or {}).get("reason", "no metrics.json: stopped early")}
+    if record is None and (job_dir / RunRecord.FILE).exists():
+        return {**job, "status": Status.FAILED, "reason": f"{job_dir / RunRecord.FILE}: unreadable, not a JSON object"}
+    if record is None or not record.finished:
+        status = Status.FAILED if record and record.status is Status.FAILED else Status.UNFINISHED
+        reason = record.reason if record else f"no {RunRecord.FILE}: stopped early"
+        return {**job, "status": status, "reason": reason}
+    metrics = {**record.metrics, "epochs": record.epochs, "wall_time_s": record.wall_time_s}
     evaluation = read_json(job_dir / "evaluation.json") or {}  # fills in what training did not measure
     metrics |= {k: v for k, v in evaluation.items() if k in COLUMNS and metrics.get(k) is None}
-    return {**job, "status": "ok", **{k: metrics[k] for k in COLUMNS if metrics.get(k) is not None}}
+    return {**job, "status": Status.OK, **{k: metrics[k] for k in COLUMNS if metrics.get(k) is not None}}
 
 
 def planned_jobs(sweep: DictConfig) -> list[list[str]]:
@@ -104,7 +107,7 @@ def not_run(overrides: list[str], cfg: DictConfig) -> dict[str, Any]:
     values = dict(o.split("=", 1) for o in overrides)
     beta, seed = values.get("beta", cfg.beta), values.get("seed", cfg.seed)
     return {"job": ",".join(overrides), "overrides": overrides, "beta": float(beta), "seed": int(seed),
-            "status": "not run", "reason": "never started"}  # fmt: skip
+            "status": Status.NOT_RUN, "reason": "never started"}  # fmt: skip
 
 
 def label_groups(jobs: list[dict[str, Any]]) -> None:
@@ -121,12 +124,12 @@ def group_rows(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per group of finished jobs (mean, std, n), then one row per failed job; sorted by β."""
     label_groups(jobs)
     rows = []
-    finished = [j for j in jobs if j["status"] == "ok"]
+    finished = [j for j in jobs if j["status"] is Status.OK]
     for group in sorted(
         {j["group"] for j in finished}, key=lambda g: (next(j["beta"] for j in finished if j["group"] == g), g)
     ):
         members = [j for j in finished if j["group"] == group]
-        row: dict[str, Any] = {"group": group, "beta": members[0]["beta"], "n": len(members), "status": "ok"}
+        row: dict[str, Any] = {"group": group, "beta": members[0]["beta"], "n": len(members), "status": Status.OK}
         row["seeds"] = sorted(j["seed"] for j in members)
         for key in COLUMNS:
             values = [j[key] for j in members if key in j]
@@ -135,17 +138,17 @@ def group_rows(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 row[f"{key} std"] = statistics.stdev(values) if len(values) > 1 else None
         rows.append(row)
     rows += [{"group": j["label"], "beta": j["beta"], "n": 1, "status": j["status"], "reason": j["reason"]}
-             for j in jobs if j["status"] != "ok"]  # fmt: skip
+             for j in jobs if j["status"] is not Status.OK]  # fmt: skip
     return rows
 
 
 def paired_differences(rows: list[dict[str, Any]], jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """For consecutive groups in the table (by β) that share seeds: per metric, the mean, sd and 95% t-interval
     of the per-seed differences (next group − this one); a ranking holds only where the interval excludes 0."""
-    done = [r for r in rows if r["status"] == "ok"]
+    done = [r for r in rows if r["status"] is Status.OK]
     by_group = {}
     for j in jobs:
-        if j["status"] == "ok":
+        if j["status"] is Status.OK:
             by_group.setdefault(j["group"], {})[j["seed"]] = j
     pairs = []
     for a, b in itertools.pairwise(done):
@@ -198,7 +201,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     lines = ["| job group | β | seeds | status | " + " | ".join(COLUMNS[k] for k in keys) + " |"]
     lines.append("|" + " --- |" * (4 + len(keys)))
     for r in rows:
-        status = r["status"] if r["status"] == "ok" else f"**{r['status']}**: {r['reason']}"
+        status = r["status"] if r["status"] is Status.OK else f"**{r['status']}**: {r['reason']}"
         lines.append(
             f"| {r['group']} | {r['beta']:g} | {r['n']} | {status} | " + " | ".join(cell(r, k) for k in keys) + " |"
         )
@@ -249,7 +252,7 @@ def against_beta(ax: Any, done: list[dict[str, Any]], keys: dict[str, str]) -> N
 def tradeoff_plot(rows: list[dict[str, Any]]) -> np.ndarray:
     """Left: the rate–distortion plane (KL, recon) with one labelled point per group; middle: FID against β;
     right: the KL's parts (MI, TC, dimension-wise KL) against β."""
-    done = [r for r in rows if r["status"] == "ok" and "test/kl" in r and "test/recon" in r]
+    done = [r for r in rows if r["status"] is Status.OK and "test/kl" in r and "test/recon" in r]
     fig = new_figure(16, 4.2)
     left, right, parts = fig.subplots(1, 3)
     label_by_beta = len({r["beta"] for r in done}) == len(done)
@@ -287,7 +290,7 @@ def summarize(sweep_dir: Path) -> tuple[str, list[dict[str, Any]]]:
             jobs.append(read_job(job_dir))
         except (RunError, OSError, ValueError, yaml.YAMLError) as err:
             jobs.append({"job": job_dir.name, "overrides": [], "beta": math.nan, "seed": -1,
-                         "status": "failed", "reason": str(err)})  # fmt: skip
+                         "status": Status.FAILED, "reason": str(err)})  # fmt: skip
     if (sweep_dir / "multirun.yaml").is_file():
         sweep, planned = read_plan(sweep_dir / "multirun.yaml")
         started = {tuple(j["overrides"]) for j in jobs}

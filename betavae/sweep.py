@@ -9,6 +9,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from betavae.runs import Status
 from betavae.summarize import summarize
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,6 @@ class SweepSummary(Callback):
             log.exception("Sweep summary failed; rebuild it with: python -m betavae.summarize sweep_dir=%s", sweep_dir)
             return
         log.info("Sweep summary (%s):\n%s", sweep_dir / "summary.md", table)
-        if missing := [j for j in jobs if j["status"] != "ok"]:
+        if missing := [j for j in jobs if j["status"] is not Status.OK]:
             names = "; ".join(f"{j['label']} ({j['status']})" for j in missing)
             raise SystemExit(f"error: {len(missing)} of {len(jobs)} jobs did not finish: {names}")

@@ -15,11 +15,12 @@ from callbacks.schedule import AtFitEnd, due
 
 
 class FigureCallback(AtFitEnd):
-    """Draw ``name`` every ``every_n_epochs`` epochs (0: only when fitting ends) and when fitting ends."""
+    """Draw ``name`` every ``every_n_epochs`` epochs (0: only when fitting ends) and when fitting ends; what each
+    figure shows is set in conf/figures/."""
 
     name = "figure"
 
-    def __init__(self, every_n_epochs: int = 5) -> None:
+    def __init__(self, every_n_epochs: int) -> None:
         self.every_n_epochs = every_n_epochs
 
     def draw(self, module: BetaVAEModule, datamodule: pl.LightningDataModule) -> np.ndarray:
@@ -43,7 +44,7 @@ class Reconstructions(FigureCallback):
 
     name = "reconstructions"
 
-    def __init__(self, every_n_epochs: int = 5, per_class: int = 2) -> None:
+    def __init__(self, every_n_epochs: int, per_class: int) -> None:
         super().__init__(every_n_epochs)
         self.per_class = per_class
 
@@ -56,7 +57,7 @@ class PriorSamples(FigureCallback):
 
     name = "prior_samples"
 
-    def __init__(self, every_n_epochs: int = 5, num_samples: int = 64, seed: int = 0) -> None:
+    def __init__(self, every_n_epochs: int, num_samples: int, seed: int) -> None:
         super().__init__(every_n_epochs)
         self.num_samples, self.seed = num_samples, seed
 
@@ -69,12 +70,7 @@ class Interpolation(FigureCallback):
 
     name = "interpolation"
 
-    def __init__(
-        self,
-        every_n_epochs: int = 0,
-        pairs: Sequence[Sequence[int]] = ((0, 1), (2, 3), (5, 7), (8, 9), (4, 6)),
-        steps: int = 10,
-    ) -> None:
+    def __init__(self, every_n_epochs: int, pairs: Sequence[Sequence[int]], steps: int) -> None:
         super().__init__(every_n_epochs)
         self.pairs, self.steps = [tuple(p) for p in pairs], steps
 
@@ -87,9 +83,7 @@ class LatentTraversal(FigureCallback):
 
     name = "latent_traversal"
 
-    def __init__(
-        self, every_n_epochs: int = 0, num_dims: int = 8, steps: int = 11, span: float = 3.0, image_index: int = 0
-    ) -> None:
+    def __init__(self, every_n_epochs: int, num_dims: int, steps: int, span: float, image_index: int) -> None:
         super().__init__(every_n_epochs)
         self.num_dims, self.steps, self.span, self.image_index = num_dims, steps, span, image_index
 
@@ -104,9 +98,7 @@ class FrozenSigma(AtFitEnd):
     """At fit end: `figures.frozen_sigma`, its statistics as figures/frozen_sigma.json and `frozen_sigma/*`
     scalars."""
 
-    def __init__(
-        self, sigmas: Sequence[float] = (0.1, 0.5, 1.0), num_samples: int = 1000, grid_samples: int = 64, seed: int = 0
-    ) -> None:
+    def __init__(self, sigmas: Sequence[float], num_samples: int, grid_samples: int, seed: int) -> None:
         self.sigmas, self.num_samples, self.grid_samples, self.seed = list(sigmas), num_samples, grid_samples, seed
 
     def at_fit_end(self, trainer: pl.Trainer, pl_module: BetaVAEModule) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
-from betavae.data import first_per_class
+from betavae.data.memory import first_per_class
 from betavae.evolution import Frame, evolution_images
 from betavae.files import write_gif
 from betavae.latents import encode_all

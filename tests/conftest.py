@@ -1,57 +1,14 @@
-"""Shared fixtures: tiny IDX writers and the real Fashion-MNIST location."""
+"""Fixtures and hooks: the real Fashion-MNIST location, and the order the test files run in."""
 
 from __future__ import annotations
 
-import functools
-import gzip
-import json
-import os
-import queue
-import signal
-import struct
-import subprocess
-import sys
-import tempfile
-import threading
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from betavae.data import IMAGE_MAGIC, LABEL_MAGIC, SYSTEM_DIR, DataError, locate
+from betavae.data.idx import SYSTEM_DIR, locate
+from betavae.errors import DataError
 from betavae.files import cache_path
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def write_idx(path: Path, array: np.ndarray, magic: int) -> Path:
-    """Write ``array`` as an IDX file (gzip-compressed if the name ends in .gz)."""
-    data = struct.pack(">I", magic) + struct.pack(f">{array.ndim}I", *array.shape) + array.astype(np.uint8).tobytes()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".gz":
-        data = gzip.compress(data)
-    path.write_bytes(data)
-    return path
-
-
-def write_split(directory: Path, images: int = 4, gz: bool = True) -> None:
-    """Write all four IDX files with ``images`` random images each (valid format, wrong counts)."""
-    suffix = ".gz" if gz else ""
-    rng = np.random.default_rng(0)
-    for prefix in ("train", "t10k"):
-        pixels = rng.integers(0, 256, (images, 28, 28))
-        write_idx(directory / f"{prefix}-images-idx3-ubyte{suffix}", pixels, IMAGE_MAGIC)
-        write_idx(directory / f"{prefix}-labels-idx1-ubyte{suffix}", rng.integers(0, 10, images), LABEL_MAGIC)
-
-
-class Payload:
-    """Pickles into a call that would create a file when unpickled."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
 
 
 @pytest.fixture(scope="session")
@@ -63,92 +20,6 @@ def real_data_dir() -> Path:
     except DataError as err:
         pytest.skip(f"real Fashion-MNIST is needed for this test (run `make data`): {err}")
     return next(iter(files.values())).parent
-
-
-class Zygote:
-    """A `python -m tests.zygote` server: each `run` is a new process forked from one that has already imported
-    the libraries (see tests/zygote.py for why)."""
-
-    def __init__(self) -> None:
-        self.process = subprocess.Popen([sys.executable, "-m", "tests.zygote"], cwd=REPO, stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
-        self.lines: queue.Queue[dict] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-        self._next(timeout=300)  # ready
-
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            if line.startswith("ZYGOTE "):
-                self.lines.put(json.loads(line[len("ZYGOTE ") :]))
-
-    def _next(self, timeout: float) -> dict:
-        return self.lines.get(timeout=timeout)
-
-    def run(self, args: list[str], cwd: Path, timeout: float) -> subprocess.CompletedProcess[str]:
-        """``python -m <args>`` in ``cwd``: its exit status and output, as subprocess.run gives them."""
-        started = self.start(args, cwd)
-        stdout, stderr = started.communicate(timeout)
-        return subprocess.CompletedProcess(args, started.returncode, stdout, stderr)
-
-    def start(self, args: list[str], cwd: Path) -> Started:
-        """``python -m <args>`` in ``cwd``, running: a Started to signal and wait for (one at a time)."""
-        files = tempfile.TemporaryDirectory()
-        out, err = Path(files.name, "stdout"), Path(files.name, "stderr")
-        request = {"module": args[0], "args": args[1:], "cwd": str(cwd), "stdout": str(out), "stderr": str(err)}
-        self.process.stdin.write(json.dumps(request) + "\n")
-        self.process.stdin.flush()
-        return Started(self, args, self._next(timeout=60)["pid"], files)
-
-
-class Started:
-    """A run the zygote forked, as much of subprocess.Popen as the tests use: poll, send_signal, communicate."""
-
-    def __init__(self, zygote: Zygote, args: list[str], pid: int, files: tempfile.TemporaryDirectory) -> None:
-        self.zygote, self.args, self.pid, self.files = zygote, args, pid, files
-        self.returncode: int | None = None
-
-    def poll(self) -> int | None:
-        """The exit status if the run has ended, else None."""
-        if self.returncode is None and not self.zygote.lines.empty():
-            self.returncode = self.zygote._next(timeout=1)["returncode"]
-        return self.returncode
-
-    def send_signal(self, sig: int) -> None:
-        os.kill(self.pid, sig)
-
-    def communicate(self, timeout: float) -> tuple[str, str]:
-        """Wait for the run to end (SIGKILL it after ``timeout`` s) and return its (stdout, stderr)."""
-        out, err = Path(self.files.name, "stdout"), Path(self.files.name, "stderr")
-        try:
-            if self.returncode is None:
-                self.returncode = self.zygote._next(timeout)["returncode"]
-        except queue.Empty:
-            os.kill(self.pid, signal.SIGKILL)
-            self.zygote._next(timeout=60)
-            raise subprocess.TimeoutExpired(self.args, timeout, out.read_text(), err.read_text()) from None
-        try:
-            return out.read_text(), err.read_text()
-        finally:
-            self.files.cleanup()
-
-
-@functools.cache
-def zygote() -> Zygote:
-    """The session's zygote, started at the first run."""
-    return Zygote()
-
-
-def start_module(*args: str, cwd: Path | None = None) -> Started:
-    """Start ``python -m <args>`` as a new process forked by the zygote, to signal and wait for like a Popen."""
-    return zygote().start(list(args), cwd or REPO)
-
-
-def run_module(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m <args>`` as a new process (forked by the zygote) and return its result (text output)."""
-    result = zygote().run(list(args), cwd or REPO, timeout=600)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{args} exited {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
-    return result
 
 
 LONGEST_FIRST = ["test_slurm", "test_devices", "test_loggers", "test_fid", "test_train", "test_evaluate",

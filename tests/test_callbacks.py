@@ -11,7 +11,7 @@ from hydra.utils import instantiate
 from scipy.stats import special_ortho_group
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from betavae.data import FashionMNISTDataModule
+from betavae.data.fashion_mnist import FashionMNISTDataModule
 from betavae.evolution import aligned_projections, pca_2d, shared_limits
 from betavae.fid import FIDScorer
 from betavae.latents import active_units
@@ -20,7 +20,7 @@ from betavae.model import MLPVAE, Posterior
 from betavae.module import BetaVAEModule
 from callbacks.latent_evolution import LatentEvolution
 from callbacks.metrics import FIDMetrics
-from tests.test_config import compose_train
+from tests.helpers import compose_train
 
 FIGURES = {  # name: (height, width) of the PNG, from the grid layout (30 px per 28 px image with padding)
     "reconstructions": (4 * 30 + 2, 10 * 30 + 2),
@@ -84,10 +84,13 @@ def test_every_figure_is_written_and_logged_to_tensorboard(fitted):
     assert [e.step for e in events.Images("latent_evolution")] == [0, 1, 2]  # one image per frame, by epoch
     assert len(events.Images("reconstructions")) == 2  # after epoch 1 (every_n_epochs=1) and at fit end
     scalars = events.Tags()["scalars"]
-    assert "val/active_units" in scalars and "frozen_sigma/diversity_sigma_0.5" in scalars
-    assert [s.step for s in events.Scalars("val/fid")] == [39, 79] and events.Scalars("val/fid")[0].value > 0
+    assert "val/active_units" in scalars
+    assert "frozen_sigma/diversity_sigma_0.5" in scalars
+    assert [s.step for s in events.Scalars("val/fid")] == [39, 79]
+    assert events.Scalars("val/fid")[0].value > 0
     units = [s.value for s in events.Scalars("val/active_units")]
-    assert len(units) == 2 and all(0 <= u <= 20 for u in units)
+    assert len(units) == 2
+    assert all(0 <= u <= 20 for u in units)
 
 
 @pytest.mark.slow
@@ -97,7 +100,8 @@ def test_latent_evolution_gif_frames_share_size_and_axes(fitted):
     gif = iio.imread(root / "figures" / "latent_evolution.gif", index=None)
     assert gif.shape[0] == 3 == len(evolution.frames)  # before training, after epoch 1, after epoch 2
     assert [f.epoch for f in evolution.frames] == [0, 1, 2]
-    assert evolution.frames[0].val_loss is None and evolution.frames[2].val_loss > 0
+    assert evolution.frames[0].val_loss is None
+    assert evolution.frames[2].val_loss > 0
     assert evolution.frames[0].mu.shape == (600, 20)  # 200 validation images of each of 3 classes
     views = aligned_projections([f.mu for f in evolution.frames])
     (x0, x1), (y0, y1) = shared_limits(views)

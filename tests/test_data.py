@@ -4,19 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from betavae import data
-from betavae.data import (
-    IMAGE_MAGIC,
-    LABEL_MAGIC,
-    DataError,
-    EpochSampler,
-    FashionMNISTDataModule,
-    TensorBatches,
-    load_split,
-    locate,
-    read_idx,
-)
-from tests.conftest import run_module, write_idx, write_split
+from betavae.data import idx
+from betavae.data.fashion_mnist import FashionMNISTDataModule
+from betavae.data.idx import IMAGE_MAGIC, LABEL_MAGIC, load_split, locate, read_idx
+from betavae.data.memory import EpochSampler, TensorBatches
+from betavae.errors import DataError
+from tests.helpers import run_module, write_idx, write_split
 
 
 def test_read_idx_round_trip_raw_and_gz(tmp_path):
@@ -59,9 +52,11 @@ def test_load_split_checks_counts_shape_and_labels(tmp_path, monkeypatch):
     files = locate(tmp_path, system_dir=None, download=False)
     with pytest.raises(DataError, match="expected 60000 images of 28x28"):
         load_split(files, "train")
-    monkeypatch.setitem(data.SPLITS, "test", ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", 4))
+    monkeypatch.setitem(idx.SPLITS, "test", ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", 4))
     images, labels = load_split(files, "test")
-    assert images.shape == (4, 28, 28) and images.dtype == torch.uint8 and labels.dtype == torch.int64
+    assert images.shape == (4, 28, 28)
+    assert images.dtype == torch.uint8
+    assert labels.dtype == torch.int64
     write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.array([0, 1, 10, 2]), LABEL_MAGIC)
     with pytest.raises(DataError, match="label 10 outside the range 0-9"):
         load_split(files, "test")
@@ -78,9 +73,10 @@ def test_discovery_order_root_then_system_then_download(tmp_path, monkeypatch):
         downloads.append(target)
         write_split(target / "FashionMNIST" / "raw")
 
-    monkeypatch.setattr(data, "_download", fake_download)
+    monkeypatch.setattr(idx, "_download", fake_download)
     write_split(system, gz=False)
-    assert locate(root, system).keys() and locate(root, system)["train-images-idx3-ubyte"].parent == system
+    assert locate(root, system).keys()
+    assert locate(root, system)["train-images-idx3-ubyte"].parent == system
     assert not downloads
     write_split(root / "FashionMNIST" / "raw")  # torchvision's layout in root wins over the system dir
     assert locate(root, system)["t10k-labels-idx1-ubyte"].parent == root / "FashionMNIST" / "raw"
@@ -106,7 +102,7 @@ def test_missing_data_error_lists_places_and_remedies(tmp_path, monkeypatch):
     def failing_download(target):
         raise OSError("no network")
 
-    monkeypatch.setattr(data, "_download", failing_download)
+    monkeypatch.setattr(idx, "_download", failing_download)
     with pytest.raises(DataError) as err:
         locate(tmp_path / "root", tmp_path / "system", download=True)
     message = str(err.value)
@@ -126,7 +122,8 @@ def test_sampler_shards_are_disjoint_and_change_per_epoch():
     assert torch.equal(shards[0].indices(), first[0])
     evaluation = [EpochSampler(103, shuffle=False, drop_last=False, rank=r, world_size=2) for r in range(2)]
     covered = sorted(i for s in evaluation for i in s.indices().tolist())
-    assert covered == list(range(103)) and [len(s) for s in evaluation] == [52, 51]
+    assert covered == list(range(103))
+    assert [len(s) for s in evaluation] == [52, 51]
     in_order = EpochSampler(103, shuffle=False, drop_last=True, world_size=2)
     assert torch.equal(in_order.indices(), torch.arange(0, 102, 2))  # no shuffle, remainder dropped
 
@@ -135,10 +132,12 @@ def test_tensor_batches_cover_every_image_once():
     images = torch.arange(10, dtype=torch.uint8).view(10, 1, 1).expand(10, 2, 2).contiguous()
     batches = TensorBatches(images, torch.arange(10), 4, EpochSampler(10, shuffle=True, drop_last=False))
     out = list(batches)
-    assert len(out) == len(batches) == 3 and [len(y) for _, y in out] == [4, 4, 2]
+    assert len(out) == len(batches) == 3
+    assert [len(y) for _, y in out] == [4, 4, 2]
     x = torch.cat([x for x, _ in out])
     y = torch.cat([y for _, y in out])
-    assert x.shape == (10, 4) and sorted(y.tolist()) == list(range(10))
+    assert x.shape == (10, 4)
+    assert sorted(y.tolist()) == list(range(10))
     assert torch.allclose(x[:, 0] * 255, y.float())
 
 
@@ -149,9 +148,13 @@ def test_datamodule_on_real_data(real_data_dir, tmp_path):
     sizes = {name: len(x) for name, (x, _) in dm.splits.items()}
     assert sizes == {"train": 55_000, "val": 5_000, "test": 10_000}
     x, _ = next(iter(dm.train_dataloader()))
-    assert x.shape == (128, 784) and x.dtype == torch.float32 and x.min() >= 0 and x.max() <= 1
+    assert x.shape == (128, 784)
+    assert x.dtype == torch.float32
+    assert x.min() >= 0
+    assert x.max() <= 1
     assert set(dm.splits["test"][1].unique().tolist()) == set(range(10))
-    assert len(dm.val_dataloader()) == 5 and len(dm.train_dataloader()) == 430
+    assert len(dm.val_dataloader()) == 5
+    assert len(dm.train_dataloader()) == 430
     again = FashionMNISTDataModule(root=str(tmp_path), system_dir=str(real_data_dir), download=False, seed=7)
     again.setup()
     assert torch.equal(again.splits["val"][0], dm.splits["val"][0])  # the split follows split_seed only
@@ -160,7 +163,9 @@ def test_datamodule_on_real_data(real_data_dir, tmp_path):
     first = (gzip.decompress(raw) if label_file.suffix == ".gz" else raw)[8:18]
     assert dm.splits["test"][1][:10].tolist() == list(first)
     images, labels = dm.images("val")
-    assert images.shape == (5000, 784) and images.dtype == torch.float32 and torch.equal(labels, dm.splits["val"][1])
+    assert images.shape == (5000, 784)
+    assert images.dtype == torch.float32
+    assert torch.equal(labels, dm.splits["val"][1])
     assert torch.equal(images * 255, dm.splits["val"][0].flatten(1).float())
 
 
@@ -173,7 +178,8 @@ def test_data_cli_prints_where_the_files_are(real_data_dir, tmp_path):
     missing = run_module(
         "betavae.data", f"data.root={tmp_path}/a=b,c", "data.system_dir=null", "data.download=false", check=False
     )
-    assert missing.returncode != 0 and f"{tmp_path}/a=b,c" in missing.stderr  # a path with = and , unquoted
+    assert missing.returncode != 0
+    assert f"{tmp_path}/a=b,c" in missing.stderr  # a path with = and , unquoted
 
 
 @pytest.mark.slow
@@ -192,7 +198,8 @@ def test_binarize_draws_fresh_training_images_per_epoch_and_fixes_val_and_test(r
     assert abs(float(test.mean() - gray.mean())) < 2e-3  # E[binary pixel] = intensity
     loader = dm.train_dataloader()
     first = next(iter(loader))[0]
-    assert set(first.unique().tolist()) == {0.0, 1.0} and torch.equal(first, next(iter(loader))[0])  # re-iterable
+    assert set(first.unique().tolist()) == {0.0, 1.0}
+    assert torch.equal(first, next(iter(loader))[0])  # re-iterable
     loader.sampler.set_epoch(1)
     assert not torch.equal(first, next(iter(loader))[0])  # a new epoch draws new images (and a new order)
     loader.sampler.set_epoch(0)

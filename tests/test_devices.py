@@ -11,25 +11,24 @@ import time
 import pytest
 import torch
 
-from tests.conftest import run_module
-from tests.test_jobs import strict_json
+from tests.helpers import WITHOUT_FIGURES, limits, run_module, strict_json
 
-LIMITS = ["trainer.limit_train_batches=5", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1"]
+FIVE_BATCHES = limits(train=5, val=1, test=1)
 DDP = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"]
 LEAVES = "tests.faults.LeavesAtTeardown"
 FIGURES = ("latent_evolution", "reconstructions", "prior_samples", "frozen_sigma", "interpolation",
            "latent_traversal", "kl_per_dim", "training_curves")  # fmt: skip
 
 
-def job(run, *overrides, limits=LIMITS, check=True):
-    """`python -m betavae.train` into ``run`` with small limits, as a real subprocess."""
-    return run_module("betavae.train", *limits, *overrides, f"hydra.run.dir={run}", check=check)
+def job(run, *overrides, batches=FIVE_BATCHES, check=True):
+    """`python -m betavae.train` into ``run`` with ``batches`` limits, as a real subprocess."""
+    return run_module("betavae.train", *batches, *overrides, f"hydra.run.dir={run}", check=check)
 
 
-def timed_ddp(run, *overrides, limits=LIMITS, fid="fid=none"):
+def timed_ddp(run, *overrides, batches=FIVE_BATCHES, fid="fid=none"):
     """A 2-process CPU DDP job into ``run``: (its result, seconds until every process of it had ended)."""
     start = time.monotonic()
-    result = job(run, *DDP, "callbacks=none", *fid.split(), *overrides, limits=limits, check=False)
+    result = job(run, *DDP, "callbacks=none", *fid.split(), *overrides, batches=batches, check=False)
     while subprocess.run(["pgrep", "-f", f"hydra.run.dir={run}"], capture_output=True).returncode == 0:
         if time.monotonic() - start > 120:
             pytest.fail(f"a process of {run} is still running")
@@ -44,7 +43,9 @@ def test_default_callbacks_and_fid_finish_when_teardown_moves_the_module_off_the
         "callbacks.latent_evolution.per_class=50", "fid.num_images=500", "fid.sample_seeds=[0]",
         f"fid.cache_dir={tmp_path / 'fid'}")  # fmt: skip
     metrics = strict_json(run / "metrics.json")
-    assert metrics["status"] == "ok" and metrics["test/fid"] > 0 and metrics["test/fid_recon"] > 0
+    assert metrics["status"] == "ok"
+    assert metrics["test/fid"] > 0
+    assert metrics["test/fid_recon"] > 0
     assert all((run / "figures" / f"{name}.png").is_file() for name in FIGURES)
 
 
@@ -61,7 +62,9 @@ def test_a_job_killed_after_fitting_is_finished_by_running_it_again(tmp_path, re
     assert "Resuming from" in (run / "train.log").read_text()
     assert (run / "checkpoints" / "last.ckpt").stat().st_mtime_ns == last  # no epoch ran again
     metrics = strict_json(run / "metrics.json")
-    assert metrics["status"] == "ok" and metrics["epochs"] == 2 and metrics["test/recon"] > 0
+    assert metrics["status"] == "ok"
+    assert metrics["epochs"] == 2
+    assert metrics["test/recon"] > 0
     assert all((run / "figures" / f"{name}.png").is_file() for name in FIGURES)
 
 
@@ -72,7 +75,8 @@ def test_a_fault_on_one_ddp_process_ends_both_within_a_minute_in_one_line(tmp_pa
     result, seconds = timed_ddp(run, "trainer.max_epochs=2", "+callbacks.fault._target_=tests.faults.FailOnRank",
                                 f"+callbacks.fault.rank={rank}")  # fmt: skip
     reason = "simulated fault" if rank == 0 else "rank 1: simulated fault"
-    assert result.returncode != 0 and seconds < 60
+    assert result.returncode != 0
+    assert seconds < 60
     assert result.stderr.strip().splitlines()[-1] == f"error: {reason}"
     assert strict_json(run / "metrics.json") == {"status": "failed", "reason": reason, "beta": 1.0, "seed": 42}
 
@@ -80,7 +84,9 @@ def test_a_fault_on_one_ddp_process_ends_both_within_a_minute_in_one_line(tmp_pa
 @pytest.mark.slow
 def test_ddp_with_fewer_validation_images_than_processes_is_refused_in_one_line(tmp_path, real_data_dir):
     result, seconds = timed_ddp(tmp_path / "run", "data.val_size=1")
-    assert result.returncode != 0 and seconds < 60 and "Traceback" not in result.stderr
+    assert result.returncode != 0
+    assert seconds < 60
+    assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
         "Invalid config: data.val_size=1: must be at least the number of DDP processes (2), so that each "
         "validates some images"
@@ -94,14 +100,16 @@ def test_ddp_processes_draw_their_own_noise_resume_exactly_and_test_every_image_
     FID, scored by rank 0 alone, reaches every rank's log."""
     from hydra.utils import instantiate
 
+    from betavae.api import load_run
     from betavae.loss import gaussian_kl
-    from betavae.runs import load_run
 
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     noise = ["+callbacks.noise._target_=tests.faults.RecordNoise"]
     fid = f"fid.num_images=500 fid.sample_seeds=[0] fid.recon=false fid.cache_dir={tmp_path / 'fid'}"  # on rank 0
     for run, epochs in ((straight, 2), (resumed, 1), (resumed, 2)):
-        result, _ = timed_ddp(run, f"trainer.max_epochs={epochs}", *noise, limits=LIMITS[:2], fid=fid)  # all images
+        result, _ = timed_ddp(
+            run, f"trainer.max_epochs={epochs}", *noise, batches=limits(train=5, val=1), fid=fid
+        )  # all test images
         assert result.returncode == 0, result.stderr[-3000:]
     first, second = (torch.load(straight / f"noise-rank{r}.pt") for r in (0, 1))
     assert not torch.equal(first, second)
@@ -109,19 +117,23 @@ def test_ddp_processes_draw_their_own_noise_resume_exactly_and_test_every_image_
     assert len(a["rng_state"]) == 2  # one set of RNG states per process
     assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
     metrics = strict_json(straight / "metrics.json")
-    assert metrics["test/loss"] == strict_json(resumed / "metrics.json")["test/loss"] and metrics["test/fid"] > 0
-    module, cfg, _ = load_run(straight)
-    x = instantiate(cfg.data, root=str(real_data_dir)).images("test")[0]
+    assert metrics["test/loss"] == strict_json(resumed / "metrics.json")["test/loss"]
+    assert metrics["test/fid"] > 0
+    loaded = load_run(straight)
+    module = loaded.module
+    x = instantiate(loaded.config.data, root=str(real_data_dir)).images("test")[0]
     with torch.no_grad():
         kl = float(gaussian_kl(*module.net.encode(x)).sum(1).mean())
-    assert len(x) == 10_000 and metrics["test/kl"] == pytest.approx(kl, rel=1e-4)
+    assert len(x) == 10_000
+    assert metrics["test/kl"] == pytest.approx(kl, rel=1e-4)
 
 
 @pytest.mark.slow
 def test_a_ddp_multirun_on_the_basic_launcher_is_refused_before_any_work(tmp_path):
-    command = [sys.executable, "-m", "betavae.train", "-m", "beta=0.1,1.0", *DDP, *LIMITS, "callbacks=none", "fid=none"]
+    command = [sys.executable, "-m", "betavae.train", "-m", "beta=0.1,1.0", *DDP, *FIVE_BATCHES, *WITHOUT_FIGURES]
     result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
     assert (
         result.stderr.strip()
         .splitlines()[-1]
@@ -131,7 +143,8 @@ def test_a_ddp_multirun_on_the_basic_launcher_is_refused_before_any_work(tmp_pat
         )
     )
     sweeps = list((tmp_path / "multirun").glob("*/*"))
-    assert len(sweeps) == 1 and not list(sweeps[0].glob("*/checkpoints"))
+    assert len(sweeps) == 1
+    assert not list(sweeps[0].glob("*/checkpoints"))
 
 
 class FakeCuda:
@@ -164,7 +177,8 @@ def test_rng_states_saved_with_more_gpus_restore_on_a_machine_with_fewer(one_gpu
     state = rng_state()
     for saved in (torch.full((16,), 7, dtype=torch.uint8), [torch.full((16,), 7, dtype=torch.uint8)] * 4):
         set_rng_state({**state, "cuda": saved})  # this process's device, or an older checkpoint's list of all
-        assert list(one_gpu.states) == [0] and torch.equal(one_gpu.states[0], torch.full((16,), 7, dtype=torch.uint8))
+        assert list(one_gpu.states) == [0]
+        assert torch.equal(one_gpu.states[0], torch.full((16,), 7, dtype=torch.uint8))
 
 
 def test_gpu_per_job_spreads_any_number_of_jobs_over_the_visible_gpus(monkeypatch):
@@ -177,7 +191,8 @@ def test_gpu_per_job_spreads_any_number_of_jobs_over_the_visible_gpus(monkeypatc
 @pytest.mark.slow
 def test_gpu_per_job_without_a_gpu_is_refused_in_one_line(tmp_path):
     result = job(tmp_path / "run", "trainer=gpu_per_job", check=False)
-    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
         "Invalid config: trainer=gpu_per_job needs a CUDA GPU, and none is visible (trainer=cpu runs on the CPU)"
     )
@@ -188,7 +203,7 @@ def test_bf16_mixed_is_recorded_and_warned_about_on_a_cpu_without_bfloat16_instr
     from betavae.jobs import cpu_has_bf16
 
     run = tmp_path / "run"
-    job(run, "trainer.precision=bf16-mixed", "trainer.max_epochs=1", "callbacks=none", "fid=none")
+    job(run, "trainer.precision=bf16-mixed", "trainer.max_epochs=1", *WITHOUT_FIGURES)
     assert strict_json(run / "metrics.json")["precision"] == "bf16-mixed"
     warned = "on a CPU without bfloat16 instructions" in (run / "train.log").read_text()
     assert warned == (not cpu_has_bf16())
@@ -205,7 +220,7 @@ def test_training_steps_read_values_back_from_the_device_only_at_the_divergence_
     batches 0, 50 and 99 (log_every_n_steps=50), with the progress bar redrawn every 10."""
     import lightning.pytorch as pl
 
-    from betavae.data import FashionMNISTDataModule
+    from betavae.data.fashion_mnist import FashionMNISTDataModule
     from betavae.model import MLPVAE
     from betavae.module import BetaVAEModule
     from callbacks.progress import ProgressBar

@@ -13,7 +13,7 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from betavae.cli import quote_path_arguments
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 CONFIGS = {"betavae.train": "train", "betavae.evaluate": "evaluate", "betavae.summarize": "summarize",
@@ -43,6 +43,12 @@ def jobs(overrides):
     return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
 
 
+def entry_point(module):
+    """What `python -m <module>` runs: the module, or a package's __main__."""
+    imported = importlib.import_module(module)
+    return importlib.import_module(f"{module}.__main__") if hasattr(imported, "__path__") else imported
+
+
 def slug(heading):
     """GitHub's anchor for a Markdown heading."""
     return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
@@ -55,7 +61,8 @@ def anchors(path):
 
 def test_the_docs_show_commands_of_every_kind_checked_here():
     programs = {words[words.index("-m") + 1] for _, words in COMMANDS if "-m" in words}
-    assert set(CONFIGS) - {"betavae.data"} <= programs and any(w[0] == "make" for _, w in COMMANDS)
+    assert set(CONFIGS) - {"betavae.data"} <= programs
+    assert any(w[0] == "make" for _, w in COMMANDS)
 
 
 @pytest.mark.slow  # about 30 s in all: each command composed as Hydra composes it
@@ -64,12 +71,13 @@ def test_every_documented_command_composes_or_names_what_exists(doc, words):
     if "python" in words and words[words.index("python") + 1] == "-m":  # alone, or after srun
         module, *args = words[words.index("python") + 2 :]
         overrides = [a for a in args if a not in ("-m", "--multirun")]
-        overrides = quote_path_arguments(getattr(importlib.import_module(module), "PATH_KEYS", ()), ["", *overrides])[
-            1:
-        ]
+        overrides = quote_path_arguments(getattr(entry_point(module), "PATH_KEYS", ()), ["", *overrides])[1:]
         with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
             for job in jobs(overrides):
                 compose(CONFIGS[module], overrides=job, return_hydra_config=True)
+    elif words[0] in (".", "source"):  # the project's environment, which the Makefile makes
+        assert words[1:] == [".venv/bin/activate"], words
+        assert re.search(r"^VENV \?= \.venv$", (REPO / "Makefile").read_text(), flags=re.M)
     elif words[0] == "make":
         assert re.search(rf"^{re.escape(words[1])}:", (REPO / "Makefile").read_text(), flags=re.M), words
     elif words[:2] == ["pip", "install"]:

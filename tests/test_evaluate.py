@@ -9,23 +9,30 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
+from betavae.api import load_run
 from betavae.bounds import elbo, iw_log_likelihood
-from betavae.files import RunError, load_checkpoint
+from betavae.checkpoints import load_checkpoint
+from betavae.errors import RunError
 from betavae.latents import active_units, encode_all, kl_decomposition
-from betavae.runs import load_run
-from tests.conftest import Payload, run_module
+from tests.helpers import WITHOUT_FIGURES, Payload, limits, run_module
 
 pytestmark = pytest.mark.slow
 
-TINY = ["trainer.max_epochs=1", "trainer.limit_train_batches=20", "trainer.limit_val_batches=1"]
-TINY += ["trainer.limit_test_batches=1", "callbacks=none", "fid=none"]
+ONE_EPOCH_OF_20_BATCHES_NO_FIGURES = ["trainer.max_epochs=1", *limits(train=20, val=1, test=1), *WITHOUT_FIGURES]
 
 
 @pytest.fixture(scope="module")
 def seeds_sweep(tmp_path_factory, real_data_dir):
     """A 2-β × 2-seed multirun with tiny limits and no figures."""
     root = tmp_path_factory.mktemp("seeds")
-    run_module("betavae.train", "-m", "beta=0.5,2.0", "seed=1,2", *TINY, f"hydra.sweep.dir={root}")
+    run_module(
+        "betavae.train",
+        "-m",
+        "beta=0.5,2.0",
+        "seed=1,2",
+        *ONE_EPOCH_OF_20_BATCHES_NO_FIGURES,
+        f"hydra.sweep.dir={root}",
+    )
     return root
 
 
@@ -36,9 +43,11 @@ def test_seeds_are_grouped_as_mean_and_std(seeds_sweep):
         jobs = [j for j in summary["jobs"] if j["beta"] == group["beta"]]
         values = [j["test/kl"] for j in jobs]
         assert group["test/kl"] == pytest.approx(statistics.fmean(values))
-        assert group["test/kl std"] == pytest.approx(statistics.stdev(values)) and group["test/kl std"] > 0
+        assert group["test/kl std"] == pytest.approx(statistics.stdev(values))
+        assert group["test/kl std"] > 0
     table = (seeds_sweep / "summary.md").read_text()
-    assert table.count(" ± ") >= 2 * 4 and "| beta=0.5 | 0.5 | 2 | ok |" in table
+    assert table.count(" ± ") >= 2 * 4
+    assert "| beta=0.5 | 0.5 | 2 | ok |" in table
 
 
 def test_paired_differences_are_per_seed_differences_with_a_t_interval(seeds_sweep):
@@ -49,7 +58,8 @@ def test_paired_differences_are_per_seed_differences_with_a_t_interval(seeds_swe
     assert (pair["from"], pair["to"], pair["n"]) == ("beta=0.5", "beta=2.0", 2)
     mean, sd = statistics.fmean(diffs), statistics.stdev(diffs)
     half = 12.7062 * sd / 2**0.5  # Student t, 1 degree of freedom, 97.5%
-    assert pair["mean"] == pytest.approx(mean) and pair["sd"] == pytest.approx(sd)
+    assert pair["mean"] == pytest.approx(mean)
+    assert pair["sd"] == pytest.approx(sd)
     assert pair["ci95"] == pytest.approx([mean - half, mean + half])
     assert pair["within_noise"] == (mean - half <= 0 <= mean + half)
     assert "## Paired differences over shared seeds" in (seeds_sweep / "summary.md").read_text()
@@ -62,7 +72,8 @@ def test_a_job_without_metrics_is_listed_as_unfinished(seeds_sweep, tmp_path):
     (broken / "metrics.json").unlink()
     result = run_module("betavae.summarize", f"sweep_dir={copy}")
     assert "| beta=2.0,seed=2 | 2 | 1 | **unfinished**: no metrics.json: stopped early |" in result.stdout
-    assert "| beta=0.5 | 0.5 | 2 | ok |" in result.stdout and "| beta=2.0 | 2 | 1 | ok |" in result.stdout
+    assert "| beta=0.5 | 0.5 | 2 | ok |" in result.stdout
+    assert "| beta=2.0 | 2 | 1 | ok |" in result.stdout
     assert (copy / "summary.md").read_text().endswith(result.stdout)
 
 
@@ -73,13 +84,17 @@ def test_evaluate_sweep_writes_evaluation_figures_and_summary(seeds_sweep, tmp_p
                "eval.probe=false", "fid=none")  # fmt: skip
     for job in copy.glob("beta=*"):
         result = json.loads((job / "evaluation.json").read_text())
-        assert result["test/iw_images"] == 100 and result["test/iw_samples"] == 50
+        assert result["test/iw_images"] == 100
+        assert result["test/iw_samples"] == 50
         assert result["test/elbo_samples"] == 10
         assert result["test/nll_iw"] <= result["test/nll_elbo"]  # the same images: IW is the tighter bound
-        assert 0 < result["test/nll_iw_se"] < 10 and 0 < result["test/nll_elbo_se"] < 10
+        assert 0 < result["test/nll_iw_se"] < 10
+        assert 0 < result["test/nll_elbo_se"] < 10
         assert 0 < result["test/iw_ess"] <= 1
         assert "test/recon" not in result  # one name, one estimator: training's test pass owns test/recon
-        assert 0 < result["test/mi"] <= 9.2104 and result["test/tc"] > 0 and result["test/dimwise_kl"] > 0
+        assert 0 < result["test/mi"] <= 9.2104
+        assert result["test/tc"] > 0
+        assert result["test/dimwise_kl"] > 0
         for name in ("reconstructions", "prior_samples", "frozen_sigma", "interpolation", "latent_traversal"):
             assert (job / "figures" / f"{name}.png").is_file()  # trained with callbacks=none, drawn now
     assert "NLL IW (nats)" in (copy / "summary.md").read_text()
@@ -91,9 +106,9 @@ def test_evaluate_sweep_writes_evaluation_figures_and_summary(seeds_sweep, tmp_p
 def test_iw_estimate_is_below_the_negative_elbo_and_tightens(seeds_sweep, real_data_dir):
     from hydra.utils import instantiate
 
-    module, cfg, _ = load_run(next(seeds_sweep.glob("beta=0.5,*seed=1*")))
-    model = module.net
-    images = instantiate(cfg.data).images("test")[0][:200]
+    run = load_run(next(seeds_sweep.glob("beta=0.5,*seed=1*")))
+    model = run.model
+    images = instantiate(run.config.data).images("test")[0][:200]
     torch.manual_seed(0)
     negative_elbo = -float(elbo(model, images, samples=200).mean())
     estimates = {}  # K: per-image estimates of -log p(x) from 4 independent repeats, [4, 200]
@@ -116,8 +131,10 @@ def test_malicious_checkpoint_is_refused_and_nothing_runs(seeds_sweep, tmp_path)
     with pytest.raises(RunError, match="refused"):
         load_checkpoint(run / "checkpoints" / "last.ckpt")
     result = run_module("betavae.evaluate", f"run_dir={run}", "fid=none", check=False)
-    assert result.returncode != 0 and "refused" in result.stderr + result.stdout
-    assert not marker.exists() and not (run / "evaluation.json").exists()
+    assert result.returncode != 0
+    assert "refused" in result.stderr + result.stdout
+    assert not marker.exists()
+    assert not (run / "evaluation.json").exists()
     torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)  # the unsafe way does run the payload
     assert marker.exists()
 
@@ -126,13 +143,14 @@ def test_evaluate_takes_a_job_directory_as_the_sweep_wrote_it_and_limits_its_lat
     copy = tmp_path / "sweep"
     shutil.copytree(seeds_sweep, copy)
     job = next(copy.glob("beta=0.5,*seed=1*"))
-    assert "=" in job.name and "," in job.name
+    assert "=" in job.name
+    assert "," in job.name
     run_module("betavae.evaluate", f"run_dir={job}", "eval.limit=20", "eval.iw_samples=5", "eval.probe=false",
                "eval.figures=false", "fid=none")  # fmt: skip  # unquoted, as pasted from the sweep
     result = json.loads((job / "evaluation.json").read_text())
     assert result["test/iw_images"] == 20
-    module, cfg, _ = load_run(job)  # the latent statistics are of the same 20 images
-    posterior = encode_all(module.net, instantiate(cfg.data).images("test")[0][:20])
+    run = load_run(job)  # the latent statistics are of the same 20 images
+    posterior = encode_all(run.model, instantiate(run.config.data).images("test")[0][:20])
     parts = kl_decomposition(posterior)
     assert {k: result[f"test/{k}"] for k in parts} == pytest.approx(parts, rel=1e-4, abs=1e-6)
     assert result["test/active_units"] == float(active_units(posterior))
@@ -140,13 +158,15 @@ def test_evaluate_takes_a_job_directory_as_the_sweep_wrote_it_and_limits_its_lat
 
 def test_evaluate_needs_exactly_one_target(tmp_path):
     result = run_module("betavae.evaluate", check=False)
-    assert result.returncode != 0 and "give exactly one of run_dir=" in result.stderr
+    assert result.returncode != 0
+    assert "give exactly one of run_dir=" in result.stderr
     missing = run_module("betavae.evaluate", f"sweep_dir={tmp_path}/nothing", check=False)
-    assert missing.returncode != 0 and "sweep directory not found" in missing.stderr
+    assert missing.returncode != 0
+    assert "sweep directory not found" in missing.stderr
 
 
 def test_iso_elbo_lines_keep_the_points_in_view_and_mark_the_best_bound():
-    from betavae.figures import new_figure
+    from betavae.plotting import new_figure
     from betavae.summarize import iso_elbo_lines
 
     ax = new_figure(4, 3).add_subplot()

@@ -10,8 +10,8 @@ import pytest
 import torch
 from torchvision.transforms.functional import gaussian_blur
 
-from betavae.config import ConfigError
-from betavae.data import SYSTEM_DIR, load_split, locate
+from betavae.data.idx import SYSTEM_DIR, load_split, locate
+from betavae.errors import ConfigError
 from betavae.fid import (
     FEATURES_FILE,
     FEATURES_SHA256,
@@ -24,7 +24,7 @@ from betavae.fid import (
     set_real,
 )
 from betavae.fid_features import accuracy
-from tests.conftest import run_module
+from tests.helpers import run_module
 
 N = 10_000
 
@@ -86,7 +86,9 @@ def test_cached_real_statistics_equal_fresh_ones(data, tmp_path):
     fresh, first, cached = make_metric("fashion"), make_metric("fashion"), make_metric("fashion")
     set_real(fresh, test, cache_dir=None)
     path = set_real(first, test, tmp_path)
-    assert path is not None and path.is_file() and len(list(tmp_path.iterdir())) == 1
+    assert path is not None
+    assert path.is_file()
+    assert len(list(tmp_path.iterdir())) == 1
     assert set_real(cached, test, tmp_path) == path
     for name in REAL_STATS:
         assert torch.equal(getattr(cached, name), getattr(fresh, name)), name
@@ -117,7 +119,8 @@ def test_damaged_real_statistics_cache_is_recomputed_with_a_warning(data, tmp_pa
     cached = make_metric("fashion")
     with caplog.at_level("WARNING", logger="betavae.fid"):
         assert set_real(cached, test, tmp_path) == path
-    assert "ignoring cached real statistics" in caplog.text and "recomputing" in caplog.text
+    assert "ignoring cached real statistics" in caplog.text
+    assert "recomputing" in caplog.text
     for name in REAL_STATS:
         assert torch.equal(getattr(cached, name), getattr(fresh, name)), name
     caplog.clear()  # the recomputed cache is healthy again
@@ -129,11 +132,13 @@ def test_damaged_real_statistics_cache_is_recomputed_with_a_warning(data, tmp_pa
 def test_shipped_feature_network_has_its_recorded_test_accuracy(data):
     _, test, labels = data
     measured = accuracy(load_features(), test, labels)
-    assert abs(measured - FEATURES_TEST_ACCURACY) <= 0.5 and measured >= 91.0
+    assert abs(measured - FEATURES_TEST_ACCURACY) <= 0.5
+    assert measured >= 91.0
 
 
 def test_shipped_weights_have_the_expected_hash_and_size():
-    assert file_sha256(FEATURES_FILE) == FEATURES_SHA256 and FEATURES_FILE.stat().st_size < 2_000_000
+    assert file_sha256(FEATURES_FILE) == FEATURES_SHA256
+    assert FEATURES_FILE.stat().st_size < 2_000_000
 
 
 def test_tampered_weights_are_refused(tmp_path):
@@ -158,8 +163,10 @@ def test_inception_without_weights_stops_before_training(tmp_path):
     )
     assert result.returncode != 0
     last = [line for line in result.stderr.splitlines() if line.strip()][-1]
-    assert last.startswith("Invalid config: fid=inception needs") and "fid=fashion" in last
-    assert not (run / "checkpoints").exists() and not (run / "tensorboard").exists()
+    assert last.startswith("Invalid config: fid=inception needs")
+    assert "fid=fashion" in last
+    assert not (run / "checkpoints").exists()
+    assert not (run / "tensorboard").exists()
 
 
 def _inception_weights() -> str | None:

@@ -1,7 +1,6 @@
 """Jobs that survive: strict JSON, RNG state, the directory lock, SIGTERM, and the job-level behaviour of
 `python -m betavae.train` (true last.ckpt, exact resume, divergence, one-line errors) as real subprocesses."""
 
-import json
 import math
 import os
 import pickle
@@ -11,21 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from betavae.files import RunError, write_json
-from betavae.jobs import Terminated, job_lock, raise_on_sigterm, set_threads
+from betavae.errors import RunError, Terminated
+from betavae.files import write_json
+from betavae.jobs import job_lock, raise_on_sigterm, set_threads
 from betavae.module import rng_state, set_rng_state
-from tests.conftest import Payload, run_module, write_idx
-
-SMALL = ["trainer.limit_test_batches=2", "callbacks=none", "fid=none"]
-
-
-def strict_json(path):
-    """The file parsed as strict JSON: NaN and Infinity literals raise."""
-
-    def refuse(name):
-        raise ValueError(f"{path}: non-standard JSON constant {name}")
-
-    return json.loads(path.read_text(), parse_constant=refuse)
+from tests.helpers import Payload, scalars, strict_json, train_job, write_idx
 
 
 def test_json_is_written_strict_with_non_finite_numbers_as_null(tmp_path):
@@ -40,7 +29,9 @@ def test_rng_state_survives_a_weights_only_checkpoint(tmp_path):
     first = (torch.rand(3), np.random.rand(3), random.random())
     set_rng_state(torch.load(tmp_path / "state.ckpt", weights_only=True)["rng"])
     again = (torch.rand(3), np.random.rand(3), random.random())
-    assert torch.equal(first[0], again[0]) and np.array_equal(first[1], again[1]) and first[2] == again[2]
+    assert torch.equal(first[0], again[0])
+    assert np.array_equal(first[1], again[1])
+    assert first[2] == again[2]
 
 
 def test_a_second_lock_on_a_job_directory_is_refused_naming_the_lock(tmp_path):
@@ -69,17 +60,10 @@ def test_parallel_jobs_share_the_cores_as_torch_threads():
         torch.set_num_threads(before)
 
 
-def train(run, *overrides, check=True):
-    """`python -m betavae.train` into ``run`` with small limits and no figures."""
-    if not any(o.startswith("trainer.limit_val_batches=") for o in overrides):
-        overrides = (*overrides, "trainer.limit_val_batches=2")
-    return run_module("betavae.train", *SMALL, *overrides, f"hydra.run.dir={run}", check=check)
-
-
 @pytest.mark.slow
 def test_last_checkpoint_is_the_last_epoch_when_an_earlier_epoch_was_best(tmp_path, real_data_dir):
     # one step per epoch at a tiny lr: val/loss on one image is sampling noise, so the best epoch is not the last
-    train(tmp_path, "lr=1e-5", "trainer.max_epochs=4", "trainer.limit_train_batches=1",
+    train_job(tmp_path, "lr=1e-5", "trainer.max_epochs=4", "trainer.limit_train_batches=1",
           "trainer.limit_val_batches=1", "data.eval_batch_size=1")  # fmt: skip
     metrics = strict_json(tmp_path / "metrics.json")
     best = torch.load(tmp_path / metrics["best_checkpoint"], weights_only=True)
@@ -93,8 +77,6 @@ def test_last_checkpoint_is_the_last_epoch_when_an_earlier_epoch_was_best(tmp_pa
 @pytest.mark.slow
 def test_one_epoch_resumed_for_another_equals_two_straight_epochs(tmp_path, real_data_dir):
     """Same thread count, same process setup: weights, every val/loss, test metrics and the figures' state."""
-    from tests.test_train import scalars
-
     stateless = [
         "frozen_sigma",
         "latent_traversal",
@@ -106,11 +88,12 @@ def test_one_epoch_resumed_for_another_equals_two_straight_epochs(tmp_path, real
     figures = ["callbacks=default", "callbacks.latent_evolution.per_class=30", "trainer.limit_train_batches=20",
                *(f"~callbacks.{name}" for name in stateless)]  # fmt: skip  # keep the callbacks that have state
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    train(straight, *figures, "trainer.max_epochs=2")
-    train(resumed, *figures, "trainer.max_epochs=1")
+    train_job(straight, *figures, "trainer.max_epochs=2")
+    train_job(resumed, *figures, "trainer.max_epochs=1")
     first_part = strict_json(resumed / "metrics.json")["wall_time_s"]
-    result = train(resumed, *figures, "trainer.max_epochs=2")  # the same directory: continues from last.ckpt
-    assert "Resuming from" in (resumed / "train.log").read_text() and result.returncode == 0
+    result = train_job(resumed, *figures, "trainer.max_epochs=2")  # the same directory: continues from last.ckpt
+    assert "Resuming from" in (resumed / "train.log").read_text()
+    assert result.returncode == 0
     a, b = (torch.load(d / "checkpoints" / "last.ckpt", weights_only=True) for d in (straight, resumed))
     assert a["state_dict"].keys() == b["state_dict"].keys()
     assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
@@ -118,7 +101,8 @@ def test_one_epoch_resumed_for_another_equals_two_straight_epochs(tmp_path, real
     assert {k: v for k, v in ma.items() if k.startswith("test/")} == {
         k: v for k, v in mb.items() if k.startswith("test/")
     }
-    assert mb["epochs"] == 2 and mb["wall_time_s"] > first_part  # the whole run's training time
+    assert mb["epochs"] == 2
+    assert mb["wall_time_s"] > first_part  # the whole run's training time
     for metrics, ckpt in ((ma, a), (mb, b)):  # counted once, though test() reloads the Timer state
         assert metrics["wall_time_s"] == pytest.approx(ckpt["callbacks"]["Timer"]["time_elapsed"]["train"], rel=0.1)
     sa, sb = scalars(straight)[1], scalars(resumed)[1]
@@ -130,13 +114,16 @@ def test_one_epoch_resumed_for_another_equals_two_straight_epochs(tmp_path, real
 @pytest.mark.slow
 @pytest.mark.parametrize("lr", ["0.03", "1e9"])
 def test_divergence_stops_the_job_in_one_line_naming_the_step(tmp_path, real_data_dir, lr):
-    result = train(tmp_path, f"lr={lr}", "trainer.max_epochs=2", "trainer.limit_train_batches=30", check=False)
-    assert result.returncode != 0 and "Traceback" not in result.stderr
+    result = train_job(tmp_path, f"lr={lr}", "trainer.max_epochs=2", "trainer.limit_train_batches=30", check=False)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
     line = result.stderr.strip().splitlines()[-1]
-    assert line.startswith("error: diverged: non-finite training loss at step ") and ", epoch 0 (" in line
+    assert line.startswith("error: diverged: non-finite training loss at step ")
+    assert ", epoch 0 (" in line
     assert "KL = " in line or "recon = " in line
     metrics = strict_json(tmp_path / "metrics.json")
-    assert metrics["status"] == "failed" and metrics["reason"] == line.removeprefix("error: ")
+    assert metrics["status"] == "failed"
+    assert metrics["reason"] == line.removeprefix("error: ")
     assert not (tmp_path / "checkpoints" / "last.ckpt").exists()  # the diverged epoch saved nothing
 
 
@@ -167,11 +154,14 @@ def broken_data(kind, root):
 @pytest.mark.parametrize("kind", ["truncated .gz", "zero-byte file", "swapped IDX files", "missing data"])
 def test_data_errors_are_one_line_naming_the_file(tmp_path, kind):
     named = broken_data(kind, tmp_path / "data")
-    result = train(tmp_path / "run", f"data.root={tmp_path / 'data'}", "data.system_dir=null", "data.download=false",
-                   check=False)  # fmt: skip
-    assert result.returncode != 0 and "Traceback" not in result.stderr
+    result = train_job(
+        tmp_path / "run", f"data.root={tmp_path / 'data'}", "data.system_dir=null", "data.download=false", check=False
+    )
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
     line = result.stderr.strip().splitlines()[-1]
-    assert line.startswith("error: ") and named in line
+    assert line.startswith("error: ")
+    assert named in line
     assert strict_json(tmp_path / "run" / "metrics.json")["status"] == "failed"
 
 
@@ -184,10 +174,12 @@ def test_bad_checkpoint_as_ckpt_path_is_refused_in_one_line(tmp_path, real_data_
         ckpt.write_bytes(ckpt.read_bytes()[:500])
     else:
         torch.save({"state_dict": {}, "callbacks": Payload(marker)}, ckpt, pickle_protocol=pickle.HIGHEST_PROTOCOL)
-    result = train(tmp_path / "run", f"ckpt_path={ckpt}", check=False)
-    assert result.returncode != 0 and "Traceback" not in result.stderr
+    result = train_job(tmp_path / "run", f"ckpt_path={ckpt}", check=False)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
     line = result.stderr.strip().splitlines()[-1]
-    assert line.startswith(f"error: {ckpt}: refused") and not marker.exists()
+    assert line.startswith(f"error: {ckpt}: refused")
+    assert not marker.exists()
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
@@ -195,8 +187,9 @@ def test_bad_checkpoint_as_ckpt_path_is_refused_in_one_line(tmp_path, real_data_
 def test_a_second_run_in_a_busy_directory_is_refused_and_changes_nothing(tmp_path, real_data_dir):
     run = tmp_path / "run"
     with job_lock(run):  # a run in progress there
-        result = train(run, "trainer.max_epochs=1", check=False)
+        result = train_job(run, "trainer.max_epochs=1", check=False)
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1].startswith(f"error: {run}/.lock: another run is using this")
-    assert not (run / "metrics.json").exists() and not (run / "checkpoints").exists()
+    assert not (run / "metrics.json").exists()
+    assert not (run / "checkpoints").exists()
     assert not (run / ".hydra").exists()  # Hydra's own writing of .hydra/ is off: the job writes it once it runs

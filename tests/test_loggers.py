@@ -13,13 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_module
-from tests.test_jobs import strict_json
-from tests.test_train import scalars
+from tests.helpers import limits, run_module, scalars, strict_json
 
 pytestmark = pytest.mark.slow
-LIMITS = ["trainer.limit_train_batches=3", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1"]
-SMALL = [*LIMITS, "callbacks.latent_evolution.per_class=20", "callbacks.latent_stats.probe=false", "fid=none"]
+FEW_BATCHES_SMALL_FIGURES = [*limits(train=3, val=1, test=1), "callbacks.latent_evolution.per_class=20",
+                             "callbacks.latent_stats.probe=false", "fid=none"]  # fmt: skip
 EVALUATE = ["eval.limit=20", "eval.iw_samples=5", "eval.probe=false", "eval.figures=false", "fid=none"]
 
 
@@ -65,7 +63,8 @@ def mlflow_server(tmp_path_factory):
             urllib.request.urlopen(f"{uri}/health", timeout=2)
             break
         except OSError:
-            assert server.poll() is None and time.monotonic() < deadline, "mlflow server did not start"
+            assert server.poll() is None, "mlflow server exited before it answered"
+            assert time.monotonic() < deadline, "mlflow server did not answer within 120 s"
             time.sleep(0.5)
     yield uri
     server.terminate()
@@ -78,7 +77,11 @@ def tracked(tmp_path_factory, real_data_dir, mlflow_server):
     for a second epoch and evaluated. Returns the job directories."""
     pytest.importorskip("wandb", reason="needs the wandb extra: pip install -e '.[wandb]'")
     root = tmp_path_factory.mktemp("tracked") / "sweep"
-    overrides = [*SMALL, "logger=[tensorboard,mlflow,wandb]", f"logger.mlflow.tracking_uri={mlflow_server}"]
+    overrides = [
+        *FEW_BATCHES_SMALL_FIGURES,
+        "logger=[tensorboard,mlflow,wandb]",
+        f"logger.mlflow.tracking_uri={mlflow_server}",
+    ]
     run_module("betavae.train", "-m", "beta=0.1,1.0", "trainer.max_epochs=1", *overrides, f"hydra.sweep.dir={root}")
     jobs = sorted(root.glob("beta=*"))
     first_ids = strict_json(jobs[0] / "tracking.json")
@@ -100,9 +103,11 @@ def test_mlflow_has_one_run_per_job_with_every_scalar_figure_hparam_and_file_kep
     for job in tracked:
         run = client.get_run(runs[job.name].info.run_id)
         assert strict_json(job / "tracking.json")["mlflow"]["run_id"] == run.info.run_id
-        assert run.data.tags["sweep"] == str(job.parent) and run.info.status == "FINISHED"
+        assert run.data.tags["sweep"] == str(job.parent)
+        assert run.info.status == "FINISHED"
         assert float(run.data.params["beta"]) == strict_json(job / "metrics.json")["beta"]
-        assert run.data.params["likelihood"] == "Bernoulli" and run.data.params["max_epochs"] == "1"
+        assert run.data.params["likelihood"] == "Bernoulli"
+        assert run.data.params["max_epochs"] == "1"
         for tag, points in tensorboard_scalars(job).items():  # every TensorBoard scalar, at its steps, with its values
             history = client.get_metric_history(run.info.run_id, tag)
             history, evaluated = history[: len(points)], history[len(points) :]  # then evaluate's, if any
@@ -194,7 +199,8 @@ def test_wandb_has_one_offline_run_per_job_with_every_scalar_figure_hparam_and_f
             "betavae",
         )
         metrics = strict_json(job / "metrics.json")
-        assert config["beta"] == metrics["beta"] and config["likelihood"] == "Bernoulli"
+        assert config["beta"] == metrics["beta"]
+        assert config["likelihood"] == "Bernoulli"
         final = {k: v for k, v in metrics.items() if k.startswith("test/")}  # then evaluate's, where it ran
         final |= {k: v for k, v in evaluations(job).items() if k in final}
         assert {k: summary[k] for k in final} == pytest.approx(final, rel=1e-6)
@@ -217,10 +223,12 @@ def test_wandb_has_one_offline_run_per_job_with_every_scalar_figure_hparam_and_f
 @pytest.mark.parametrize("package", ["mlflow", "wandb"])
 def test_a_logger_whose_package_is_missing_stops_the_sweep_before_any_work_naming_the_extra(tmp_path, package):
     root = tmp_path / "sweep"
-    result = run_module("tests.without", package, "betavae.train", "-m", "beta=0.1,1.0", *SMALL,
+    result = run_module("tests.without", package, "betavae.train", "-m", "beta=0.1,1.0", *FEW_BATCHES_SMALL_FIGURES,
                         f"logger=[tensorboard,{package}]", f"hydra.sweep.dir={root}", check=False)  # fmt: skip
-    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
     line = result.stderr.strip().splitlines()[-1]
     assert line == (f"error: logger.{package} needs the {package} package: pip install 'betavae[{package}]' "
                     f"(in a checkout: pip install -e '.[{package}]')")  # fmt: skip
-    assert not list(root.glob("*/metrics.json")) and not list(root.glob("*/checkpoints"))
+    assert not list(root.glob("*/metrics.json"))
+    assert not list(root.glob("*/checkpoints"))

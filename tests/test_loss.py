@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from betavae.bounds import iw_estimate, standard_error
-from betavae.config import ConfigError
+from betavae.errors import ConfigError
 from betavae.likelihood import Bernoulli, ContinuousBernoulli, entropy_floor
 from betavae.loss import BetaObjective, CapacityObjective, Progress, gaussian_kl, objective_from
 from betavae.model import MLPVAE
@@ -77,7 +77,8 @@ def test_beta_objective_matches_hand_sum_and_warms_up_linearly():
     assert weights == [0.0, 0.5, 1.25, 2.0, 2.0]
     assert float(warm(recon, kl, Progress(0, 1.0))) == 200.0 + 0.5 * 12.0
     assert float(warm(recon, kl)) == 200.0 + 2.0 * 12.0  # validation and test: the end of the warm-up
-    assert warm.schedule(Progress(0, 1.0)) == {"kl_weight": 0.5} and BetaObjective(1.0).schedule(Progress(0, 1.0)) == {}
+    assert warm.schedule(Progress(0, 1.0)) == {"kl_weight": 0.5}
+    assert BetaObjective(1.0).schedule(Progress(0, 1.0)) == {}
 
 
 def test_capacity_rises_linearly_to_c_max_and_the_loss_is_gamma_times_the_gap():
@@ -94,7 +95,8 @@ def test_capacity_rises_linearly_to_c_max_and_the_loss_is_gamma_times_the_gap():
 def test_objectives_rebuild_from_their_hyperparameters_and_refuse_bad_values():
     for objective in (BetaObjective(0.3, 2.0), CapacityObjective(10.0, 5.0, 20)):
         rebuilt = objective_from(objective.hparams())
-        assert type(rebuilt) is type(objective) and vars(rebuilt) == vars(objective)
+        assert type(rebuilt) is type(objective)
+        assert vars(rebuilt) == vars(objective)
     with pytest.raises(ConfigError, match="c_steps=0: must be an integer >= 1"):
         CapacityObjective(c_steps=0)
     with pytest.raises(ConfigError, match="objective='kl': must be one of beta, capacity"):

@@ -48,7 +48,8 @@ def test_inception_input_is_rounded_not_truncated():
     wrapper = GrayToRGB(lambda x: seen.append(x) or x.float().mean((1, 2, 3)))
     images = torch.tensor([[0.999, 0.5, 0.2 + 1e-6, 0.0]]).repeat(1, 196)  # 0.999·255 = 254.7 → 255
     wrapper(images)
-    assert seen[0].dtype == torch.uint8 and seen[0].shape == (1, 3, 28, 28)
+    assert seen[0].dtype == torch.uint8
+    assert seen[0].shape == (1, 3, 28, 28)
     assert seen[0][0, 0, 0, :4].tolist() == [255, 128, 51, 0]  # byte() would give 254, 127, 51, 0
 
 
@@ -69,5 +70,7 @@ def test_low_effective_sample_size_is_reported_and_warned(caplog):
                                  "batch_samples": 100})  # fmt: skip
     with caplog.at_level(logging.WARNING, logger="betavae.evaluate"):
         result = likelihood_metrics(_tiny_vae_with_wide_posterior(), x, settings)
-    assert result["test/iw_ess"] < 0.01 and "mean effective sample size" in caplog.text
-    assert result["test/nll_iw"] < result["test/nll_elbo"] and result["test/iw_images"] == 8
+    assert result["test/iw_ess"] < 0.01
+    assert "mean effective sample size" in caplog.text
+    assert result["test/nll_iw"] < result["test/nll_elbo"]
+    assert result["test/iw_images"] == 8

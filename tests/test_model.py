@@ -3,8 +3,7 @@ import re
 import pytest
 import torch
 
-from betavae.config import ConfigError
-from betavae.files import RunError
+from betavae.errors import ConfigError, Diverged, RunError
 from betavae.loss import BetaObjective
 from betavae.model import MLPVAE, ConvVAE, build
 from betavae.module import BetaVAEModule
@@ -22,7 +21,9 @@ def test_reference_architecture_shapes():
         (400, 784),
     ]
     logits, mu, logvar = model(torch.rand(5, 784))
-    assert logits.shape == (5, 784) and mu.shape == (5, 20) and logvar.shape == (5, 20)
+    assert logits.shape == (5, 784)
+    assert mu.shape == (5, 20)
+    assert logvar.shape == (5, 20)
 
 
 def test_conv_vae_maps_28x28_images_to_4x4_features_and_back():
@@ -34,14 +35,16 @@ def test_conv_vae_maps_28x28_images_to_4x4_features_and_back():
         sizes.append(torch.relu(conv(sizes[-1])))
     assert [tuple(t.shape[1:]) for t in sizes] == [(1, 28, 28), (32, 14, 14), (32, 7, 7), (32, 4, 4)]
     logits, mu, logvar = model(x)
-    assert logits.shape == (5, 784) and mu.shape == logvar.shape == (5, 7)
+    assert logits.shape == (5, 784)
+    assert mu.shape == logvar.shape == (5, 7)
     assert model.decode(torch.zeros(3, 5, 7)).shape == (3, 5, 784)  # leading sample dimensions, as IW uses
 
 
 def test_build_rebuilds_each_network_by_name_and_refuses_others():
     for model in (MLPVAE(latent_dim=3), ConvVAE(latent_dim=3)):
         rebuilt = build(model.architecture)
-        assert type(rebuilt) is type(model) and rebuilt.architecture == model.architecture
+        assert type(rebuilt) is type(model)
+        assert rebuilt.architecture == model.architecture
     older = {"input_dim": 784, "hidden_dims": [400, 400], "latent_dim": 20, "likelihood": "bernoulli"}
     assert type(build(older)) is MLPVAE  # a checkpoint from before networks had names
     with pytest.raises(ConfigError, match=r"model='os\.system': must be one of mlp, conv"):
@@ -53,7 +56,8 @@ def test_build_rebuilds_each_network_by_name_and_refuses_others():
 def test_dimensions_come_from_arguments():
     model = MLPVAE(input_dim=10, hidden_dims=[7], latent_dim=2)
     logits, mu, _ = model(torch.rand(3, 10))
-    assert logits.shape == (3, 10) and mu.shape == (3, 2)
+    assert logits.shape == (3, 10)
+    assert mu.shape == (3, 2)
     assert model.decode(torch.zeros(4, 2)).shape == (4, 10)
 
 
@@ -67,7 +71,8 @@ def test_reparameterize_with_given_noise_broadcasts_over_sample_dimensions():
     mu, logvar = torch.randn(3, 2), torch.randn(3, 2)
     eps = torch.randn(5, 3, 2)
     z = MLPVAE.reparameterize(mu, logvar, eps)
-    assert z.shape == (5, 3, 2) and torch.allclose(z[4], mu + eps[4] * (0.5 * logvar).exp())
+    assert z.shape == (5, 3, 2)
+    assert torch.allclose(z[4], mu + eps[4] * (0.5 * logvar).exp())
 
 
 def test_sample_draws_seeded_codes_scaled_by_temperature():
@@ -77,7 +82,8 @@ def test_sample_draws_seeded_codes_scaled_by_temperature():
     assert not torch.equal(first, model.sample(4, torch.Generator().manual_seed(4)))
     z = 0.5 * torch.randn(4, 2, generator=torch.Generator().manual_seed(3))
     cold = model.sample(4, torch.Generator().manual_seed(3), temperature=0.5)
-    assert torch.equal(cold, torch.sigmoid(model.decode(z))) and ((cold > 0) & (cold < 1)).all()
+    assert torch.equal(cold, torch.sigmoid(model.decode(z)))
+    assert ((cold > 0) & (cold < 1)).all()
 
 
 def test_reconstruct_decodes_the_posterior_mean():
@@ -128,8 +134,6 @@ def test_divergence_check_names_the_first_non_finite_step_since_the_last_check()
     """The training loss is checked every few steps without a sync per step; the error names the first bad one."""
     from types import SimpleNamespace
 
-    from betavae.module import Diverged
-
     module = BetaVAEModule(MLPVAE(input_dim=4, hidden_dims=[3], latent_dim=2))
     module._trainer = SimpleNamespace(global_step=10, current_epoch=2, world_size=1)  # 10 optimizer steps taken
     nan, inf, one = float("nan"), float("inf"), 1.0
@@ -150,14 +154,13 @@ def test_a_process_with_no_batch_still_joins_the_epoch_sums():
     module = BetaVAEModule(MLPVAE(input_dim=4, hidden_dims=[3], latent_dim=2))
     module._trainer = SimpleNamespace(strategy=strategy)
     module._log_epoch("val")  # no batch here, and none on the other processes either: nothing to log
-    assert len(reduced) == 1 and torch.equal(reduced[0], torch.zeros(4))
+    assert len(reduced) == 1
+    assert torch.equal(reduced[0], torch.zeros(4))
 
 
 def test_a_non_finite_loss_on_another_ddp_process_stops_this_one_with_the_same_message():
     """Each process checks its own losses, then all agree: the first bad step of any rank stops every rank."""
     from types import SimpleNamespace
-
-    from betavae.module import Diverged
 
     module = BetaVAEModule(MLPVAE(input_dim=4, hidden_dims=[3], latent_dim=2))
     module._trainer = SimpleNamespace(global_step=4, current_epoch=0, world_size=2)

@@ -15,29 +15,23 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from betavae.files import AtomicCheckpointIO, DiskFull, RunError, atomic, load_checkpoint, remove_temporaries
+from betavae.checkpoints import AtomicCheckpointIO, check_resumable, load_checkpoint, own_checkpoint
+from betavae.errors import DiskFull, Refused, RunError
+from betavae.failures import failure
+from betavae.files import atomic, remove_temporaries
 from betavae.jobs import job_lock
-from betavae.runs import Refused, check_continuation, record_part
+from betavae.runs import RunRecord, Status, check_continuation, record_part
 from betavae.summarize import summarize
-from betavae.train import check_resumable, failure, own_checkpoint
-from tests.conftest import REPO, run_module
-from tests.test_jobs import SMALL, strict_json, train
-
-
-def config(*overrides):
-    """The training config as `python -m betavae.train` composes it (interpolations unresolved)."""
-    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
-        return compose("train", overrides=list(overrides))  # without the hydra key, as the task gets it
+from tests.helpers import REPO, WITHOUT_FIGURES, compose_train, limits, run_module, strict_json, train_job
 
 
 def started_run(run, *overrides):
     """A run directory whose experiment was started with ``overrides`` (its config and one checkpoint)."""
     hydra_cfg = OmegaConf.create({"overrides": {"task": list(overrides)}})
-    record_part(run, config(*overrides), hydra_cfg, {})
+    record_part(run, compose_train(*overrides), hydra_cfg, {})
     (run / "checkpoints").mkdir(parents=True)
     (run / "checkpoints" / "last.ckpt").write_bytes(b"weights")
     return run
@@ -60,12 +54,14 @@ def test_continuing_with_other_hyperparameters_is_refused_naming_each_key_and_bo
     run = started_run(tmp_path / "run", "beta=0.1")
     before = (run / ".hydra" / "config.yaml").read_bytes()
     with pytest.raises(Refused) as refused:
-        check_continuation(run, config("beta=4.0", "lr=0.01", "model.net.latent_dim=10", "trainer.max_epochs=4"))
+        check_continuation(run, compose_train("beta=4.0", "lr=0.01", "model.net.latent_dim=10", "trainer.max_epochs=4"))
     message = str(refused.value)
-    assert "\n" not in message and "trainer.max_epochs" not in message
+    assert "\n" not in message
+    assert "trainer.max_epochs" not in message
     for change in ("beta: 0.1 -> 4.0", "lr: 0.001 -> 0.01", "model.net.latent_dim: 20 -> 10"):
         assert change in message
-    assert f"ckpt_path={run}/checkpoints/last.ckpt" in message and "hydra.run.dir=<new>" in message
+    assert f"ckpt_path={run}/checkpoints/last.ckpt" in message
+    assert "hydra.run.dir=<new>" in message
     assert (run / ".hydra" / "config.yaml").read_bytes() == before
 
 
@@ -77,15 +73,16 @@ def test_continuing_with_other_hyperparameters_is_refused_naming_each_key_and_bo
 def test_each_change_to_what_is_trained_is_refused(tmp_path, override):
     run = started_run(tmp_path / "run")
     with pytest.raises(Refused, match="holds a run trained with other values"):
-        check_continuation(run, config(override))
+        check_continuation(run, compose_train(override))
 
 
 def test_epochs_devices_callbacks_logging_and_paths_may_change_and_are_returned(tmp_path):
     run = started_run(tmp_path / "run", "beta=0.1")
     allowed = ["beta=0.1", "trainer.max_epochs=60", "trainer=cpu", "callbacks=none", "logger=csv", "fid=none",
                "data.root=/elsewhere", "ckpt_path=/x.ckpt", "trainer.limit_test_batches=2"]  # fmt: skip
-    changed = check_continuation(run, config(*allowed))
-    assert changed["trainer.max_epochs"] == (30, 60) and changed["data.root"] == (None, "/elsewhere")
+    changed = check_continuation(run, compose_train(*allowed))
+    assert changed["trainer.max_epochs"] == (30, 60)
+    assert changed["data.root"] == (None, "/elsewhere")
     assert not any(k.startswith(("beta", "model", "objective", "lr", "seed")) for k in changed)
 
 
@@ -94,21 +91,22 @@ def test_a_directory_of_an_earlier_version_continues(tmp_path):
     recorded = OmegaConf.load(run / ".hydra" / "config.yaml")
     del recorded["continue_may_change"], recorded.trainer["plugins"]  # keys this version added
     OmegaConf.save(recorded, run / ".hydra" / "config.yaml")
-    assert {"continue_may_change", "trainer.plugins"} <= set(check_continuation(run, config()))
+    assert {"continue_may_change", "trainer.plugins"} <= set(check_continuation(run, compose_train()))
 
 
 def test_a_directory_without_work_starts_a_new_experiment(tmp_path):
     run = started_run(tmp_path / "run", "beta=0.1")
     (run / "checkpoints" / "last.ckpt").unlink()  # a run that failed before its first checkpoint
-    assert check_continuation(run, config("beta=4.0")) == {}
+    assert check_continuation(run, compose_train("beta=4.0")) == {}
 
 
 def test_a_continuation_appends_its_overrides_and_changes_to_continued_yaml(tmp_path):
     run = started_run(tmp_path / "run", "beta=0.1")
-    cfg = config("beta=0.1", "trainer.max_epochs=60")
+    cfg = compose_train("beta=0.1", "trainer.max_epochs=60")
     record_part(run, cfg, OmegaConf.create({"overrides": {"task": ["trainer.max_epochs=60"]}}), {"x": (1, 2)})
     (part,) = yaml.safe_load((run / ".hydra" / "continued.yaml").read_text())
-    assert part["overrides"] == ["trainer.max_epochs=60"] and part["changed"] == {"x": [1, 2]}
+    assert part["overrides"] == ["trainer.max_epochs=60"]
+    assert part["changed"] == {"x": [1, 2]}
     assert OmegaConf.load(run / ".hydra" / "config.yaml").trainer.max_epochs == 60
 
 
@@ -121,7 +119,8 @@ def test_a_checkpoint_write_that_does_not_fit_is_refused_in_one_line_and_keeps_t
             AtomicCheckpointIO().save_checkpoint({"w": torch.zeros(500_000)}, path)  # 2 MB
         assert str(full.value).startswith(f"{disk}: out of disk space writing last.ckpt: needs 2.0 MB free")
         assert "\n" not in str(full.value)
-        assert path.read_bytes() == old and sorted(p.name for p in disk.iterdir()) == ["last.ckpt"]
+        assert path.read_bytes() == old
+        assert sorted(p.name for p in disk.iterdir()) == ["last.ckpt"]
 
 
 def test_a_write_that_fills_the_disk_midway_leaves_no_temporary_and_says_so(tmp_path):
@@ -148,7 +147,8 @@ def test_a_damaged_last_checkpoint_is_set_aside_for_the_newest_intact_one(tmp_pa
     path, checkpoint = own_checkpoint(directory)
     assert (path.name, checkpoint["epoch"]) == ("best-epoch=001.ckpt", 1)
     (aside,) = directory.glob("last.ckpt.damaged-*")
-    assert aside.name in caplog.text and "the file is empty" in caplog.text
+    assert aside.name in caplog.text
+    assert "the file is empty" in caplog.text
     for name in ("best-epoch=001.ckpt", "best-epoch=000.ckpt"):
         (directory / name).write_bytes(b"junk")
     assert own_checkpoint(directory) == (None, None)  # nothing intact: the job starts over
@@ -156,13 +156,14 @@ def test_a_damaged_last_checkpoint_is_set_aside_for_the_newest_intact_one(tmp_pa
 
 
 def test_errors_are_recorded_in_one_line_also_without_a_message_or_from_a_full_disk_we_do_not_write():
-    assert failure(MemoryError(), config()) == ("failed", "MemoryError")
+    assert failure(MemoryError(), compose_train()) == ("failed", "MemoryError")
     full = OSError(errno.ENOSPC, "No space left on device", "/nowhere/run/tensorboard/events.out")
-    assert failure(RuntimeError("flush failed"), config()) is None  # unexpected: a bug, with its traceback
+    assert failure(RuntimeError("flush failed"), compose_train()) is None  # unexpected: a bug, with its traceback
     wrapped = RuntimeError("flush failed")
     wrapped.__cause__ = full
-    status, reason = failure(wrapped, config())
-    assert status == "failed" and reason.startswith("/nowhere/run/tensorboard: out of disk space writing events.out")
+    status, reason = failure(wrapped, compose_train())
+    assert status == "failed"
+    assert reason.startswith("/nowhere/run/tensorboard: out of disk space writing events.out")
 
 
 def test_temporaries_of_killed_writes_are_removed(tmp_path):
@@ -181,14 +182,15 @@ def test_temporaries_of_killed_writes_are_removed(tmp_path):
 @pytest.mark.slow
 def test_a_directory_refuses_other_hyperparameters_and_continues_with_more_epochs(tmp_path, real_data_dir):
     run = tmp_path / "run"
-    train(run, "beta=0.1", "trainer.max_epochs=1", "trainer.limit_train_batches=20")
+    train_job(run, "beta=0.1", "trainer.max_epochs=1", "trainer.limit_train_batches=20")
     first_last = (run / "checkpoints" / "last.ckpt").read_bytes()
     kept = {p: p.read_bytes() for p in [*run.glob(".hydra/*"), run / "metrics.json", *run.glob("checkpoints/*")]}
-    again = train(run, "beta=0.1", "trainer.max_epochs=1", "trainer.limit_train_batches=20", "callbacks=default")
+    again = train_job(run, "beta=0.1", "trainer.max_epochs=1", "trainer.limit_train_batches=20", "callbacks=default")
     assert "Already finished" in again.stdout + again.stderr  # with other callbacks: allowed, nothing to do
-    refused = train(run, "beta=4.0", "lr=0.01", "model.net.latent_dim=10", "trainer.max_epochs=2",
+    refused = train_job(run, "beta=4.0", "lr=0.01", "model.net.latent_dim=10", "trainer.max_epochs=2",
                     "trainer.limit_train_batches=20", check=False)  # fmt: skip
-    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert refused.returncode != 0
+    assert "Traceback" not in refused.stderr
     assert (
         refused.stderr.strip()
         .splitlines()[-1]
@@ -198,9 +200,11 @@ def test_a_directory_refuses_other_hyperparameters_and_continues_with_more_epoch
         )
     )
     assert {p: p.read_bytes() for p in kept} == kept  # nothing rewritten, .hydra/ included
-    train(run, "beta=0.1", "trainer.max_epochs=2", "trainer.limit_train_batches=20")
+    train_job(run, "beta=0.1", "trainer.max_epochs=2", "trainer.limit_train_batches=20")
     metrics = strict_json(run / "metrics.json")
-    assert metrics["status"] == "ok" and metrics["epochs"] == 2 and metrics["beta"] == 0.1
+    assert metrics["status"] == "ok"
+    assert metrics["epochs"] == 2
+    assert metrics["beta"] == 0.1
     (part,) = yaml.safe_load((run / ".hydra" / "continued.yaml").read_text())
     assert part["changed"] == {"trainer.max_epochs": [1, 2]}
     bests = sorted(p.name for p in (run / "checkpoints").glob("best-*.ckpt"))
@@ -208,7 +212,7 @@ def test_a_directory_refuses_other_hyperparameters_and_continues_with_more_epoch
     # Killed between the best and the last save of epoch 1: the best is epoch 1's, last.ckpt epoch 0's.
     (run / "checkpoints" / "last.ckpt").write_bytes(first_last)
     (run / "metrics.json").unlink()
-    train(run, "beta=0.1", "trainer.max_epochs=2", "trainer.limit_train_batches=20")
+    train_job(run, "beta=0.1", "trainer.max_epochs=2", "trainer.limit_train_batches=20")
     assert sorted(p.name for p in (run / "checkpoints").glob("best-*.ckpt")) == bests  # rewritten, not -v1
     assert strict_json(run / "metrics.json")["best_checkpoint"] == metrics["best_checkpoint"]
 
@@ -216,26 +220,28 @@ def test_a_directory_refuses_other_hyperparameters_and_continues_with_more_epoch
 @pytest.mark.slow
 def test_a_checkpoint_from_another_run_trains_at_this_runs_lr_unless_it_cannot_continue(tmp_path, real_data_dir):
     first, second = tmp_path / "first", tmp_path / "second"
-    train(first, "trainer.max_epochs=2", "trainer.limit_train_batches=5")
+    train_job(first, "trainer.max_epochs=2", "trainer.limit_train_batches=5")
     last = first / "checkpoints" / "last.ckpt"
-    checkpoint, module = load_checkpoint(last), instantiate(config("model.net.latent_dim=10").model)
+    checkpoint, module = load_checkpoint(last), instantiate(compose_train("model.net.latent_dim=10").model)
     with pytest.raises(Refused) as narrower:
-        check_resumable(last, checkpoint, config("trainer.max_epochs=2"), module)
+        check_resumable(last, checkpoint, compose_train("trainer.max_epochs=2"), module)
     assert str(narrower.value) == (f"{last} holds a network with latent_dim=20, this config builds latent_dim=10 "
                                    "(model.net.latent_dim); its weights cannot continue here")  # fmt: skip
     with pytest.raises(Refused) as fewer:
-        check_resumable(last, checkpoint, config("trainer.max_epochs=1"), instantiate(config().model))
+        check_resumable(last, checkpoint, compose_train("trainer.max_epochs=1"), instantiate(compose_train().model))
     assert str(fewer.value) == (f"trainer.max_epochs=1: {last} has already trained 2 epochs; give "
                                 "trainer.max_epochs=2 or more")  # fmt: skip
-    train(second, f"ckpt_path={last}", "lr=0.01", "trainer.max_epochs=3", "trainer.limit_train_batches=5")
+    train_job(second, f"ckpt_path={last}", "lr=0.01", "trainer.max_epochs=3", "trainer.limit_train_batches=5")
     resumed = torch.load(second / "checkpoints" / "last.ckpt", weights_only=True)
-    assert resumed["epoch"] == 2 and resumed["optimizer_states"][0]["param_groups"][0]["lr"] == 0.01
+    assert resumed["epoch"] == 2
+    assert resumed["optimizer_states"][0]["param_groups"][0]["lr"] == 0.01
 
 
 @pytest.mark.slow
 def test_invalid_list_value_is_one_line_and_recorded_as_strict_json(tmp_path, real_data_dir):
-    result = train(tmp_path, "beta=[1,2]", check=False)
-    assert result.returncode != 0 and "Traceback" not in result.stderr
+    result = train_job(tmp_path, "beta=[1,2]", check=False)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == "Invalid config: beta=[1, 2]: must be a finite number >= 0"
     assert strict_json(tmp_path / "metrics.json")["beta"] == [1, 2]
     assert (tmp_path / ".hydra" / "config.yaml").is_file()  # a sweep's summary lists the failed job
@@ -261,7 +267,7 @@ def kill_while_replacing_last_checkpoint(command, checkpoints, timeout=120):
 def test_a_kill_during_a_checkpoint_write_on_another_filesystem_leaves_a_usable_run(tmp_path, real_data_dir):
     with tmpfs(tmp_path / "disk", "100m") as disk:
         run = disk / "run"
-        args = [*SMALL, "trainer.limit_val_batches=1", "trainer.limit_train_batches=2", f"hydra.run.dir={run}"]
+        args = [*limits(train=2, val=1, test=2), *WITHOUT_FIGURES, f"hydra.run.dir={run}"]
         command = [sys.executable, "-m", "betavae.train", *args, "trainer.max_epochs=200"]
         started = time.time()
         kill_while_replacing_last_checkpoint(command, run / "checkpoints")
@@ -281,7 +287,7 @@ def test_a_kill_during_a_checkpoint_write_on_another_filesystem_leaves_a_usable_
 def test_sigkills_at_random_moments_leave_whole_checkpoints_and_a_run_that_continues(tmp_path, real_data_dir):
     with tmpfs(tmp_path / "disk", "100m") as disk:
         run, rng = disk / "run", random.Random(0)
-        args = [*SMALL, "trainer.limit_val_batches=1", "trainer.limit_train_batches=2", f"hydra.run.dir={run}"]
+        args = [*limits(train=2, val=1, test=2), *WITHOUT_FIGURES, f"hydra.run.dir={run}"]
         for _ in range(2):  # import, training (two saves per epoch), start of a continuation
             process = subprocess.Popen([sys.executable, "-m", "betavae.train", *args, "trainer.max_epochs=500"],
                                        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
@@ -292,22 +298,24 @@ def test_sigkills_at_random_moments_leave_whole_checkpoints_and_a_run_that_conti
                 load_checkpoint(path)
         epochs = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] + 2
         run_module("betavae.train", *args, f"trainer.max_epochs={epochs}")
-        assert strict_json(run / "metrics.json")["epochs"] == epochs and not list(run.rglob("*.tmp"))
+        assert strict_json(run / "metrics.json")["epochs"] == epochs
+        assert not list(run.rglob("*.tmp"))
 
 
 @pytest.mark.slow
 def test_a_full_disk_is_one_line_naming_the_space_needed_and_the_run_continues_once_freed(tmp_path, real_data_dir):
     with tmpfs(tmp_path / "disk", "15m") as disk:  # one 11.7 MB checkpoint fits, two do not
         run = disk / "run"
-        result = train(run, "trainer.max_epochs=2", "trainer.limit_train_batches=5", check=False)
+        result = train_job(run, "trainer.max_epochs=2", "trainer.limit_train_batches=5", check=False)
         line = result.stderr.strip().splitlines()[-1]
-        assert result.returncode != 0 and "Traceback" not in result.stderr
+        assert result.returncode != 0
+        assert "Traceback" not in result.stderr
         assert line.startswith(f"error: {run}/checkpoints: out of disk space writing last.ckpt: needs 11.7 MB free")
         assert line[len("error: ") :] == strict_json(run / "metrics.json")["reason"]
         assert line[len("error: ") :] in (run / "train.log").read_text()
         assert not list(run.rglob("*.tmp"))
         subprocess.run(["mount", "-o", "remount,size=40m", str(disk)], check=True)
-        train(run, "trainer.max_epochs=2", "trainer.limit_train_batches=5")
+        train_job(run, "trainer.max_epochs=2", "trainer.limit_train_batches=5")
         assert strict_json(run / "metrics.json")["status"] == "ok"
 
 
@@ -340,7 +348,41 @@ def test_summarize_faults_are_one_line_naming_the_file(tmp_path):
 @pytest.mark.slow
 def test_summarize_without_a_sweep_dir_is_one_line(tmp_path):
     result = run_module("betavae.summarize", cwd=tmp_path, check=False)
-    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
         "error: give sweep_dir=<multirun directory> (python -m betavae.summarize sweep_dir=...)"
     )
+
+
+# The run record (metrics.json)
+
+
+def test_a_finished_jobs_record_round_trips_with_its_status_first_and_its_test_metrics_flat(tmp_path):
+    cfg = compose_train("beta=0.5", "objective.warmup_epochs=2")
+    record = RunRecord.of_finished_job(cfg, {"test/loss": 240.5, "test/kl": 17.0}, 3, 12.5, "checkpoints/b.ckpt")
+    record.write(tmp_path)
+    written = strict_json(tmp_path / "metrics.json")
+    assert list(written)[:3] == ["status", "test/loss", "test/kl"]
+    assert written["status"] == "ok"
+    assert written["objective"] == {"_target_": "betavae.loss.BetaObjective", "beta": 0.5, "warmup_epochs": 2}
+    assert (written["likelihood"], written["precision"], written["epochs"]) == ("Bernoulli", "32-true", 3)
+    assert RunRecord.read(tmp_path) == record
+
+
+def test_a_stopped_jobs_record_keeps_beta_and_seed_as_given_and_its_reason(tmp_path):
+    RunRecord.of_stopped_job(compose_train("beta=[1,2]"), Status.FAILED, "Invalid config: beta=[1, 2]").write(tmp_path)
+    assert strict_json(tmp_path / "metrics.json") == {"status": "failed", "reason": "Invalid config: beta=[1, 2]",
+                                                      "beta": [1, 2], "seed": 42}  # fmt: skip
+    assert RunRecord.read(tmp_path).status is Status.FAILED
+
+
+@pytest.mark.parametrize("text", ["{not json", "[]", '{"status": "lost"}', '{"status": "ok", "epochs": 1, "x": 2}'])
+def test_a_file_that_is_not_a_record_reads_as_none_and_an_extra_key_is_ignored(tmp_path, text):
+    (tmp_path / "metrics.json").write_text(text)
+    record = RunRecord.read(tmp_path)
+    if "epochs" in text:
+        assert record.finished
+        assert record.epochs == 1
+    else:
+        assert record is None

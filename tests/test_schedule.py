@@ -30,4 +30,5 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
     with pytest.raises(RuntimeError), atomic(path) as tmp:
         tmp.write_text('{"a": ')  # half written, then the writer dies
         raise RuntimeError("killed")
-    assert path.read_text() == '{\n  "a": 1\n}\n' and [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+    assert path.read_text() == '{\n  "a": 1\n}\n'
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]

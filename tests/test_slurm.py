@@ -13,11 +13,11 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from tests.conftest import REPO, run_module, start_module
-from tests.test_jobs import strict_json
+from betavae.api import load_run
+from tests.helpers import REPO, WITHOUT_FIGURES, limits, run_module, start_module, strict_json
 
 pytestmark = pytest.mark.slow
-SMALL = ["trainer.limit_val_batches=1", "trainer.limit_test_batches=1", "callbacks=none", "fid=none"]
+ONE_BATCH_CHECKS_NO_FIGURES = [*limits(val=1, test=1), *WITHOUT_FIGURES]
 SLURM = ["hydra/launcher=slurm", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=2"]
 
 
@@ -73,8 +73,16 @@ def first_last_checkpoint(root, timeout=180):
 
 def test_slurm_sweep_runs_both_jobs_and_summarises_them_quietly(slurm, tmp_path):
     root = tmp_path / "sweep"
-    result = run_module("betavae.train", "-m", *SLURM, *SMALL, "beta=0.1,1.0", "trainer.max_epochs=1",
-                        "trainer.limit_train_batches=5", f"hydra.sweep.dir={root}")  # fmt: skip
+    result = run_module(
+        "betavae.train",
+        "-m",
+        *SLURM,
+        *ONE_BATCH_CHECKS_NO_FIGURES,
+        "beta=0.1,1.0",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=5",
+        f"hydra.sweep.dir={root}",
+    )
     jobs = sorted(d for d in root.iterdir() if d.name.startswith("beta="))
     assert [strict_json(j / "metrics.json")["status"] for j in jobs] == ["ok", "ok"]
     assert len(list((root / ".submitit").glob("*/*_submission.sh"))) >= 1  # Slurm ran them, through submitit
@@ -88,7 +96,7 @@ def test_a_job_reaching_its_time_limit_is_signalled_requeued_and_finishes_from_l
     up to a minute before signal_delay_s asks, so a job with a 1-minute limit may be signalled before Python
     could handle it: the job starts with 10 minutes and its limit is cut to 1 once its first checkpoint exists."""
     root, name = tmp_path / "sweep", f"timeout-{tmp_path.name}"
-    process = start_module("betavae.train", "-m", *SLURM, *SMALL, f"hydra.launcher.name={name}",
+    process = start_module("betavae.train", "-m", *SLURM, *ONE_BATCH_CHECKS_NO_FIGURES, f"hydra.launcher.name={name}",
                            "hydra.launcher.timeout_min=10", "hydra.launcher.signal_delay_s=60", "trainer.max_epochs=40",
                            "trainer.limit_train_batches=100", f"hydra.sweep.dir={root}")  # fmt: skip
     job_id = slurm_job_id(name)
@@ -99,37 +107,60 @@ def test_a_job_reaching_its_time_limit_is_signalled_requeued_and_finishes_from_l
     _, stderr = process.communicate(timeout=600)
     assert process.returncode == 0, stderr[-3000:]
     log = (last.parent.parent / "train.log").read_text()
-    assert "Caught signal SIGUSR2" in log and "this job is timed-out" in log and "Requeued job" in log
-    assert log.count("Output directory") == 2 and f"Resuming from {last}" in log
+    assert "Caught signal SIGUSR2" in log
+    assert "this job is timed-out" in log
+    assert "Requeued job" in log
+    assert log.count("Output directory") == 2
+    assert f"Resuming from {last}" in log
     metrics = strict_json(last.parent.parent / "metrics.json")
-    assert metrics["status"] == "ok" and metrics["epochs"] == 40
+    assert metrics["status"] == "ok"
+    assert metrics["epochs"] == 40
     assert torch.load(last, weights_only=True)["global_step"] == 40 * 100
 
 
 def test_a_job_no_node_can_run_is_ended_and_recorded_in_one_line(slurm, tmp_path):
     root, name = tmp_path / "sweep", f"impossible-{tmp_path.name}"
-    result = run_module("betavae.train", "-m", *SLURM, *SMALL, "hydra.launcher.cpus_per_task=1000", "beta=0.1,1.0",
-                        f"hydra.launcher.name={name}", f"hydra.sweep.dir={root}", check=False)  # fmt: skip
-    assert result.returncode != 0 and "Traceback" not in result.stderr
+    result = run_module(
+        "betavae.train",
+        "-m",
+        *SLURM,
+        *ONE_BATCH_CHECKS_NO_FIGURES,
+        "hydra.launcher.cpus_per_task=1000",
+        "beta=0.1,1.0",
+        f"hydra.launcher.name={name}",
+        f"hydra.sweep.dir={root}",
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert last == "error: 2 of 2 jobs did not finish: beta=0.1 (failed); beta=1.0 (failed)"
     pattern = r"Slurm job \d+_\d cannot start: pending with reason PartitionConfig, .*; cancelled \(.*\)"
     for job in sorted(root.glob("beta=*")):
         reason = strict_json(job / "metrics.json")["reason"]
-        assert re.fullmatch(pattern, reason) and f"{reason} |" in (root / "summary.md").read_text()
+        assert re.fullmatch(pattern, reason)
+        assert f"{reason} |" in (root / "summary.md").read_text()
     assert not subprocess.run(["squeue", "-h", "-n", name], capture_output=True, text=True).stdout  # cancelled
 
 
 def test_a_job_killed_without_a_result_is_recorded_and_the_sweep_ends_in_one_line(slurm, tmp_path):
     root, name = tmp_path / "sweep", f"killed-{tmp_path.name}"
-    limits = ["trainer.max_epochs=50", "trainer.limit_train_batches=100"]
-    process = start_module("betavae.train", "-m", *SLURM, *SMALL, f"hydra.launcher.name={name}", *limits,
-                           f"hydra.sweep.dir={root}")  # fmt: skip
+    long_run = ["trainer.max_epochs=50", "trainer.limit_train_batches=100"]
+    process = start_module(
+        "betavae.train",
+        "-m",
+        *SLURM,
+        *ONE_BATCH_CHECKS_NO_FIGURES,
+        f"hydra.launcher.name={name}",
+        *long_run,
+        f"hydra.sweep.dir={root}",
+    )
     job_id = slurm_job_id(name)
     first_last_checkpoint(root)
     subprocess.run(["scancel", "--signal=KILL", job_id], check=True)  # as the out-of-memory killer would
     _, stderr = process.communicate(timeout=180)
-    assert process.returncode != 0 and "Traceback" not in stderr
+    assert process.returncode != 0
+    assert "Traceback" not in stderr
     assert stderr.strip().splitlines()[-1].startswith("error: 1 of 1 jobs did not finish: ")
     (job,) = root.glob("*/metrics.json")
     reason = strict_json(job)["reason"]
@@ -137,16 +168,23 @@ def test_a_job_killed_without_a_result_is_recorded_and_the_sweep_ends_in_one_lin
 
 
 def test_a_job_slurm_refuses_at_submission_is_one_line(slurm, tmp_path):
-    result = run_module("betavae.train", "-m", *SLURM[:-1], *SMALL, "hydra.launcher.mem_gb=100000",
-                        f"hydra.sweep.dir={tmp_path}", check=False)  # fmt: skip
-    assert result.returncode != 0 and "Traceback" not in result.stderr
+    result = run_module(
+        "betavae.train",
+        "-m",
+        *SLURM[:-1],
+        *ONE_BATCH_CHECKS_NO_FIGURES,
+        "hydra.launcher.mem_gb=100000",
+        f"hydra.sweep.dir={tmp_path}",
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
     line = result.stderr.strip().splitlines()[-1]
     assert line.startswith("error: Slurm refused the jobs: Memory specification can not be satisfied;"), line
 
 
 def test_two_task_ddp_under_srun_logs_the_test_kl_of_one_process(slurm, tmp_path, real_data_dir):
     from betavae.loss import gaussian_kl
-    from betavae.runs import load_run
 
     run = tmp_path / "ddp"
     srun = ["srun", "--ntasks=2", "--ntasks-per-node=2", "--cpus-per-task=1", "--mem=4G"]
@@ -156,8 +194,9 @@ def test_two_task_ddp_under_srun_logs_the_test_kl_of_one_process(slurm, tmp_path
     result = subprocess.run(srun + train, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "GLOBAL_RANK: 1, MEMBER: 2/2" in result.stdout + result.stderr
-    module, cfg, _ = load_run(run)
-    x = instantiate(cfg.data, root=str(real_data_dir)).images("test")[0]
+    loaded = load_run(run)
+    module = loaded.module
+    x = instantiate(loaded.config.data, root=str(real_data_dir)).images("test")[0]
     with torch.no_grad():
         kl = float(gaussian_kl(*module.net.encode(x)).sum(1).mean())
     assert strict_json(run / "metrics.json")["test/kl"] == pytest.approx(kl, rel=1e-4)

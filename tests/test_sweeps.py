@@ -7,17 +7,15 @@ import time
 
 import pytest
 
-from tests.conftest import run_module, start_module
-from tests.test_jobs import strict_json
-from tests.test_train import scalars
+from tests.helpers import WITHOUT_FIGURES, limits, run_module, scalars, start_module, strict_json
 
 pytestmark = pytest.mark.slow
-SMALL = ["trainer.limit_val_batches=1", "trainer.limit_test_batches=1", "callbacks=none", "fid=none"]
+ONE_BATCH_CHECKS_NO_FIGURES = [*limits(val=1, test=1), *WITHOUT_FIGURES]
 
 
 def sweep_command(root, *overrides):
     """The module and arguments of a multirun into ``root``."""
-    return ["betavae.train", "-m", *SMALL, *overrides, f"hydra.sweep.dir={root}"]
+    return ["betavae.train", "-m", *ONE_BATCH_CHECKS_NO_FIGURES, *overrides, f"hydra.sweep.dir={root}"]
 
 
 def job(root, override):
@@ -38,7 +36,8 @@ def test_sigtermed_sweep_is_finished_by_rerunning_it_and_failures_are_isolated(t
     assert process.poll() is None, "the first job must still be training"
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=120)
-    assert process.returncode != 0 and "terminated by SIGTERM" in stderr.strip().splitlines()[-1]
+    assert process.returncode != 0
+    assert "terminated by SIGTERM" in stderr.strip().splitlines()[-1]
     first = job(root, "lr=0.001")
     assert strict_json(first / "metrics.json")["status"] == "interrupted"
     summary = (root / "summary.md").read_text()
@@ -50,18 +49,21 @@ def test_sigtermed_sweep_is_finished_by_rerunning_it_and_failures_are_isolated(t
     assert again.stderr.strip().splitlines()[-1].startswith("error: 1 of 2 jobs did not finish: lr=0.03")
     assert "Resuming from" in (first / "train.log").read_text()
     metrics = strict_json(first / "metrics.json")
-    assert metrics["status"] == "ok" and metrics["epochs"] == 3
+    assert metrics["status"] == "ok"
+    assert metrics["epochs"] == 3
     assert [s.step for s in scalars(first)[1]["train/loss"]] == [149, 299, 449]  # each epoch once
     assert sorted(p.name for p in (first / "checkpoints").iterdir()) == [
         metrics["best_checkpoint"].split("/")[1], "last.ckpt"]  # fmt: skip  # no -v1 copies
     failed = strict_json(job(root, "lr=0.03") / "metrics.json")
-    assert failed["status"] == "failed" and failed["reason"].startswith("diverged: non-finite training loss")
+    assert failed["status"] == "failed"
+    assert failed["reason"].startswith("diverged: non-finite training loss")
     summary = json.loads((root / "summary.json").read_text())
     assert [(j["label"], j["status"]) for j in summary["jobs"]] == [("lr=0.001", "ok"), ("lr=0.03", "failed")]
 
     before = (first / "metrics.json").stat().st_mtime_ns, (first / "checkpoints" / "last.ckpt").stat().st_mtime_ns
     third = run_module(*command, check=False)
-    assert third.returncode != 0 and "Already finished" in (first / "train.log").read_text()
+    assert third.returncode != 0
+    assert "Already finished" in (first / "train.log").read_text()
     after = (first / "metrics.json").stat().st_mtime_ns, (first / "checkpoints" / "last.ckpt").stat().st_mtime_ns
     assert after == before
 
@@ -72,7 +74,7 @@ def test_joblib_launcher_runs_jobs_at_once_with_the_cores_divided_in_directories
     root = tmp_path / "sweep"
     overrides = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "beta=0.1,1.0", "trainer.max_epochs=1"]
     where = ["trainer=cpu", "trainer.accelerator=cpu", "trainer.devices=1"]  # the same jobs on a CPU or a GPU
-    run_module("betavae.train", "-m", *SMALL, *overrides, *where, "trainer.limit_train_batches=5",
+    run_module("betavae.train", "-m", *ONE_BATCH_CHECKS_NO_FIGURES, *overrides, *where, "trainer.limit_train_batches=5",
                f"hydra.sweep.dir={root}")  # fmt: skip
     assert all(name not in d.name for d in root.glob("beta=*") for name in ("trainer=", "accelerator", "devices"))
     logs = [(job(root, f"beta={b}") / "train.log").read_text() for b in ("0.1", "1.0")]

@@ -6,16 +6,16 @@ import math
 import pytest
 import torch
 from hydra.utils import instantiate
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from tests.conftest import run_module
+from betavae.api import load_run
+from tests.helpers import WITHOUT_FIGURES, limits, run_module, scalars
 
 pytestmark = pytest.mark.slow
 
-LIMITS = ["trainer.limit_train_batches=6", "trainer.limit_val_batches=2", "trainer.limit_test_batches=2"]
-SMALL = [*LIMITS, "callbacks=none", "fid=none"]
-FULL = [*LIMITS, "callbacks.latent_evolution.per_class=100", "fid.num_images=2000"]  # the sweep keeps the defaults
+FEW_BATCHES = limits(train=6, val=2, test=2)
+FEW_BATCHES_NO_FIGURES = [*FEW_BATCHES, *WITHOUT_FIGURES]
+FEW_BATCHES_EVERY_FIGURE = [*FEW_BATCHES, "callbacks.latent_evolution.per_class=100", "fid.num_images=2000"]
 STAGE_METRICS = [f"{stage}/{name}" for stage in ("train", "val", "test") for name in ("loss", "recon", "kl")]
 
 
@@ -23,36 +23,39 @@ STAGE_METRICS = [f"{stage}/{name}" for stage in ("train", "val", "test") for nam
 def sweep(tmp_path_factory, real_data_dir):
     """A two-job β sweep with tiny limits; returns {beta: job_dir}."""
     root, cache = tmp_path_factory.mktemp("sweep"), tmp_path_factory.mktemp("fid_cache")
-    overrides = [*FULL, f"fid.cache_dir={cache}", f"hydra.sweep.dir={root}"]
+    overrides = [*FEW_BATCHES_EVERY_FIGURE, f"fid.cache_dir={cache}", f"hydra.sweep.dir={root}"]
     result = run_module("betavae.train", "-m", "beta=0.1,1.0", "trainer.max_epochs=2", *overrides)
-    assert "Sweep summary" in result.stdout and "| beta=0.1 | 0.1 | 1 | ok |" in result.stdout  # printed at the end
+    assert "Sweep summary" in result.stdout
+    assert "| beta=0.1 | 0.1 | 1 | ok |" in result.stdout  # printed at the end
     jobs = {float(d.name.split(",")[0].split("=")[1]): d for d in root.iterdir() if d.name.startswith("beta=")}
     assert sorted(jobs) == [0.1, 1.0]
     return jobs
-
-
-def scalars(job_dir):
-    """All scalar series of a job's TensorBoard run, read with tensorboard's own reader."""
-    events = EventAccumulator(str(job_dir / "tensorboard"))
-    events.Reload()
-    return events, {tag: events.Scalars(tag) for tag in events.Tags()["scalars"]}
 
 
 @pytest.mark.parametrize("beta", [0.1, 1.0])
 def test_sweep_job_writes_checkpoints_metrics_and_tensorboard(sweep, beta):
     job = sweep[beta]
     assert job.name.startswith(f"beta={beta},")
-    assert (job / "figures" / "latent_evolution.gif").is_file() and (job / "figures" / "frozen_sigma.json").is_file()
-    assert (job / ".hydra" / "config.yaml").is_file() and (job / "checkpoints" / "last.ckpt").is_file()
+    assert (job / "figures" / "latent_evolution.gif").is_file()
+    assert (job / "figures" / "frozen_sigma.json").is_file()
+    assert (job / ".hydra" / "config.yaml").is_file()
+    assert (job / "checkpoints" / "last.ckpt").is_file()
     metrics = json.loads((job / "metrics.json").read_text())
-    assert metrics["beta"] == beta and metrics["seed"] == 42 and metrics["epochs"] == 2
-    assert (job / metrics["best_checkpoint"]).is_file() and metrics["best_checkpoint"].startswith("checkpoints/best")
+    assert metrics["beta"] == beta
+    assert metrics["seed"] == 42
+    assert metrics["epochs"] == 2
+    assert (job / metrics["best_checkpoint"]).is_file()
+    assert metrics["best_checkpoint"].startswith("checkpoints/best")
     assert metrics["test/loss"] == pytest.approx(metrics["test/recon"] + beta * metrics["test/kl"], rel=1e-5)
     assert metrics["test/elbo"] == pytest.approx(-(metrics["test/recon"] + metrics["test/kl"]), rel=1e-5)
-    assert 100 < metrics["test/recon"] < 600 and metrics["test/kl"] > 0
-    assert metrics["test/fid"] > 0 and metrics["test/fid_recon"] > 0
+    assert 100 < metrics["test/recon"] < 600
+    assert metrics["test/kl"] > 0
+    assert metrics["test/fid"] > 0
+    assert metrics["test/fid_recon"] > 0
     assert metrics["test/fid_std"] > 0  # three prior-sample draws
-    assert 0 < metrics["test/mi"] <= 9.2104 and metrics["test/tc"] > 0 and metrics["test/dimwise_kl"] > 0  # ≤ log n
+    assert 0 < metrics["test/mi"] <= 9.2104
+    assert metrics["test/tc"] > 0
+    assert metrics["test/dimwise_kl"] > 0  # ≤ log n
     assert all(0 < metrics[f"test/{p}_se"] < 0.5 for p in ("mi", "tc", "dimwise_kl"))
     assert metrics["objective"] == {"_target_": "betavae.loss.BetaObjective", "beta": beta, "warmup_epochs": 0}
 
@@ -75,10 +78,10 @@ def test_logged_test_kl_and_its_decomposition_are_of_the_tested_images_only(swee
     KL's decomposition and active units are of those images too (not of all 10,000), so the parts sum to it."""
     from betavae.latents import active_units, encode_all, kl_decomposition
     from betavae.loss import gaussian_kl
-    from betavae.runs import load_run
 
-    module, cfg, _ = load_run(sweep[1.0])
-    x = instantiate(cfg.data).images("test")[0][:2000]  # limit_test_batches=2 of 1000 images
+    run = load_run(sweep[1.0])
+    module = run.module
+    x = instantiate(run.config.data).images("test")[0][:2000]  # limit_test_batches=2 of 1000 images
     with torch.no_grad():
         exact_kl = float(gaussian_kl(*module.net.encode(x)).sum(1).mean())  # analytic: no sampling noise
     metrics = json.loads((sweep[1.0] / "metrics.json").read_text())
@@ -92,11 +95,15 @@ def test_logged_test_kl_and_its_decomposition_are_of_the_tested_images_only(swee
 def test_resume_from_last_checkpoint_continues_training(sweep, tmp_path):
     last = sweep[1.0] / "checkpoints" / "last.ckpt"
     state = torch.load(last, weights_only=True)  # loads without executing pickled code
-    assert state["epoch"] == 1 and state["global_step"] == 12
+    assert state["epoch"] == 1
+    assert state["global_step"] == 12
     run = tmp_path / "resumed"
-    run_module("betavae.train", *SMALL, "trainer.max_epochs=3", f"ckpt_path='{last}'", f"hydra.run.dir={run}")
+    run_module(
+        "betavae.train", *FEW_BATCHES_NO_FIGURES, "trainer.max_epochs=3", f"ckpt_path='{last}'", f"hydra.run.dir={run}"
+    )
     resumed = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
-    assert resumed["epoch"] == 2 and resumed["global_step"] == 18
+    assert resumed["epoch"] == 2
+    assert resumed["global_step"] == 18
     _, series = scalars(run)
     assert [s.step for s in series["train/loss"]] == [17]  # only the third epoch ran
     assert json.loads((run / "metrics.json").read_text())["epochs"] == 3
@@ -105,15 +112,20 @@ def test_resume_from_last_checkpoint_continues_training(sweep, tmp_path):
 def test_sweep_computes_real_fid_statistics_once(sweep):
     logs = [(job / "train.log").read_text() for _, job in sorted(sweep.items())]
     assert "computed and cached real statistics" in logs[0]
-    assert "loaded cached real statistics" in logs[1] and "computed and cached" not in logs[1]
+    assert "loaded cached real statistics" in logs[1]
+    assert "computed and cached" not in logs[1]
 
 
 def test_sweep_ends_with_a_summary_of_both_jobs(sweep):
     root = next(iter(sweep.values())).parent
     table = (root / "summary.md").read_text()
     rows = [line for line in table.splitlines() if line.startswith("| beta=")]
-    assert len(rows) == 2 and "| 0.1 | 1 | ok |" in rows[0] and "| 1 | 1 | ok |" in rows[1]
-    assert "FID of decoder means" in table and "probe on z ~ q (%)" in table and "probe on active μ (%)" in table
+    assert len(rows) == 2
+    assert "| 0.1 | 1 | ok |" in rows[0]
+    assert "| 1 | 1 | ok |" in rows[1]
+    assert "FID of decoder means" in table
+    assert "probe on z ~ q (%)" in table
+    assert "probe on active μ (%)" in table
     assert "| MI (nats) | TC (nats) | dim-wise KL (nats) |" in table
     summary = json.loads((root / "summary.json").read_text())
     assert [g["beta"] for g in summary["groups"]] == [0.1, 1.0]
@@ -127,43 +139,52 @@ def test_sweep_ends_with_a_summary_of_both_jobs(sweep):
 
 def test_continuous_bernoulli_capacity_run_logs_a_linear_capacity_and_a_normalised_recon(tmp_path, real_data_dir):
     from betavae.likelihood import Bernoulli, ContinuousBernoulli
-    from betavae.runs import load_run
 
     run = tmp_path / "run"
-    run_module("betavae.train", *SMALL, "trainer.max_epochs=3", "likelihood=continuous_bernoulli",
+    run_module("betavae.train", *FEW_BATCHES_NO_FIGURES, "trainer.max_epochs=3", "likelihood=continuous_bernoulli",
                "objective=capacity", "objective.c_max=25", "objective.c_steps=24", f"hydra.run.dir={run}")  # fmt: skip
     _, series = scalars(run)
     capacity = series["train/capacity"]
     assert [(c.step, c.value) for c in capacity] == [(5, 6.25), (11, 12.5), (17, 18.75)]  # 25 · steps / 24
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["test/loss"] == pytest.approx(metrics["test/recon"] + 100 * abs(metrics["test/kl"] - 25), rel=1e-5)
-    module, cfg, _ = load_run(run)
-    assert module.net.likelihood.name == "continuous_bernoulli" and module.objective.c_max == 25
-    x = instantiate(cfg.data).images("test")[0][:2000]
+    loaded = load_run(run)
+    module = loaded.module
+    assert module.net.likelihood.name == "continuous_bernoulli"
+    assert module.objective.c_max == 25
+    x = instantiate(loaded.config.data).images("test")[0][:2000]
     with torch.no_grad():
         logits = module.net.decode(module.net.encode(x).mu)
         cb, bce = ContinuousBernoulli().nll(logits, x), Bernoulli().nll(logits, x)
         assert torch.equal(module.net.reconstruct(x), ContinuousBernoulli().mean(logits))  # what figures show
-    assert float((bce - cb).min()) >= 784 * 0.6931 and float((bce - cb).mean()) > 784 * 0.6931  # log C(λ) ≥ ln 2
+    assert float((bce - cb).min()) >= 784 * 0.6931
+    assert float((bce - cb).mean()) > 784 * 0.6931  # log C(λ) ≥ ln 2
     assert metrics["test/recon"] < float(bce.mean()) - 543  # the run's own (one-sample) recon, same images
 
 
 def test_a_conv_tcvae_run_trains_records_both_and_evaluates_unchanged(tmp_path, real_data_dir):
     """model=conv objective=tcvae: the checkpoint rebuilds a ConvVAE and the β-TCVAE objective (with the training
     split's size filled in), the minibatch parts are logged, and evaluate scores it like any run."""
-    from betavae.runs import load_run
 
     run = tmp_path / "run"
-    run_module("betavae.train", *SMALL, "trainer.max_epochs=1", "model=conv", "objective=tcvae", "beta=4",
-               f"hydra.run.dir={run}")  # fmt: skip
+    run_module(
+        "betavae.train",
+        *FEW_BATCHES_NO_FIGURES,
+        "trainer.max_epochs=1",
+        "model=conv",
+        "objective=tcvae",
+        "beta=4",
+        f"hydra.run.dir={run}",
+    )
     metrics = json.loads((run / "metrics.json").read_text())
     parts = [metrics[f"test/{p}_batch"] for p in ("mi", "tc", "dimwise_kl")]
     assert metrics["test/loss"] == pytest.approx(metrics["test/recon"] + parts[0] + 4 * parts[1] + parts[2], rel=1e-5)
     assert sum(parts) == pytest.approx(metrics["test/kl"], abs=0.5)  # one-sample estimate of the same KL
     _, series = scalars(run)
     assert {"train/mi_batch", "train/tc_batch", "train/dimwise_kl_batch", "val/tc_batch"} <= set(series)
-    module, _, _ = load_run(run)
-    assert type(module.net).__name__ == "ConvVAE" and module.net.architecture["channels"] == [32, 32, 32]
+    module = load_run(run).module
+    assert type(module.net).__name__ == "ConvVAE"
+    assert module.net.architecture["channels"] == [32, 32, 32]
     assert module.objective.hparams() == {"name": "tcvae", "beta": 4.0, "alpha": 1.0, "gamma": 1.0,
                                           "dataset_size": 55_000}  # fmt: skip
     run_module("betavae.evaluate", f"run_dir={run}", "eval.limit=50", "eval.iw_samples=5", "eval.probe=false",
@@ -171,8 +192,9 @@ def test_a_conv_tcvae_run_trains_records_both_and_evaluates_unchanged(tmp_path, 
     evaluation = json.loads((run / "evaluation.json").read_text())
     assert evaluation["test/nll_iw"] <= evaluation["test/nll_elbo"]
     parts = [evaluation[f"test/{p}"] for p in ("mi", "tc", "dimwise_kl")]  # the decomposition of those 50 images
-    assert -0.01 < parts[0] <= math.log(50) + 1e-6 and all(map(math.isfinite, parts))  # MI ≤ log n; an estimate
-    refused = run_module("betavae.train", *SMALL, f"ckpt_path={run}/checkpoints/last.ckpt",
+    assert -0.01 < parts[0] <= math.log(50) + 1e-6
+    assert all(map(math.isfinite, parts))  # MI ≤ log n; an estimate
+    refused = run_module("betavae.train", *FEW_BATCHES_NO_FIGURES, f"ckpt_path={run}/checkpoints/last.ckpt",
                          f"hydra.run.dir={tmp_path / 'mlp'}", check=False)  # fmt: skip
     assert refused.returncode == 1
     assert "holds a network with name='conv', this config builds name='mlp' (model)" in refused.stderr

@@ -62,7 +62,7 @@ if SubmititSlurmLauncher is not None:
     from hydra.core.utils import JobReturn, JobStatus
     from omegaconf import open_dict
 
-    from betavae.runs import record_failure
+    from betavae.runs import Status, record_failure
 
     class SqueueWatcher(SlurmInfoWatcher):
         """submitit's job-state poller, reading `squeue` (which knows jobs until MinJobAge after they end)."""
@@ -150,4 +150,4 @@ if SubmititSlurmLauncher is not None:
             task_cfg = copy.deepcopy(cfg)
             with open_dict(task_cfg):
                 del task_cfg["hydra"]
-            record_failure(job_dir, task_cfg, HydraConfig.get(), "failed", message)
+            record_failure(job_dir, task_cfg, HydraConfig.get(), Status.FAILED, message)

@@ -1,0 +1,6 @@
+"""The data sets, each a module of its own on the in-memory DataModule of `memory`. Configs name the classes
+here (`_target_: betavae.data.FashionMNISTDataModule`)."""
+
+from betavae.data.fashion_mnist import FashionMNISTDataModule
+
+__all__ = ["FashionMNISTDataModule"]

@@ -1,0 +1,189 @@
+"""What the tests share: the presets of a small job's overrides, runs of the entry points (forked by the zygote),
+files written as the real ones are, and readers of what a run wrote. Test modules import from here, never from
+each other."""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import json
+import os
+import queue
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+import numpy as np
+from hydra import compose, initialize_config_dir
+
+from betavae.data.idx import IMAGE_MAGIC, LABEL_MAGIC
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write_idx(path: Path, array: np.ndarray, magic: int) -> Path:
+    """Write ``array`` as an IDX file (gzip-compressed if the name ends in .gz)."""
+    data = struct.pack(">I", magic) + struct.pack(f">{array.ndim}I", *array.shape) + array.astype(np.uint8).tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".gz":
+        data = gzip.compress(data)
+    path.write_bytes(data)
+    return path
+
+
+def write_split(directory: Path, images: int = 4, gz: bool = True) -> None:
+    """Write all four IDX files with ``images`` random images each (valid format, wrong counts)."""
+    suffix = ".gz" if gz else ""
+    rng = np.random.default_rng(0)
+    for prefix in ("train", "t10k"):
+        pixels = rng.integers(0, 256, (images, 28, 28))
+        write_idx(directory / f"{prefix}-images-idx3-ubyte{suffix}", pixels, IMAGE_MAGIC)
+        write_idx(directory / f"{prefix}-labels-idx1-ubyte{suffix}", rng.integers(0, 10, images), LABEL_MAGIC)
+
+
+class Payload:
+    """Pickles into a call that would create a file when unpickled."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+class Zygote:
+    """A `python -m tests.zygote` server: each `run` is a new process forked from one that has already imported
+    the libraries (see tests/zygote.py for why)."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen([sys.executable, "-m", "tests.zygote"], cwd=REPO, stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+        self.lines: queue.Queue[dict] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        self._next(timeout=300)  # ready
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            if line.startswith("ZYGOTE "):
+                self.lines.put(json.loads(line[len("ZYGOTE ") :]))
+
+    def _next(self, timeout: float) -> dict:
+        return self.lines.get(timeout=timeout)
+
+    def run(self, args: list[str], cwd: Path, timeout: float) -> subprocess.CompletedProcess[str]:
+        """``python -m <args>`` in ``cwd``: its exit status and output, as subprocess.run gives them."""
+        started = self.start(args, cwd)
+        stdout, stderr = started.communicate(timeout)
+        return subprocess.CompletedProcess(args, started.returncode, stdout, stderr)
+
+    def start(self, args: list[str], cwd: Path) -> Started:
+        """``python -m <args>`` in ``cwd``, running: a Started to signal and wait for (one at a time)."""
+        files = tempfile.TemporaryDirectory()
+        out, err = Path(files.name, "stdout"), Path(files.name, "stderr")
+        request = {"module": args[0], "args": args[1:], "cwd": str(cwd), "stdout": str(out), "stderr": str(err)}
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        return Started(self, args, self._next(timeout=60)["pid"], files)
+
+
+class Started:
+    """A run the zygote forked, as much of subprocess.Popen as the tests use: poll, send_signal, communicate."""
+
+    def __init__(self, zygote: Zygote, args: list[str], pid: int, files: tempfile.TemporaryDirectory) -> None:
+        self.zygote, self.args, self.pid, self.files = zygote, args, pid, files
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        """The exit status if the run has ended, else None."""
+        if self.returncode is None and not self.zygote.lines.empty():
+            self.returncode = self.zygote._next(timeout=1)["returncode"]
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        os.kill(self.pid, sig)
+
+    def communicate(self, timeout: float) -> tuple[str, str]:
+        """Wait for the run to end (SIGKILL it after ``timeout`` s) and return its (stdout, stderr)."""
+        out, err = Path(self.files.name, "stdout"), Path(self.files.name, "stderr")
+        try:
+            if self.returncode is None:
+                self.returncode = self.zygote._next(timeout)["returncode"]
+        except queue.Empty:
+            os.kill(self.pid, signal.SIGKILL)
+            self.zygote._next(timeout=60)
+            raise subprocess.TimeoutExpired(self.args, timeout, out.read_text(), err.read_text()) from None
+        try:
+            return out.read_text(), err.read_text()
+        finally:
+            self.files.cleanup()
+
+
+@functools.cache
+def zygote() -> Zygote:
+    """The session's zygote, started at the first run."""
+    return Zygote()
+
+
+def start_module(*args: str, cwd: Path | None = None) -> Started:
+    """Start ``python -m <args>`` as a new process forked by the zygote, to signal and wait for like a Popen."""
+    return zygote().start(list(args), cwd or REPO)
+
+
+def run_module(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m <args>`` as a new process (forked by the zygote) and return its result (text output)."""
+    result = zygote().run(list(args), cwd or REPO, timeout=600)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{args} exited {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
+    return result
+
+
+WITHOUT_FIGURES = ["callbacks=none", "fid=none"]  # checkpoints and the progress bar only: no figure, metric or FID
+
+
+def limits(train: int | None = None, val: int | None = None, test: int | None = None) -> list[str]:
+    """trainer.limit_<stage>_batches=N for each stage given: a job of a few batches."""
+    given = {"train": train, "val": val, "test": test}
+    return [f"trainer.limit_{stage}_batches={n}" for stage, n in given.items() if n is not None]
+
+
+def train_job(run: Path, *overrides: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """`python -m betavae.train` into ``run`` without figures, two test batches and (unless ``overrides`` set
+    it) two validation batches."""
+    if not any(o.startswith("trainer.limit_val_batches=") for o in overrides):
+        overrides = (*overrides, *limits(val=2))
+    return run_module("betavae.train", *limits(test=2), *WITHOUT_FIGURES, *overrides, f"hydra.run.dir={run}",
+                      check=check)  # fmt: skip
+
+
+def compose_config(name: str, *overrides: str, hydra: bool = False):
+    """The composed config `name` (train, evaluate, ...), as its entry point would see it (with the `hydra` key
+    if asked), interpolations unresolved."""
+    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
+        return compose(name, overrides=list(overrides), return_hydra_config=hydra)
+
+
+def compose_train(*overrides: str):
+    """The composed `train` config, as `python -m betavae.train` would see it."""
+    return compose_config("train", *overrides)
+
+
+def strict_json(path: Path):
+    """The file parsed as strict JSON: NaN and Infinity literals raise."""
+
+    def refuse(name):
+        raise ValueError(f"{path}: non-standard JSON constant {name}")
+
+    return json.loads(Path(path).read_text(), parse_constant=refuse)
+
+
+def scalars(job_dir: Path):
+    """A job's TensorBoard run read with tensorboard's own reader, and all its scalar series by tag."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(Path(job_dir) / "tensorboard"))
+    events.Reload()
+    return events, {tag: events.Scalars(tag) for tag in events.Tags()["scalars"]}

@@ -1,0 +1,65 @@
+"""The Python API for notebooks (`betavae.api`) on a real sweep: docs/api.md's examples run as written, and
+what they return is what the model computes."""
+
+import re
+import shutil
+
+import pytest
+import torch
+
+from betavae.api import load_run, load_sweep, summary_rows
+from tests.helpers import REPO, WITHOUT_FIGURES, limits, run_module
+
+pytestmark = pytest.mark.slow
+PAGE = REPO / "docs" / "api.md"
+
+
+@pytest.fixture(scope="module")
+def example(tmp_path_factory, real_data_dir):
+    """The page's sweep, multirun/example under a fresh directory, made small: two β, one epoch of 5 batches."""
+    root = tmp_path_factory.mktemp("api")
+    command = re.search(r"```bash\n(python -m betavae\.train .*)\n```", PAGE.read_text()).group(1).split()
+    run_module(*command[2:], *limits(train=5, val=1, test=1), *WITHOUT_FIGURES, cwd=root)
+    return root
+
+
+def test_the_python_examples_of_the_api_page_run_on_the_sweep_it_describes(example, monkeypatch):
+    monkeypatch.chdir(example)
+    namespace = {}
+    for block in re.findall(r"```python\n(.*?)```", PAGE.read_text(), flags=re.S):
+        exec(compile(block, str(PAGE), "exec"), namespace)
+    assert [r.config.beta for r in namespace["runs"]] == [0.5, 2.0]
+    assert namespace["images"].shape == (8, 784)
+    assert namespace["posterior"].mu.shape == (8, 20)
+    assert namespace["reconstructions"].shape == (8, 784)
+    assert namespace["samples"].shape == (16, 784)
+    assert namespace["row"].shape == (5, 784)
+
+
+def test_a_traversal_through_the_posterior_mean_is_the_reconstruction(example):
+    run = load_sweep(example / "multirun" / "example")[0]
+    image = run.images("test")[:1]
+    mu = run.encode(image).mu[0]
+    row = run.traverse(image[0], 3, [float(mu[3]), float(mu[3]) + 2.0])
+    assert torch.allclose(row[0], run.model.reconstruct(image)[0])
+    assert not torch.allclose(row[1], row[0])
+
+
+def test_a_run_decodes_and_samples_as_its_model_does(example):
+    run = load_run(next((example / "multirun" / "example").glob("beta=2.0*")))
+    assert not run.module.training
+    assert run.module.beta == 2.0
+    z = torch.randn(4, 20, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(run.decode(z), run.model.decode_mean(z))
+    assert torch.equal(run.sample(4, seed=1), run.model.decode_mean(z))  # the same seeded codes
+
+
+def test_a_sweep_loads_its_finished_jobs_and_summarises_every_job(example, tmp_path):
+    sweep = tmp_path / "sweep"
+    shutil.copytree(example / "multirun" / "example", sweep)
+    unfinished = next(sweep.glob("beta=0.5*"))
+    (unfinished / "metrics.json").unlink()
+    (sweep / "summary.json").unlink()
+    assert [run.directory.name for run in load_sweep(sweep)] == [next(sweep.glob("beta=2.0*")).name]
+    rows = summary_rows(sweep)  # written again, as the sweep is now
+    assert [(row["group"], row["status"]) for row in rows] == [("beta=2.0", "ok"), ("beta=0.5", "unfinished")]
