@@ -18,7 +18,7 @@ SEEDS ?= 1,2,3
 JOBS ?= 2
 RESULTS ?= multirun/results
 
-.PHONY: install install-dev data sweep results results-tcvae results-conv test test-fast lint format bench bench-gpu
+.PHONY: install install-dev data sweep results results-tcvae results-conv results-shapes test test-fast lint format bench bench-gpu
 
 $(VENV)/bin/python:
 	@$(BASE_PYTHON) -c 'import ensurepip' 2>/dev/null || { echo "python3 -m venv needs python3-venv: installing it"; \
@@ -59,6 +59,15 @@ results-tcvae: install data
 results-conv: install data
 	$(PYTHON) -m betavae.train -m model=conv beta=$(BETAS) seed=$(SEED) trainer.max_epochs=$(CONV_EPOCHS) \
 	  hydra.sweep.dir=$(RESULTS)-conv
+
+# docs/results.md's disentanglement study: β-VAE and β-TCVAE at β = 1, 4, 10, three seeds each, on the shapes data
+# (10 latent dimensions, as on dSprites; 50 epochs), $(JOBS) jobs at a time; every score at each job's test pass.
+SHAPES_BETAS ?= 1,4,10
+SHAPES_EPOCHS ?= 50
+results-shapes: install
+	$(PYTHON) -m betavae.train -m data=shapes model.net.latent_dim=10 objective=beta,tcvae beta=$(SHAPES_BETAS) \
+	  seed=$(SEEDS) trainer.max_epochs=$(SHAPES_EPOCHS) hydra.sweep.dir=$(RESULTS)-shapes \
+	  hydra/launcher=joblib hydra.launcher.n_jobs=$(JOBS)
 
 # Two pytest-xdist workers, whole files each (module fixtures: a Slurm cluster, a trained sweep), every job on one
 # torch thread: the Slurm, signal and sweep tests spend much of their time waiting, the other worker fills it.

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import hydra
 import torch
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from betavae import figures, loggers
@@ -25,9 +26,10 @@ from betavae.api import load_run
 from betavae.bounds import elbo_terms, iw_estimate, standard_error
 from betavae.cli import quote_path_arguments
 from betavae.config import config_error, is_int, require
-from betavae.errors import ConfigError, RunError
+from betavae.disentanglement import DisentanglementScorer
+from betavae.errors import ConfigError, RunError, first_line
 from betavae.fid import FIDScorer
-from betavae.files import write_json, write_png
+from betavae.files import write_json, write_npz, write_png
 from betavae.jobs import job_lock
 from betavae.latents import encode_all, latent_metrics
 from betavae.model import VAE
@@ -79,42 +81,73 @@ def likelihood_metrics(model: VAE, images: torch.Tensor, cfg: DictConfig) -> dic
 Split = tuple[torch.Tensor, torch.Tensor]  # images (flattened, in [0, 1]) and labels
 
 
-def draw_figures(model: VAE, splits: dict[str, Split], label: str, settings: DictConfig, out: Path) -> None:
+def draw_figures(model: VAE, data: Any, splits: dict[str, Split], label: str, settings: DictConfig, out: Path) -> None:
     """The training callbacks' end-of-fit figures of a trained model, as PNG files (and JSON) in ``out``."""
-    (test, labels), (val, _) = splits["test"], splits["val"]
-    write_png(out, "reconstructions", figures.reconstructions(model, test, labels, **settings.reconstructions))
+    (test, labels), (val, val_labels) = splits["test"], splits["val"]
+    groups = data.group_of(labels)
+    write_png(out, "reconstructions", figures.reconstructions(model, test, groups, **settings.reconstructions))
     write_png(out, "prior_samples", figures.prior_samples(model, **settings.prior_samples))
-    write_png(out, "interpolation", figures.interpolation(model, test, labels, **settings.interpolation))
+    write_png(out, "interpolation", figures.interpolation(model, test, groups, **settings.interpolation))
     traversal = dict(settings.latent_traversal)
     image = test[traversal.pop("image_index")]
-    write_png(out, "latent_traversal", figures.latent_traversal(model, val, image, **traversal))
+    factors = (val_labels.cpu().numpy(), [f.name for f in data.factors]) if data.factors else None
+    write_png(out, "latent_traversal", figures.latent_traversal(model, val, image, **traversal, factors=factors))
     image, stats = figures.frozen_sigma(model, label, **settings.frozen_sigma)
     write_png(out, "frozen_sigma", image)
     write_json(out / "frozen_sigma.json", stats)
     write_png(out, "kl_per_dim", figures.kl_per_dim_chart(encode_all(model, val), label))
 
 
-def evaluate_run(run_dir: Path, cfg: DictConfig, fid: FIDScorer | None) -> dict[str, Any]:
-    """Evaluate one run's best checkpoint; write and return evaluation.json."""
+def figure_settings(run_config: DictConfig, cfg: DictConfig) -> DictConfig:
+    """What the run's figures show: the settings it was trained with (evaluate's `figures` for a run recorded
+    before they were), with evaluate's own `figures.<name>.<key>=` overrides on top."""
+    overrides = [o.removeprefix("figures.") for o in HydraConfig.get().overrides.task if o.startswith("figures.")]
+    return OmegaConf.merge(run_config.get("figures") or cfg.figures, OmegaConf.from_dotlist(overrides))
+
+
+def evaluate_run(run_dir: Path, cfg: DictConfig, scorers: Scorers) -> dict[str, Any]:
+    """Evaluate one run's best checkpoint; write and return evaluation.json. A score with no meaning on the
+    run's data (FID, the probe off Fashion-MNIST) is left out, with one line in the log."""
     device = torch.device(cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
     run = load_run(run_dir, device)
-    module, model, datamodule = run.module, run.model, instantiate(run.config.data)
-    names = ("train", "val", "test") if cfg.eval.probe else ("val", "test")  # the training split feeds the probe only
-    splits = {name: tuple(t.to(device) for t in datamodule.images(name)) for name in names}
+    module, model, data = run.module, run.model, instantiate(run.config.data)
+    disentangle = scorers.disentanglement is not None and scorers.disentanglement.applies(data)
+    probe = cfg.eval.probe and data.has_classes
+    if cfg.eval.probe and not probe:
+        log.info("%s: no linear probe: data=%s has no classes", run_dir, data.name)
+    names = ("train", "val", "test") if probe else ("val", "test")  # the training split feeds the probe only
+    splits = {name: tuple(t.to(device) for t in data.images(name)) for name in names}
     test = splits["test"]
     result: dict[str, Any] = {"run_dir": str(run_dir), "checkpoint": str(run.checkpoint), "beta": module.beta}
-    observed = datamodule.observed("test")[0].to(device)  # binarised with likelihood=binarized
+    observed = data.observed("test")[0].to(device)  # binarised with likelihood=binarized
     result |= likelihood_metrics(model, observed[: cfg.eval.limit], cfg.eval)
     limited = (test[0][: cfg.eval.limit], test[1][: cfg.eval.limit])  # the decomposition sums to nll_elbo's KL
-    result |= latent_metrics(model, limited, splits["train"] if cfg.eval.probe else None)
-    if fid is not None:
-        result |= fid.scores(model, test[0])
+    result |= latent_metrics(model, limited, splits["train"] if probe else None)
+    if scorers.fid is not None and (reason := scorers.fid.unfit(data)):
+        log.info("%s: no FID: %s", run_dir, reason)
+    elif scorers.fid is not None:
+        result |= scorers.fid.scores(model, test[0])
+    out = Path(run_dir) / "figures"
+    if disentangle:
+        scores = scorers.disentanglement.scores(model, data)
+        result |= {f"test/{name}": value for name, value in scores.metrics.items()}
+        result["disentanglement"] = scorers.disentanglement.settings()
+        write_npz(Path(run_dir) / "disentanglement.npz", scores.arrays)
+        chart = figures.factor_information_chart(scores.normalized_mi, scores.factor_names, module.objective.label)
+        write_png(out, "factor_information", chart)
     if cfg.eval.figures:
-        draw_figures(model, splits, module.objective.label, cfg.figures, Path(run_dir) / "figures")
+        draw_figures(model, data, splits, module.objective.label, figure_settings(run.config, cfg), out)
     path = write_json(Path(run_dir) / "evaluation.json", result)
     loggers.attach(run_dir, path, {k: v for k, v in result.items() if k.startswith("test/")})
     log.info("%s: %s", run_dir, {k: round(v, 2) if isinstance(v, float) else v for k, v in result.items()})
     return result
+
+
+class Scorers(NamedTuple):
+    """The scorers evaluate builds once, before any run: FID's and the disentanglement scores' (None: off)."""
+
+    fid: FIDScorer | None
+    disentanglement: DisentanglementScorer | None
 
 
 def check_eval(settings: DictConfig) -> None:
@@ -144,7 +177,9 @@ def main(cfg: DictConfig) -> None:
     try:
         check_eval(cfg.eval)
         runs = runs_to_evaluate(cfg)
-        fid = instantiate(cfg.fid) if "fid" in cfg else None  # fails before any work
+        scorers = Scorers(
+            *(instantiate(cfg[key]) if key in cfg else None for key in Scorers._fields)
+        )  # before any work
     except Exception as err:
         if not isinstance(err, RunError) and (err := config_error(err, cfg)) is None:
             raise
@@ -154,15 +189,14 @@ def main(cfg: DictConfig) -> None:
         try:
             run_config(run)  # a run directory, before the lock creates anything in it
             with job_lock(run):  # not while training (or another evaluate) writes into the run
-                evaluate_run(run, cfg, fid)
-        except RunError as err:
-            log.error("%s", err)
-            failed.append(run)
+                evaluate_run(run, cfg, scorers)
+        except (RunError, ConfigError) as err:
+            log.error("%s: %s", run, err)
+            failed.append(f"{run} ({first_line(err)})")
     if cfg.sweep_dir:
         log.info("Sweep summary:\n%s", summarize(Path(cfg.sweep_dir))[0])
     if failed:
-        names = ", ".join(map(str, failed))
-        raise SystemExit(f"error: {len(failed)} of {len(runs)} runs could not be evaluated: {names}")
+        raise SystemExit(f"error: {len(failed)} of {len(runs)} runs could not be evaluated: {'; '.join(failed)}")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ from typing import NamedTuple
 import numpy as np
 from scipy.linalg import orthogonal_procrustes
 
-from betavae.data.fashion_mnist import CLASS_NAMES
 from betavae.plotting import new_figure, render
 
 Limits = tuple[tuple[float, float], tuple[float, float]]
@@ -51,15 +50,16 @@ def shared_limits(views: list[np.ndarray], margin: float = 0.05) -> Limits:
 
 
 def draw_frame(
-    view: np.ndarray, frame: Frame, labels: np.ndarray, classes: Sequence[int], limits: Limits, label: str
-) -> np.ndarray:
+    view: np.ndarray, frame: Frame, labels: np.ndarray, classes: Sequence[int], names: Sequence[str],
+    limits: Limits, label: str,
+) -> np.ndarray:  # fmt: skip
     """One frame: a scatter per class with a legend, fixed limits, the objective's label, epoch and val/loss in the
     title."""
     fig = new_figure(5.5, 5.0)
     ax = fig.add_subplot()
     for c in classes:
         points = view[labels == c]
-        ax.scatter(points[:, 0], points[:, 1], s=4, alpha=0.5, label=CLASS_NAMES[c], rasterized=True)
+        ax.scatter(points[:, 0], points[:, 1], s=4, alpha=0.5, label=names[c], rasterized=True)
     ax.set_xlim(*limits[0])
     ax.set_ylim(*limits[1])
     title = f"{label} · epoch {frame.epoch}"
@@ -75,8 +75,11 @@ def draw_frame(
     return render(fig)
 
 
-def evolution_images(frames: list[Frame], labels: np.ndarray, classes: Sequence[int], label: str) -> list[np.ndarray]:
+def evolution_images(
+    frames: list[Frame], labels: np.ndarray, classes: Sequence[int], names: Sequence[str], label: str
+) -> list[np.ndarray]:
     """Every frame drawn on the aligned projections and one set of axis limits."""
     views = aligned_projections([f.mu for f in frames])
     limits = shared_limits(views)
-    return [draw_frame(view, frame, labels, classes, limits, label) for view, frame in zip(views, frames, strict=True)]
+    return [draw_frame(view, frame, labels, classes, names, limits, label)
+            for view, frame in zip(views, frames, strict=True)]  # fmt: skip

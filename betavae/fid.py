@@ -223,7 +223,7 @@ class FIDScorer:
         seeds = list(sample_seeds) if isinstance(sample_seeds, Sequence) else []
         require(seeds and all(is_int(s, 0) for s in seeds), "sample_seeds", sample_seeds,
                 "must be a non-empty list of integers >= 0")  # fmt: skip
-        self.metric = make_metric(feature, inception_weights)
+        self.feature, self.metric = feature, make_metric(feature, inception_weights)
         self.num_images, self.sample_seeds, self.batch_size, self.recon = num_images, seeds, batch_size, recon
         self.cache_dir = cache_path("BETAVAE_CACHE", "fid", given=cache_dir)
         try:  # now, not after training
@@ -232,6 +232,16 @@ class FIDScorer:
         except OSError:
             writable = False
         require(writable, "cache_dir", str(self.cache_dir), "must be a writable directory (or creatable)")
+
+    def unfit(self, data: object) -> str | None:
+        """Why this FID cannot score ``data``'s images, or None when it can: the shipped network knows Fashion-MNIST
+        alone, and both networks take 28×28 images."""
+        name = getattr(data, "name", "?")
+        if self.feature == "fashion" and name != "fashion_mnist":
+            return f"data={name}: fid=fashion's feature network was trained on Fashion-MNIST alone"
+        if getattr(data, "image_size", 28) != 28:
+            return f"data={name}: fid=inception here takes 28×28 images"
+        return None
 
     def samples(self, model: VAE, n: int, seed: int) -> Iterator[torch.Tensor]:
         """Decoder means of ``n`` draws z ~ N(0, I) seeded by ``seed``, batch by batch on the model's device."""

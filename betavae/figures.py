@@ -3,12 +3,14 @@ model computes on its own device, wherever the images are."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 
 from betavae.data.memory import first_per_class
+from betavae.disentanglement import discretize, entropy, mutual_information
 from betavae.latents import active_mask, encode_all, kl_per_dim
 from betavae.model import VAE, Posterior
 from betavae.plotting import image_grid, new_figure, render
@@ -17,11 +19,13 @@ CURVE_PANELS = ("recon", "kl", "loss")
 
 
 @torch.no_grad()
-def reconstructions(model: VAE, images: torch.Tensor, labels: torch.Tensor, per_class: int) -> np.ndarray:
-    """The first ``per_class`` test images of each class in the top rows, their reconstructions below."""
-    x = images[first_per_class(labels, list(range(10)), per_class)].to(model.device)
-    x = x.view(10, per_class, -1).transpose(0, 1).reshape(10 * per_class, -1)  # rows in class order
-    return image_grid(torch.cat([x, model.reconstruct(x)]), nrow=10)
+def reconstructions(model: VAE, images: torch.Tensor, groups: torch.Tensor, per_class: int) -> np.ndarray:
+    """The first ``per_class`` images of each group (class, or shape) in the top rows, their reconstructions
+    below, one column per group."""
+    kinds = torch.unique(groups).tolist()
+    x = images[first_per_class(groups, kinds, per_class)].to(model.device)
+    x = x.view(len(kinds), per_class, -1).transpose(0, 1).reshape(len(kinds) * per_class, -1)  # rows in group order
+    return image_grid(torch.cat([x, model.reconstruct(x)]), nrow=len(kinds))
 
 
 def prior_samples(model: VAE, num_samples: int, seed: int) -> np.ndarray:
@@ -62,13 +66,13 @@ def frozen_sigma(
 def interpolation(
     model: VAE,
     images: torch.Tensor,
-    labels: torch.Tensor,
+    groups: torch.Tensor,
     pairs: Sequence[Sequence[int]],
     steps: int,
 ) -> np.ndarray:
-    """Straight lines in latent space between the posterior means of the first images of two classes, one row
-    per pair of classes."""
-    ends = torch.stack([images[first_per_class(labels, list(pair), 1)] for pair in pairs])  # [P, 2, pixels]
+    """Straight lines in latent space between the posterior means of the first images of two groups (classes,
+    or shapes), one row per pair."""
+    ends = torch.stack([images[first_per_class(groups, list(pair), 1)] for pair in pairs])  # [P, 2, pixels]
     mu = model.encode(ends.flatten(0, 1).to(model.device)).mu.view(len(pairs), 2, -1)
     t = torch.linspace(0, 1, steps, device=mu.device).view(1, -1, 1)
     path = mu[:, :1] * (1 - t) + mu[:, 1:] * t  # [P, steps, D]
@@ -77,15 +81,52 @@ def interpolation(
 
 @torch.no_grad()
 def latent_traversal(
-    model: VAE, ranking_images: torch.Tensor, image: torch.Tensor, num_dims: int, steps: int, span: float
-) -> np.ndarray:
+    model: VAE, ranking_images: torch.Tensor, image: torch.Tensor, num_dims: int, steps: int, span: float,
+    factors: tuple[np.ndarray, Sequence[str]] | None = None,
+) -> np.ndarray:  # fmt: skip
     """For the ``num_dims`` dimensions with the highest average KL on ``ranking_images``, one row each: that
-    dimension swept over [−span, span], the others at the posterior mean of ``image`` [pixels]."""
-    dims = kl_per_dim(encode_all(model, ranking_images)).argsort(descending=True)[:num_dims]
+    dimension swept over [−span, span], the others at the posterior mean of ``image`` [pixels]. Given the ranking
+    images' ``factors`` (indices [n, K] and names), each row is labelled with the factor its dimension informs
+    most and that mutual information over the factor's entropy."""
+    posterior = encode_all(model, ranking_images)
+    dims = kl_per_dim(posterior).argsort(descending=True)[:num_dims]
     base = model.encode(image.unsqueeze(0).to(model.device)).mu[0]
     z = base.repeat(len(dims), steps, 1)
     z[torch.arange(len(dims)), :, dims] = torch.linspace(-span, span, steps, device=base.device)
-    return image_grid(model.decode_mean(z.flatten(0, 1)), nrow=steps)
+    grid = image_grid(model.decode_mean(z.flatten(0, 1)), nrow=steps)
+    if factors is None:
+        return grid
+    labels, names = factors
+    informs = mutual_information(discretize(posterior.mu.cpu().double().numpy()), labels) / entropy(labels)
+    rows = [f"z{d} · {names[informs[d].argmax()]} {informs[d].max():.2f}" for d in dims.tolist()]
+    return labelled_rows(grid, rows, image.numel())
+
+
+def labelled_rows(grid: np.ndarray, labels: Sequence[str], pixels: int) -> np.ndarray:
+    """An image grid with a label left of each row of images (square images of ``pixels`` pixels, 2 px apart)."""
+    side = math.isqrt(pixels) + 2
+    height, width = grid.shape[:2]
+    fig = new_figure((width + 180) / 100, max(height, 60) / 100)
+    ax = fig.add_subplot()
+    ax.imshow(grid, interpolation="nearest")
+    ax.set_yticks([2 + i * side + side / 2 - 1 for i in range(len(labels))], labels, fontsize=8)
+    ax.set_xticks([])
+    return render(fig)
+
+
+def factor_information_chart(informs: np.ndarray, factor_names: Sequence[str], label: str) -> np.ndarray:
+    """The latent × factor mutual information over each factor's entropy (0: the dimension says nothing of the
+    factor, 1: it determines it), a heatmap with each value written in its cell."""
+    fig = new_figure(1.2 * len(factor_names) + 2, 0.35 * len(informs) + 1.6)
+    ax = fig.add_subplot()
+    shown = ax.imshow(informs, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+    for (d, k), value in np.ndenumerate(informs):
+        ax.text(k, d, f"{value:.2f}", ha="center", va="center", fontsize=7, color="white" if value < 0.5 else "black")
+    ax.set_xticks(range(len(factor_names)), factor_names)
+    ax.set_yticks(range(len(informs)), [f"z{d}" for d in range(len(informs))])
+    ax.set_title(f"{label} · I(z_d; factor) / H(factor)")
+    fig.colorbar(shown, ax=ax)
+    return render(fig)
 
 
 def kl_per_dim_chart(posterior: Posterior, label: str, epoch: int | None = None) -> np.ndarray:

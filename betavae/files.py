@@ -139,3 +139,10 @@ def write_gif(path: Path, frames: list[np.ndarray], durations_ms: list[float]) -
     with atomic(path) as tmp:
         iio.imwrite(tmp, np.stack(frames), extension=".gif", duration=durations_ms, loop=0)
     return Path(path)
+
+
+def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> Path:
+    """Write arrays as an uncompressed .npz (readable with np.load(path), no pickles), atomically."""
+    with atomic(path) as tmp, tmp.open("wb") as f:
+        np.savez(f, **arrays)
+    return Path(path)

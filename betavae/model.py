@@ -3,6 +3,7 @@ likelihood, and what one does with them."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from itertools import pairwise
 from typing import NamedTuple
@@ -104,59 +105,77 @@ def check_dims(key: str, dims: object) -> list[int]:
     return [int(h) for h in dims]
 
 
+def check_image_size(image_size: object) -> int:
+    """The side of the square images a network takes (`data.image_size`)."""
+    require(is_int(image_size, 1), "image_size", image_size, "must be an integer >= 1")
+    return int(image_size)
+
+
 class MLPVAE(VAE):
-    """Encoder input→hidden→(μ, log σ²) and decoder latent→reversed hidden→logits, as in the reference study."""
+    """Encoder pixels→hidden→(μ, log σ²) and decoder latent→reversed hidden→logits, as in the reference study."""
 
     name = "mlp"
 
     def __init__(
         self,
-        input_dim: int = 784,
+        image_size: int = 28,
         hidden_dims: Sequence[int] = (400, 400),
         latent_dim: int = 20,
         likelihood: Likelihood | str = "bernoulli",
     ) -> None:
-        require(is_int(input_dim, 1), "input_dim", input_dim, "must be an integer >= 1")
+        pixels = check_image_size(image_size) ** 2
         hidden_dims = check_dims("hidden_dims", hidden_dims)
-        super().__init__(latent_dim, likelihood, input_dim=input_dim, hidden_dims=hidden_dims)
-        self.encoder = mlp([input_dim, *hidden_dims, 2 * latent_dim])
-        self.decoder = mlp([latent_dim, *reversed(hidden_dims), input_dim])
+        super().__init__(latent_dim, likelihood, image_size=image_size, hidden_dims=hidden_dims)
+        self.encoder = mlp([pixels, *hidden_dims, 2 * latent_dim])
+        self.decoder = mlp([latent_dim, *reversed(hidden_dims), pixels])
+
+
+def halvings(image_size: int, convolutions: int) -> list[tuple[int, int]]:
+    """(padding, size after) of each 4×4 stride-2 convolution: padding 1 halves an even size, 2 an odd one
+    (7→4), so each size is the ceiling of half the one before."""
+    steps, size = [], image_size
+    for _ in range(convolutions):
+        padding, size = (1 if size % 2 == 0 else 2), -(-size // 2)
+        steps.append((padding, size))
+    return steps
 
 
 class ConvVAE(VAE):
-    """The convolutional β-VAE of Burgess et al. 2018 for 28×28 images. Theirs, for 64×64, has four 4×4
-    stride-2 convolutions of 32 channels (64→32→16→8→4) and dense layers of 256 and 256 units; 28×28 needs one
-    halving fewer, so three convolutions (28→14→7→4, the last padded by 2) reach the same 32×4×4 = 512 features
-    their dense layers take. The decoder mirrors it with transposed convolutions (4→7→14→28)."""
+    """The convolutional β-VAE of Burgess et al. 2018, for any image size. Theirs, for 64×64, has four 4×4 stride-2
+    convolutions of 32 channels (64→32→16→8→4) and dense layers of 256 and 256 units. Each convolution here
+    halves the image (rounding up: an odd size is padded by 2), so the default three take 28×28 (28→14→7→4) or
+    32×32 to the 32×4×4 = 512 features their dense layers take; ``channels=[32,32,32,32]`` is theirs for 64×64.
+    The decoder mirrors it with transposed convolutions (4→7→14→28)."""
 
     name = "conv"
 
     def __init__(
         self,
+        image_size: int = 28,
         channels: Sequence[int] = (32, 32, 32),
         hidden_dims: Sequence[int] = (256, 256),
         latent_dim: int = 20,
         likelihood: Likelihood | str = "bernoulli",
     ) -> None:
+        image_size = check_image_size(image_size)
         channels, hidden_dims = check_dims("channels", channels), check_dims("hidden_dims", hidden_dims)
-        require(len(channels) == 3, "channels", channels, "must list 3 channel counts (28→14→7→4)")
-        super().__init__(latent_dim, likelihood, channels=channels, hidden_dims=hidden_dims)
-        padding = (1, 1, 2)  # 28→14→7→4
+        super().__init__(latent_dim, likelihood, image_size=image_size, channels=channels, hidden_dims=hidden_dims)
+        steps = halvings(image_size, len(channels))
+        side = steps[-1][1]
         convs: list[nn.Module] = []
-        for n_in, n_out, pad in zip([1, *channels[:-1]], channels, padding, strict=True):
+        for n_in, n_out, (pad, _) in zip([1, *channels[:-1]], channels, steps, strict=True):
             convs += [nn.Conv2d(n_in, n_out, 4, stride=2, padding=pad), nn.ReLU()]
-        features = channels[-1] * 4 * 4
-        self.encoder = nn.Sequential(
-            nn.Unflatten(1, (1, 28, 28)), *convs, nn.Flatten(), mlp([features, *hidden_dims, 2 * latent_dim])
-        )
+        features = channels[-1] * side * side
+        self.encoder = nn.Sequential(nn.Unflatten(1, (1, image_size, image_size)), *convs, nn.Flatten(),
+                                     mlp([features, *hidden_dims, 2 * latent_dim]))  # fmt: skip
         deconvs: list[nn.Module] = []
         outs = [*reversed(channels[:-1]), 1]
-        for i, (n_in, n_out, pad) in enumerate(zip(reversed(channels), outs, reversed(padding), strict=True)):
+        for i, (n_in, n_out, (pad, _)) in enumerate(zip(reversed(channels), outs, reversed(steps), strict=True)):
             deconvs.append(nn.ConvTranspose2d(n_in, n_out, 4, stride=2, padding=pad, output_padding=int(pad == 2)))
             if i < len(channels) - 1:
                 deconvs.append(nn.ReLU())
         self.decoder = nn.Sequential(
-            mlp([latent_dim, *reversed(hidden_dims), features]), nn.ReLU(), nn.Unflatten(1, (channels[-1], 4, 4)),
+            mlp([latent_dim, *reversed(hidden_dims), features]), nn.ReLU(), nn.Unflatten(1, (channels[-1], side, side)),
             *deconvs, nn.Flatten()
         )  # fmt: skip
 
@@ -168,8 +187,12 @@ MODELS = {cls.name: cls for cls in (MLPVAE, ConvVAE)}
 
 
 def named(architecture: dict[str, object]) -> dict[str, object]:
-    """A checkpoint's `net` hyperparameters with the network's name: an older checkpoint without one is an MLP."""
-    return {"name": MLPVAE.name, **architecture}
+    """A checkpoint's `net` hyperparameters as this version names them: with the network's name (checkpoints
+    before 0.3.0 have none: an MLP) and its image size (before 0.6.0: an MLP's `input_dim` pixels, or 28)."""
+    values = {"name": MLPVAE.name, **architecture}
+    if "image_size" not in values:
+        values["image_size"] = math.isqrt(int(values.pop("input_dim", 28 * 28)))
+    return values
 
 
 def build(architecture: dict[str, object]) -> VAE:

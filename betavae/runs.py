@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import yaml
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from betavae.errors import Refused, RunError, first_line
 from betavae.files import atomic, read_json, write_json, write_yaml
@@ -128,9 +128,22 @@ def run_config(run_dir: Path) -> DictConfig:
     if not path.is_file():
         raise RunError(f"{run_dir} is not a run directory: {path} is missing")
     try:
-        return OmegaConf.load(path)
+        return upgraded(OmegaConf.load(path))
     except Exception as err:  # YAML's or OmegaConf's error, several lines long
         raise RunError(f"{path}: unreadable ({first_line(err)})") from None
+
+
+def upgraded(cfg: DictConfig) -> DictConfig:
+    """A config recorded by an earlier version, as this version writes it: before 0.6.0 the networks took no
+    image size (the MLP its pixels, `model.net.input_dim: 784`) and the data, Fashion-MNIST, gave none (28)."""
+    net = OmegaConf.select(cfg, "model.net")
+    if isinstance(net, DictConfig) and "image_size" not in net:
+        with open_dict(cfg):
+            net.pop("input_dim", None)
+            net.image_size = "${data.image_size}"
+            if isinstance(cfg.get("data"), DictConfig) and "image_size" not in cfg.data:
+                cfg.data.image_size = 28
+    return cfg
 
 
 def holds_work(run_dir: Path) -> bool:

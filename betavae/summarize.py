@@ -50,9 +50,18 @@ COLUMNS = {  # metric key: table header
     "test/active_units": "active units",
     "test/probe_accuracy": "probe on z ~ q (%)",
     "test/probe_accuracy_active": "probe on active μ (%)",
+    "test/mig": "MIG",
+    "test/dci_disentanglement": "DCI disentanglement",
+    "test/dci_completeness": "DCI completeness",
+    "test/dci_informativeness": "DCI informativeness",
+    "test/sap": "SAP",
+    "test/factorvae_score": "FactorVAE score",
+    "test/betavae_score": "BetaVAE score",
     "epochs": "epochs",
     "wall_time_s": "wall time (s)",
 }
+DISENTANGLEMENT = ("test/mig", "test/dci_disentanglement", "test/dci_completeness", "test/dci_informativeness",
+                   "test/sap", "test/factorvae_score", "test/betavae_score")  # fmt: skip
 PAIRED = (
     "test/recon",
     "test/kl",
@@ -65,6 +74,7 @@ PAIRED = (
     "test/fid_recon",
     "test/probe_accuracy",
     "test/probe_accuracy_active",
+    *DISENTANGLEMENT,
 )
 
 
@@ -116,6 +126,7 @@ def label_groups(jobs: list[dict[str, Any]]) -> None:
     common = set.intersection(*(set(j["overrides"]) for j in jobs)) if jobs else set()
     for j in jobs:
         varying = [o for o in j["overrides"] if o not in common]
+        j["setting"] = dict(o.split("=", 1) for o in varying if not o.startswith("seed=") and "=" in o)
         j["group"] = ",".join(o for o in varying if not o.startswith("seed=")) or "(all jobs)"
         j["label"] = ",".join(varying) or j["job"]  # the job alone, for rows of jobs that did not finish
 
@@ -142,30 +153,53 @@ def group_rows(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def paired_differences(rows: list[dict[str, Any]], jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """For consecutive groups in the table (by β) that share seeds: per metric, the mean, sd and 95% t-interval
-    of the per-seed differences (next group − this one); a ranking holds only where the interval excludes 0."""
-    done = [r for r in rows if r["status"] is Status.OK]
-    by_group = {}
+def ordered(value: str) -> tuple[int, float | str]:
+    """A sort key for override values: numbers by value, before other values by name."""
+    try:
+        return 0, float(value)
+    except ValueError:
+        return 1, value
+
+
+def neighbours(jobs: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """The comparisons a sweep's design makes: pairs of groups whose settings differ in one override only, next
+    to each other in its values (numbers ascending), e.g. β = 1 → 4 at each objective and β-VAE → β-TCVAE at
+    each β."""
+    settings = {j["group"]: j["setting"] for j in jobs if j["status"] is Status.OK}
+    pairs = []
+    for key in sorted({k for setting in settings.values() for k in setting}):
+        lines: dict[tuple, list[str]] = {}  # the groups that agree on every other key, along this one
+        for group, setting in settings.items():
+            if key in setting:
+                lines.setdefault(tuple(sorted((k, v) for k, v in setting.items() if k != key)), []).append(group)
+        for line in lines.values():
+            pairs += itertools.pairwise(sorted(line, key=lambda g: ordered(settings[g][key])))
+    return pairs
+
+
+def paired_differences(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """For neighbouring groups that share seeds: per metric, the mean, sd and 95% t-interval of the per-seed
+    differences (second group − first); a ranking holds only where the interval excludes 0."""
+    by_group: dict[str, dict[int, dict[str, Any]]] = {}
     for j in jobs:
         if j["status"] is Status.OK:
             by_group.setdefault(j["group"], {})[j["seed"]] = j
     pairs = []
-    for a, b in itertools.pairwise(done):
-        seeds = sorted(set(by_group[a["group"]]) & set(by_group[b["group"]]))
+    for a, b in neighbours(jobs):
+        seeds = sorted(set(by_group[a]) & set(by_group[b]))
         if len(seeds) < 2:
             continue
         for key in PAIRED:
-            before = [by_group[a["group"]][s].get(key) for s in seeds]
-            after = [by_group[b["group"]][s].get(key) for s in seeds]
+            before = [by_group[a][s].get(key) for s in seeds]
+            after = [by_group[b][s].get(key) for s in seeds]
             if None in before or None in after:
                 continue
             d = [y - x for x, y in zip(before, after, strict=True)]
             mean, sd = statistics.fmean(d), statistics.stdev(d)
             half = float(scipy.stats.t.ppf(0.975, len(d) - 1)) * sd / math.sqrt(len(d))
             interval = [mean - half, mean + half]
-            pairs.append({"from": a["group"], "to": b["group"], "metric": key, "n": len(d), "mean": mean, "sd": sd,
-                          "ci95": interval, "within_noise": interval[0] <= 0 <= interval[1]})  # fmt: skip
+            pairs.append({"from": a, "to": b, "metric": key, "n": len(d), "mean": mean, "sd": sd, "ci95": interval,
+                          "within_noise": interval[0] <= 0 <= interval[1]})  # fmt: skip
     return pairs
 
 
@@ -174,17 +208,26 @@ def paired_markdown(pairs: list[dict[str, Any]]) -> str:
     lines = ["| from → to | metric | seeds | mean diff. ± sd | 95% interval | |", "|" + " --- |" * 6]
     for p in pairs:
         verdict = "within noise" if p["within_noise"] else "differs"
-        lo, hi = p["ci95"]
-        lines.append(f"| {p['from']} → {p['to']} | {COLUMNS[p['metric']]} | {p['n']} | {p['mean']:+.2f} ± "
-                     f"{p['sd']:.2f} | [{lo:+.2f}, {hi:+.2f}] | {verdict} |")  # fmt: skip
+        (lo, hi), n = p["ci95"], decimals(p["metric"])
+        lines.append(f"| {p['from']} → {p['to']} | {COLUMNS[p['metric']]} | {p['n']} | {p['mean']:+.{n}f} ± "
+                     f"{p['sd']:.{n}f} | [{lo:+.{n}f}, {hi:+.{n}f}] | {verdict} |")  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+def decimals(key: str) -> int:
+    """How many decimals a metric is shown with: scores in [0, 1] three, nats two."""
+    if key in ("epochs",):
+        return 0
+    if key in ("wall_time_s", "test/active_units"):
+        return 1
+    return 3 if "ess" in key or key in DISENTANGLEMENT else 2
 
 
 def cell(row: dict[str, Any], key: str) -> str:
     """'mean ± std' (or the mean alone, or '–') formatted for the table."""
     if key not in row:
         return "–"
-    digits = 0 if key in ("epochs",) else 1 if key in ("wall_time_s", "test/active_units") else 3 if "ess" in key else 2
+    digits = decimals(key)
     text = f"{row[key]:.{digits}f}"
     std = row.get(f"{key} std")
     return text if std is None else f"{text} ± {std:.{digits}f}"
@@ -234,27 +277,49 @@ def iso_elbo_lines(ax: Any, levels: list[float]) -> None:
     ax.legend(loc="upper right", fontsize=8)
 
 
-def against_beta(ax: Any, done: list[dict[str, Any]], keys: dict[str, str]) -> None:
-    """Each metric in ``keys`` (key: legend label) against β, mean ± sd over seeds; log β for a wide range."""
+def series(row: dict[str, Any]) -> str:
+    """The line a group is drawn on against β: its label without β ("objective=tcvae"; "" when only β varies)."""
+    return ",".join(part for part in row["group"].split(",") if not part.startswith("beta="))
+
+
+def against_beta(ax: Any, done: list[dict[str, Any]], keys: dict[str, str]) -> bool:
+    """Each metric in ``keys`` (key: legend label) against β, mean ± sd over seeds, one line per series (other
+    swept keys: solid, dashed, ...); log β for a wide range. Whether anything was drawn."""
     rows = sorted(done, key=lambda r: r["beta"])
-    for key, label in keys.items():
-        have = [r for r in rows if key in r]
-        errors = [fid_error(r) if key == "test/fid" else r.get(f"{key} std") or 0.0 for r in have]
-        if have:
-            betas = [r["beta"] for r in have]
-            ax.errorbar(betas, [r[key] for r in have], yerr=errors, fmt="o-", capsize=3, label=label)
+    lines = sorted({series(r) for r in rows})
+    drawn = False
+    for (key, label), color in zip(keys.items(), ("C0", "C1", "C2", "C3", "C4", "C5", "C6"), strict=False):
+        for line, style in zip(lines, ("-", "--", ":", "-."), strict=False):
+            have = [r for r in rows if key in r and series(r) == line]
+            errors = [fid_error(r) if key == "test/fid" else r.get(f"{key} std") or 0.0 for r in have]
+            if have:
+                ax.errorbar([r["beta"] for r in have], [r[key] for r in have], yerr=errors, fmt="o", ls=style,
+                            color=color, capsize=3, label=f"{label} · {line}" if line else label)  # fmt: skip
+                drawn = True
     betas = [r["beta"] for r in rows]
     if betas and min(betas) > 0 and max(betas) / min(betas) > 5:
         ax.set_xscale("log")
     ax.set_xlabel("β")
+    return drawn
+
+
+PANELS = {  # title: (metrics and their labels, y label), drawn where a group has the first metric
+    "generation quality": ({"test/fid": "FID"}, "test FID of decoder means (prior samples)"),
+    "where the KL goes": ({"test/mi": "index-code MI", "test/tc": "total correlation",
+                           "test/dimwise_kl": "dimension-wise KL"}, "nats / image (test images, q(z) over them all)"),
+    "what β buys: disentanglement": ({"test/mig": "MIG", "test/dci_disentanglement": "DCI disentanglement",
+                                      "test/factorvae_score": "FactorVAE", "test/betavae_score": "BetaVAE"},
+                                     "score (1: each factor in one latent)"),
+}  # fmt: skip
 
 
 def tradeoff_plot(rows: list[dict[str, Any]]) -> np.ndarray:
-    """Left: the rate–distortion plane (KL, recon) with one labelled point per group; middle: FID against β;
-    right: the KL's parts (MI, TC, dimension-wise KL) against β."""
+    """The rate–distortion plane (KL, recon) with one labelled point per group; then, against β, FID, the KL's
+    parts (MI, TC, dimension-wise KL) and the disentanglement scores, each panel where the sweep has them."""
     done = [r for r in rows if r["status"] is Status.OK and "test/kl" in r and "test/recon" in r]
-    fig = new_figure(16, 4.2)
-    left, right, parts = fig.subplots(1, 3)
+    panels = [title for title, (keys, _) in PANELS.items() if any(next(iter(keys)) in r for r in done)]
+    fig = new_figure(16 * (1 + len(panels)) / 3, 4.2)  # 16 inches for three panels
+    left, *axes = fig.subplots(1, 1 + len(panels), squeeze=False)[0]
     label_by_beta = len({r["beta"] for r in done}) == len(done)
     for r in done:
         label = f"β = {r['beta']:g}" if label_by_beta else r["group"]
@@ -266,15 +331,12 @@ def tradeoff_plot(rows: list[dict[str, Any]]) -> np.ndarray:
     left.set_xlabel("rate: test KL (nats / image)")
     left.set_ylabel("distortion: test recon (nats / image)")
     left.set_title("rate–distortion")
-    against_beta(right, done, {"test/fid": "FID"})
-    right.set_ylabel("test FID of decoder means (prior samples)")
-    right.set_title("generation quality")
-    against_beta(parts, done, {"test/mi": "index-code MI", "test/tc": "total correlation",
-                               "test/dimwise_kl": "dimension-wise KL"})  # fmt: skip
-    if any("test/mi" in r for r in done):
-        parts.legend(fontsize=8)
-    parts.set_ylabel("nats / image (test images, q(z) over all of them)")
-    parts.set_title("where the KL goes")
+    for ax, title in zip(axes, panels, strict=True):
+        keys, ylabel = PANELS[title]
+        if against_beta(ax, done, keys) and len(ax.get_legend_handles_labels()[1]) > 1:
+            ax.legend(fontsize=7)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
     seeds = max((r["n"] for r in done), default=1)
     fig.suptitle("β sweep" + (f" · mean ± std over {seeds} seeds" if seeds > 1 else ""))
     return render(fig)
@@ -299,7 +361,7 @@ def summarize(sweep_dir: Path) -> tuple[str, list[dict[str, Any]]]:
         raise RunError(f"{sweep_dir} holds no sweep: no multirun.yaml and no job directory (with .hydra/config.yaml)")
     rows = group_rows(jobs)
     table = markdown(rows)
-    pairs = paired_differences(rows, jobs)
+    pairs = paired_differences(jobs)
     text = f"# Sweep summary: {sweep_dir}\n\n{table}"
     if pairs:
         text += "\n## Paired differences over shared seeds (next row − this row)\n\n" + paired_markdown(pairs)

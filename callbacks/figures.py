@@ -49,7 +49,7 @@ class Reconstructions(FigureCallback):
         self.per_class = per_class
 
     def draw(self, module: BetaVAEModule, datamodule: pl.LightningDataModule) -> np.ndarray:
-        return figures.reconstructions(module.net, *datamodule.images("test"), per_class=self.per_class)
+        return figures.reconstructions(module.net, *datamodule.grouped("test"), per_class=self.per_class)
 
 
 class PriorSamples(FigureCallback):
@@ -75,7 +75,7 @@ class Interpolation(FigureCallback):
         self.pairs, self.steps = [tuple(p) for p in pairs], steps
 
     def draw(self, module: BetaVAEModule, datamodule: pl.LightningDataModule) -> np.ndarray:
-        return figures.interpolation(module.net, *datamodule.images("test"), pairs=self.pairs, steps=self.steps)
+        return figures.interpolation(module.net, *datamodule.grouped("test"), pairs=self.pairs, steps=self.steps)
 
 
 class LatentTraversal(FigureCallback):
@@ -89,9 +89,9 @@ class LatentTraversal(FigureCallback):
 
     def draw(self, module: BetaVAEModule, datamodule: pl.LightningDataModule) -> np.ndarray:
         image = datamodule.images("test")[0][self.image_index]
-        return figures.latent_traversal(
-            module.net, datamodule.images("val")[0], image, self.num_dims, self.steps, self.span
-        )
+        ranking, labels = datamodule.images("val")
+        factors = (labels.cpu().numpy(), [f.name for f in datamodule.factors]) if datamodule.factors else None
+        return figures.latent_traversal(module.net, ranking, image, self.num_dims, self.steps, self.span, factors)
 
 
 class FrozenSigma(AtFitEnd):

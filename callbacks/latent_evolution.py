@@ -35,7 +35,7 @@ class LatentEvolution(AtFitEnd):
 
     def _fixed(self, trainer: pl.Trainer) -> tuple[torch.Tensor, torch.Tensor]:
         """The fixed validation images every frame encodes, and their labels."""
-        images, labels = trainer.datamodule.images("val")
+        images, labels = trainer.datamodule.grouped("val")
         picks = first_per_class(labels, self.classes, self.per_class)
         return images[picks], labels[picks]
 
@@ -70,7 +70,8 @@ class LatentEvolution(AtFitEnd):
         if self.frames[-1].epoch < trainer.current_epoch:  # the final state, unless a periodic snapshot took it
             self._snapshot_after_epoch(trainer, pl_module, trainer.current_epoch)
         labels = self._fixed(trainer)[1].cpu().numpy()
-        images = evolution_images(self.frames, labels, self.classes, pl_module.objective.label)
+        names = trainer.datamodule.groups
+        images = evolution_images(self.frames, labels, self.classes, names, pl_module.objective.label)
         for frame, image in zip(self.frames, images, strict=True):
             publish(trainer, "latent_evolution", image, step=frame.epoch)  # steps by epoch (TensorBoard's slider)
         durations = [1000 / self.fps] * (len(images) - 1) + [1000 * self.hold_last_s]

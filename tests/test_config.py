@@ -13,7 +13,7 @@ def test_defaults_reproduce_the_reference_study():
     cfg = compose_train()
     module = instantiate(cfg.model)
     assert (module.beta, module.lr, cfg.seed, cfg.ckpt_path) == (1.0, 1e-3, 42, None)
-    assert module.net.architecture == {"name": "mlp", "input_dim": 784, "hidden_dims": [400, 400], "latent_dim": 20,
+    assert module.net.architecture == {"name": "mlp", "image_size": 28, "hidden_dims": [400, 400], "latent_dim": 20,
                                        "likelihood": "bernoulli"}  # fmt: skip
     assert type(module.objective).__name__ == "BetaObjective"
     assert module.objective.warmup_epochs == 0
@@ -104,13 +104,16 @@ def test_callbacks_group_composes_every_callback_and_fid_none_leaves_nothing():
     assert list(cfg.callbacks)[:4] == ["checkpoint", "last_checkpoint", "timer", "progress_bar"]
     assert "fid" in cfg.callbacks
     assert "fid" in cfg
-    none = ["checkpoint", "last_checkpoint", "timer", "progress_bar", "fid"]
+    none = ["checkpoint", "last_checkpoint", "timer", "progress_bar", "fid", "disentanglement"]
     assert list(compose_train("callbacks=none").callbacks) == none
     for overrides in (["fid=none"], ["fid=none", "experiment=smoke"]):
         off = compose_train(*overrides)
         assert "fid" not in off
         assert "fid" not in off.callbacks
     assert "fid" not in compose_config("evaluate", "fid=none")
+    off = compose_train("disentanglement=none")
+    assert "disentanglement" not in off
+    assert "disentanglement" not in off.callbacks
 
 
 def test_callbacks_are_tunable_and_removable_from_the_command_line():

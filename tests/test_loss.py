@@ -112,12 +112,12 @@ def test_kl_is_zero_only_at_the_prior():
 
 def _tiny_vae(likelihood="bernoulli"):
     torch.manual_seed(0)
-    return MLPVAE(input_dim=6, hidden_dims=[5], latent_dim=2, likelihood=likelihood).double()
+    return MLPVAE(image_size=2, hidden_dims=[5], latent_dim=2, likelihood=likelihood).double()
 
 
 @pytest.mark.parametrize("likelihood", ["bernoulli", "continuous_bernoulli"])
 def test_iw_estimate_and_ess_match_hand_importance_sampling(likelihood):
-    model, (_, x) = _tiny_vae(likelihood), _tiny(3, batch=2)
+    model, (_, x) = _tiny_vae(likelihood), _tiny(3, batch=2, pixels=4)
     torch.manual_seed(7)
     estimate = iw_estimate(model, x, samples=5, batch_images=1, batch_samples=2)
     torch.manual_seed(7)  # the same ε, drawn in the same order: image by image, 2 + 2 + 1 samples
@@ -143,7 +143,7 @@ def test_iw_ess_is_all_samples_when_the_posterior_is_the_prior_and_the_decoder_i
         for layer in (model.encoder[-1], model.decoder[-1]):  # q(z|x) = N(0, I) = p(z); logits independent of z
             layer.weight.zero_()
             layer.bias.zero_()
-    _, x = _tiny(4, batch=4)
+    _, x = _tiny(4, batch=4, pixels=4)
     estimate = iw_estimate(model, x, samples=64)
     assert torch.allclose(estimate.ess / 64, torch.ones(4, dtype=torch.float64))
     assert torch.allclose(-estimate.log_px, Bernoulli().nll(torch.zeros_like(x), x))  # then it is exact

@@ -57,7 +57,7 @@ def _tiny_vae_with_wide_posterior() -> MLPVAE:
     """q(z|x) much wider than the true posterior (log σ² = 4) with a decoder that depends sharply on z, so a
     few importance weights dominate."""
     torch.manual_seed(0)
-    model = MLPVAE(input_dim=6, hidden_dims=[5], latent_dim=2).double()
+    model = MLPVAE(image_size=2, hidden_dims=[5], latent_dim=2).double()
     with torch.no_grad():
         model.encoder[-1].bias[2:] = 4.0
         model.decoder[-1].weight.mul_(30)
@@ -65,7 +65,7 @@ def _tiny_vae_with_wide_posterior() -> MLPVAE:
 
 
 def test_low_effective_sample_size_is_reported_and_warned(caplog):
-    x = torch.rand(8, 6, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    x = torch.rand(8, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     settings = OmegaConf.create({"seed": 0, "elbo_samples": 10, "iw_samples": 500, "batch_images": 4,
                                  "batch_samples": 100})  # fmt: skip
     with caplog.at_level(logging.WARNING, logger="betavae.evaluate"):

@@ -40,25 +40,40 @@ def test_conv_vae_maps_28x28_images_to_4x4_features_and_back():
     assert model.decode(torch.zeros(3, 5, 7)).shape == (3, 5, 784)  # leading sample dimensions, as IW uses
 
 
+@pytest.mark.parametrize(("side", "channels", "sizes"), [(32, [32, 32, 32], [16, 8, 4]),
+                                                        (64, [32, 32, 32, 32], [32, 16, 8, 4])])  # fmt: skip
+def test_conv_vae_halves_any_image_size_to_the_same_features_and_back(side, channels, sizes):
+    model = ConvVAE(image_size=side, channels=channels, latent_dim=5)
+    x = torch.rand(2, side * side)
+    found = [x.view(2, 1, side, side)]
+    for conv in [m for m in model.encoder if isinstance(m, torch.nn.Conv2d)]:
+        found.append(conv(found[-1]))
+    assert [t.shape[-1] for t in found[1:]] == sizes
+    assert model(x)[0].shape == (2, side * side)
+    assert MLPVAE(image_size=side, latent_dim=5)(x)[0].shape == (2, side * side)
+
+
 def test_build_rebuilds_each_network_by_name_and_refuses_others():
     for model in (MLPVAE(latent_dim=3), ConvVAE(latent_dim=3)):
         rebuilt = build(model.architecture)
         assert type(rebuilt) is type(model)
         assert rebuilt.architecture == model.architecture
     older = {"input_dim": 784, "hidden_dims": [400, 400], "latent_dim": 20, "likelihood": "bernoulli"}
-    assert type(build(older)) is MLPVAE  # a checkpoint from before networks had names
+    rebuilt = build(older)  # a checkpoint from before networks had names, and took a pixel count
+    assert type(rebuilt) is MLPVAE
+    assert rebuilt.architecture["image_size"] == 28
     with pytest.raises(ConfigError, match=r"model='os\.system': must be one of mlp, conv"):
         build({"name": "os.system"})
     with pytest.raises(ConfigError, match="channels"):
-        ConvVAE(channels=[32, 32])
+        ConvVAE(channels=[])
 
 
 def test_dimensions_come_from_arguments():
-    model = MLPVAE(input_dim=10, hidden_dims=[7], latent_dim=2)
-    logits, mu, _ = model(torch.rand(3, 10))
-    assert logits.shape == (3, 10)
+    model = MLPVAE(image_size=3, hidden_dims=[7], latent_dim=2)
+    logits, mu, _ = model(torch.rand(3, 9))
+    assert logits.shape == (3, 9)
     assert mu.shape == (3, 2)
-    assert model.decode(torch.zeros(4, 2)).shape == (4, 10)
+    assert model.decode(torch.zeros(4, 2)).shape == (4, 9)
 
 
 def test_reparameterize_uses_sigma():
@@ -76,7 +91,7 @@ def test_reparameterize_with_given_noise_broadcasts_over_sample_dimensions():
 
 
 def test_sample_draws_seeded_codes_scaled_by_temperature():
-    model = MLPVAE(input_dim=6, hidden_dims=[5], latent_dim=2)
+    model = MLPVAE(image_size=2, hidden_dims=[5], latent_dim=2)
     first = model.sample(4, torch.Generator().manual_seed(3))
     assert torch.equal(first, model.sample(4, torch.Generator().manual_seed(3)))  # same seed, same images
     assert not torch.equal(first, model.sample(4, torch.Generator().manual_seed(4)))
@@ -87,8 +102,8 @@ def test_sample_draws_seeded_codes_scaled_by_temperature():
 
 
 def test_reconstruct_decodes_the_posterior_mean():
-    model = MLPVAE(input_dim=6, hidden_dims=[5], latent_dim=2)
-    x = torch.rand(3, 6)
+    model = MLPVAE(image_size=2, hidden_dims=[5], latent_dim=2)
+    x = torch.rand(3, 4)
     assert torch.equal(model.reconstruct(x), torch.sigmoid(model.decode(model.encode(x).mu)))
 
 
@@ -98,7 +113,7 @@ def test_reconstruct_decodes_the_posterior_mean():
         ({"latent_dim": 0}, "latent_dim=0: must be an integer >= 1"),
         ({"hidden_dims": []}, "hidden_dims=[]: must be a non-empty list of positive integers"),
         ({"hidden_dims": [400, -1]}, "hidden_dims=[400, -1]: must be"),
-        ({"input_dim": 2.5}, "input_dim=2.5: must be an integer >= 1"),
+        ({"image_size": 2.5}, "image_size=2.5: must be an integer >= 1"),
     ],
 )
 def test_constructor_refuses_bad_architecture_naming_the_argument(kwargs, message):
@@ -110,12 +125,12 @@ def test_a_checkpoint_alone_rebuilds_its_module(tmp_path):
     """BetaVAEModule.load needs no config: the architecture travels in the checkpoint's hyperparameters."""
     import lightning.pytorch as pl
 
-    module = BetaVAEModule(MLPVAE(input_dim=784, hidden_dims=[32], latent_dim=3), BetaObjective(0.25), lr=0.01)
+    module = BetaVAEModule(MLPVAE(image_size=28, hidden_dims=[32], latent_dim=3), BetaObjective(0.25), lr=0.01)
     trainer = pl.Trainer(max_epochs=0, logger=False, enable_checkpointing=False, enable_progress_bar=False)
     trainer.strategy.connect(module)
     trainer.save_checkpoint(tmp_path / "model.ckpt")
     loaded = BetaVAEModule.load(tmp_path / "model.ckpt")
-    architecture = {"name": "mlp", "input_dim": 784, "hidden_dims": [32], "latent_dim": 3, "likelihood": "bernoulli"}
+    architecture = {"name": "mlp", "image_size": 28, "hidden_dims": [32], "latent_dim": 3, "likelihood": "bernoulli"}
     assert loaded.net.architecture == architecture
     assert (loaded.beta, loaded.lr, loaded.training) == (0.25, 0.01, False)
     x = torch.rand(4, 784)
@@ -134,7 +149,7 @@ def test_divergence_check_names_the_first_non_finite_step_since_the_last_check()
     """The training loss is checked every few steps without a sync per step; the error names the first bad one."""
     from types import SimpleNamespace
 
-    module = BetaVAEModule(MLPVAE(input_dim=4, hidden_dims=[3], latent_dim=2))
+    module = BetaVAEModule(MLPVAE(image_size=2, hidden_dims=[3], latent_dim=2))
     module._trainer = SimpleNamespace(global_step=10, current_epoch=2, world_size=1)  # 10 optimizer steps taken
     nan, inf, one = float("nan"), float("inf"), 1.0
     module._batches["train"] = [batch(one, one, one)] * 6  # steps 0-5, checked
@@ -151,7 +166,7 @@ def test_a_process_with_no_batch_still_joins_the_epoch_sums():
 
     reduced = []
     strategy = SimpleNamespace(reduce=lambda totals, reduce_op: reduced.append(totals) or totals)
-    module = BetaVAEModule(MLPVAE(input_dim=4, hidden_dims=[3], latent_dim=2))
+    module = BetaVAEModule(MLPVAE(image_size=2, hidden_dims=[3], latent_dim=2))
     module._trainer = SimpleNamespace(strategy=strategy)
     module._log_epoch("val")  # no batch here, and none on the other processes either: nothing to log
     assert len(reduced) == 1
@@ -162,7 +177,7 @@ def test_a_non_finite_loss_on_another_ddp_process_stops_this_one_with_the_same_m
     """Each process checks its own losses, then all agree: the first bad step of any rank stops every rank."""
     from types import SimpleNamespace
 
-    module = BetaVAEModule(MLPVAE(input_dim=4, hidden_dims=[3], latent_dim=2))
+    module = BetaVAEModule(MLPVAE(image_size=2, hidden_dims=[3], latent_dim=2))
     module._trainer = SimpleNamespace(global_step=4, current_epoch=0, world_size=2)
     module._batches["train"] = [batch(1.0, 1.0, 1.0)] * 4  # finite here
     other = torch.tensor([1.0, float("nan"), 2.0, 3.0])  # rank 1: its batch 1 had a NaN recon

@@ -94,6 +94,18 @@ def test_a_directory_of_an_earlier_version_continues(tmp_path):
     assert {"continue_may_change", "trainer.plugins"} <= set(check_continuation(run, compose_train()))
 
 
+def test_a_directory_of_0_5_0_whose_networks_took_pixels_continues_as_the_same_experiment(tmp_path):
+    run = started_run(tmp_path / "run")
+    recorded = OmegaConf.load(run / ".hydra" / "config.yaml")
+    del recorded.model.net["image_size"], recorded.data["image_size"]
+    recorded.model.net.input_dim = 784  # how 0.5.0 and earlier recorded the MLP
+    OmegaConf.save(recorded, run / ".hydra" / "config.yaml")
+    assert check_continuation(run, compose_train()) == {}
+    refused = compose_train("model=conv")
+    with pytest.raises(Refused, match=r"model\.net\._target_"):
+        check_continuation(run, refused)
+
+
 def test_a_directory_without_work_starts_a_new_experiment(tmp_path):
     run = started_run(tmp_path / "run", "beta=0.1")
     (run / "checkpoints" / "last.ckpt").unlink()  # a run that failed before its first checkpoint
@@ -386,3 +398,17 @@ def test_a_file_that_is_not_a_record_reads_as_none_and_an_extra_key_is_ignored(t
         assert record.epochs == 1
     else:
         assert record is None
+
+
+def test_a_sweeps_paired_comparisons_are_along_one_swept_key_at_a_time():
+    from betavae.runs import Status
+    from betavae.summarize import label_groups, neighbours
+
+    jobs = [{"overrides": [f"beta={b}", f"objective={o}", f"seed={s}"], "job": "", "status": Status.OK}
+            for b in (1, 10, 4) for o in ("beta", "tcvae") for s in (1, 2)]  # fmt: skip
+    label_groups(jobs)
+    assert sorted(neighbours(jobs)) == sorted([
+        ("beta=1,objective=beta", "beta=4,objective=beta"), ("beta=4,objective=beta", "beta=10,objective=beta"),
+        ("beta=1,objective=tcvae", "beta=4,objective=tcvae"), ("beta=4,objective=tcvae", "beta=10,objective=tcvae"),
+        ("beta=1,objective=beta", "beta=1,objective=tcvae"), ("beta=4,objective=beta", "beta=4,objective=tcvae"),
+        ("beta=10,objective=beta", "beta=10,objective=tcvae")])  # fmt: skip

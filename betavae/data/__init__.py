@@ -2,5 +2,6 @@
 here (`_target_: betavae.data.FashionMNISTDataModule`)."""
 
 from betavae.data.fashion_mnist import FashionMNISTDataModule
+from betavae.data.shapes import ShapesDataModule
 
-__all__ = ["FashionMNISTDataModule"]
+__all__ = ["FashionMNISTDataModule", "ShapesDataModule"]

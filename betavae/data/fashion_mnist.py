@@ -31,8 +31,13 @@ CLASS_NAMES = (
 class FashionMNISTDataModule(InMemoryDataModule):
     """Fashion-MNIST from its IDX files: 55,000 train / 5,000 val (by ``split_seed``) / 10,000 test images."""
 
+    name = "fashion_mnist"
+    groups = CLASS_NAMES
+    has_classes = True
+
     def __init__(
         self,
+        image_size: int = 28,
         root: str | None = None,
         system_dir: str | None = SYSTEM_DIR,
         download: bool = True,
@@ -45,6 +50,8 @@ class FashionMNISTDataModule(InMemoryDataModule):
         binarize_seed: int = 0,
     ) -> None:
         super().__init__(batch_size, eval_batch_size, val_size, seed, binarize, binarize_seed)
+        require(image_size == 28, "image_size", image_size, "must be 28: Fashion-MNIST's images are 28×28")
+        self.image_size = image_size
         train_images = SPLITS["train"][2]
         require(  # validation picks the best checkpoint, so it needs images
             is_int(val_size, 1) and val_size < train_images,

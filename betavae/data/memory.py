@@ -94,6 +94,9 @@ class InMemoryDataModule(pl.LightningDataModule):
     Bernoulli(intensity); validation and test are binarised once with ``binarize_seed``."""
 
     name = "data"  # for the log
+    groups: tuple[str, ...] = ()  # what figures show a row or a colour for: classes, or shapes
+    has_classes = False  # whether labels are classes, which a linear probe can read from the codes
+    factors: tuple | None = None  # ground-truth factors of variation, when the data set knows them
 
     def __init__(
         self, batch_size: int, eval_batch_size: int, val_size: int, seed: int, binarize: bool, binarize_seed: int
@@ -142,6 +145,15 @@ class InMemoryDataModule(pl.LightningDataModule):
         images before any binarisation (what figures, FID and the probe use)."""
         images, labels = self._split(split)
         return to_unit(images), labels
+
+    def group_of(self, labels: torch.Tensor) -> torch.Tensor:
+        """Each image's group (an index into `groups`), from its labels."""
+        return labels
+
+    def grouped(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """All images of a split, as `images` gives them, with their groups."""
+        images, labels = self.images(split)
+        return images, self.group_of(labels)
 
     def observed(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         """The images the likelihood scores: with ``binarize`` the split's fixed binarisation, else `images`."""

@@ -1,0 +1,203 @@
+"""The disentanglement scores against cases with known answers, and against disentanglement_lib's definitions as
+nmichlo/disent ports them (run on the same codes); the shapes data they are computed on."""
+
+import functools
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from betavae import disentanglement as scores
+from betavae.data.shapes import SHAPES, ShapesDataModule, grid_factors, render, sprites
+from betavae.errors import ConfigError
+
+VALUES = [3, 4, 5, 6]  # factor sizes of the known-answer cases: small, so the boosted trees fit in seconds
+GRID = np.stack(np.meshgrid(*[np.arange(v) for v in VALUES], indexing="ij"), -1).reshape(-1, len(VALUES))
+NOISE = np.random.default_rng(9).normal(size=(len(GRID), 6))  # a fixed code per grid point, unrelated to it
+
+
+def index(factors):
+    return np.ravel_multi_index(tuple(factors.T), VALUES)
+
+
+CODES = {  # code function of factor combinations [n, K] → codes [n, D]
+    "identity": lambda f: f.astype(float),
+    "permuted and rescaled": lambda f: f[:, [2, 0, 3, 1]] * np.array([3.0, -0.5, 2.0, 10.0]) + 7.0,
+    "constant": lambda f: np.zeros((len(f), 4)),
+    "random": lambda f: NOISE[index(f)],
+    "one factor in two latents": lambda f: np.concatenate([f, f[:, :1]], axis=1).astype(float),
+    "two factors in one latent": lambda f: np.stack([f[:, 0] * VALUES[1] + f[:, 1], f[:, 2], f[:, 3]], 1) * 1.0,
+}
+
+
+@functools.cache
+def code_scores(kind, n_train=1000, n_test=500):
+    """MIG, DCI and SAP of the codes ``kind`` gives factor combinations drawn at random (seeded), once."""
+    sample = scores.factor_sampler(VALUES, np.random.default_rng(1))
+    train, test = sample(n_train), sample(n_test)
+    return scores.scores_from_codes(CODES[kind](train), train, CODES[kind](test), test)
+
+
+def sampled_scores(kind):
+    """The FactorVAE and BetaVAE scores of the codes ``kind`` gives, small sample sizes."""
+    rng = np.random.default_rng(2)
+    sample = scores.factor_sampler(VALUES, rng)
+    sizes = {"batch_size": 16, "num_train": 1000, "num_eval": 500}
+    return (scores.factorvae_score(CODES[kind], sample, len(VALUES), rng, **sizes, num_variance_estimate=1000),
+            scores.betavae_score(CODES[kind], sample, len(VALUES), rng, **sizes))  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["identity", "permuted and rescaled"])
+def test_codes_that_are_the_factors_score_one_on_every_score_that_can_reach_it(kind):
+    found = code_scores(kind)
+    assert found["mig"] > 0.97  # not exactly 1: the MI of independent factors estimated from 1,000 draws is > 0
+    assert found["dci_disentanglement"] > 0.99
+    assert found["dci_completeness"] > 0.99
+    assert found["dci_informativeness"] > 0.99
+    assert sampled_scores(kind) == (1.0, 1.0)
+
+
+def test_sap_of_perfect_codes_is_far_from_one_on_factors_of_many_values():
+    """A linear SVM on one dimension draws one threshold per class against the rest: it separates two values,
+    not six, so SAP stays low even where a dimension is the factor; with two values it reaches 1 − chance."""
+    assert code_scores("identity")["sap"] < 0.5
+    sample = scores.factor_sampler([2, 2, 2], np.random.default_rng(1))
+    train, test = sample(1000), sample(500)
+    binary = scores.sap(train * 1.0, train, test * 1.0, test)
+    assert binary == pytest.approx(0.5, abs=0.05)  # the best dimension is always right, the second at chance
+
+
+def test_constant_codes_score_zero_and_chance_where_a_classifier_guesses():
+    found = code_scores("constant")
+    assert found["mig"] == 0
+    assert found["dci_disentanglement"] == pytest.approx(0, abs=1e-9)
+    assert found["dci_completeness"] == pytest.approx(0, abs=1e-9)
+    assert found["sap"] == 0
+    assert found["dci_informativeness"] < 0.4  # the trees can only guess each factor's most frequent value
+    factorvae, betavae = sampled_scores("constant")
+    assert factorvae == 0  # no dimension varies: none takes part
+    assert betavae == pytest.approx(1 / len(VALUES), abs=0.06)  # the regression guesses: chance
+
+
+def test_random_codes_score_near_chance():
+    found = code_scores("random")
+    assert found["mig"] < 0.02
+    assert found["sap"] < 0.02
+    assert found["dci_completeness"] < 0.1
+    assert found["dci_disentanglement"] < 0.25  # trees fitted to noise spread their importance at random
+    factorvae, betavae = sampled_scores("random")
+    assert factorvae < 1 / len(VALUES) + 0.15
+    assert betavae < 1 / len(VALUES) + 0.1
+
+
+def test_two_latents_holding_one_factor_lower_mig_and_completeness():
+    found, perfect = code_scores("one factor in two latents"), code_scores("identity")
+    assert found["mig"] < perfect["mig"] - 0.2  # factor 0's gap is 0: its top two latents are equal
+    assert found["dci_completeness"] < perfect["dci_completeness"] - 0.05
+    assert found["dci_disentanglement"] > 0.99  # each latent still holds one factor
+
+
+def test_one_latent_holding_two_factors_lowers_dci_disentanglement():
+    found, perfect = code_scores("two factors in one latent"), code_scores("identity")
+    assert found["dci_disentanglement"] < perfect["dci_disentanglement"] - 0.1
+    assert found["dci_informativeness"] > 0.99  # the codes still determine every factor
+
+
+def test_dci_of_a_known_importance_matrix():
+    """disentanglement_lib's own known answers for the importance matrix."""
+    diagonal = np.diag(np.full(5, 5.0))
+    assert scores.dci_disentanglement(diagonal) == pytest.approx(1)
+    assert scores.dci_completeness(np.vstack([diagonal, diagonal])) == pytest.approx(1 - math.log(2) / math.log(10))
+    assert scores.dci_disentanglement(np.hstack([diagonal, diagonal])) == pytest.approx(1 - math.log(2) / math.log(10))
+    assert scores.dci_disentanglement(np.zeros((10, 10))) == pytest.approx(0, abs=1e-9)
+
+
+@pytest.mark.slow  # the reference's trees and ours: 10 s
+@pytest.mark.parametrize("kind", ["permuted and rescaled", "random", "one factor in two latents"])
+def test_mig_dci_and_sap_equal_disents_port_of_disentanglement_lib_on_the_same_codes(kind):
+    disent = pytest.importorskip("disent.metrics", reason="the reference needs the dev extra's disent")
+    sample = scores.factor_sampler(VALUES, np.random.default_rng(1))
+    train, test = sample(2000), sample(1000)
+    codes_train, codes_test = CODES[kind](train), CODES[kind](test)
+    ours = scores.scores_from_codes(codes_train, train, codes_test, test)
+    mig = disent._mig._compute_mig(codes_train.T, train.T)["mig.discrete_score"]
+    dci = disent._dci._compute_dci(codes_train.T, train.T, codes_test.T, test.T)
+    sap = disent._sap._compute_sap(codes_train.T, train.T, codes_test.T, test.T, continuous_factors=False)
+    assert ours["mig"] == pytest.approx(mig, abs=1e-12)
+    assert ours["sap"] == pytest.approx(sap["sap.score"], abs=1e-12)
+    assert ours["dci_informativeness"] == pytest.approx(dci["dci.informativeness_test"], abs=0.01)
+    # the same trees up to their random tie-breaks (disentanglement_lib seeds none; ours are seeded)
+    assert ours["dci_disentanglement"] == pytest.approx(dci["dci.disentanglement"], abs=0.01)
+    assert ours["dci_completeness"] == pytest.approx(dci["dci.completeness"], abs=0.01)
+
+
+def test_a_fixed_factor_batch_holds_its_factor_and_draws_the_others():
+    rng = np.random.default_rng(3)
+    fixed, batches = scores.fixed_factor_batches(scores.factor_sampler(VALUES, rng), 200, 32, len(VALUES), rng)
+    for k, batch in zip(fixed, batches, strict=True):
+        assert len(set(batch[:, k])) == 1
+    varied = [len(set(batch[:, j])) > 1 for k, batch in zip(fixed, batches, strict=True) for j in range(4) if j != k]
+    assert np.mean(varied) > 0.95
+
+
+def test_asking_for_scores_on_data_without_factors_is_refused_in_one_line():
+    class Unlabelled:
+        name, factors = "fashion_mnist", None
+
+    assert not scores.DisentanglementScorer().applies(Unlabelled())
+    with pytest.raises(ConfigError) as refused:
+        scores.DisentanglementScorer(compute=True).applies(Unlabelled())
+    assert str(refused.value) == ("disentanglement.compute=true: data=fashion_mnist has no ground-truth factors of "
+                                  "variation to score against (data=shapes has)")  # fmt: skip
+
+
+# The shapes data
+
+
+def test_the_shapes_grid_has_every_factor_combination_once_as_a_binary_image_inside_the_frame():
+    data = ShapesDataModule(scales=3, orientations=4, positions=8, image_size=16, val_size=50, test_size=100)
+    data.setup()
+    assert len(data.grid) == 3 * 3 * 4 * 8 * 8
+    assert set(torch.unique(data.grid).tolist()) == {0, 255}
+    labels = torch.cat([data.splits[s][1] for s in ("train", "val", "test")])
+    assert len({tuple(row) for row in labels.tolist()}) == len(data.grid)  # every combination, once
+    assert [data.size(s) for s in ("train", "val", "test")] == [len(data.grid) - 150, 50, 100]
+    patches = sprites(SHAPES, np.linspace(0.5, 1, 3), np.arange(4) * 22.5, 9)
+    assert patches.sum(axis=(-1, -2)).min() > 0  # no sprite is empty
+    assert not (patches & ~_disc(9)).any()  # each sprite inside the patch's inscribed disc: never cut off
+
+
+def _disc(side):
+    centres = (np.arange(side) + 0.5) / (side / 2) - 1
+    return np.hypot(*np.meshgrid(centres, centres)) <= 1
+
+
+def test_an_image_of_factor_indices_is_the_grid_image_those_labels_name():
+    data = ShapesDataModule(scales=2, orientations=2, positions=4, image_size=8, val_size=5, test_size=10)
+    data.setup()
+    images, labels = data.splits["test"]
+    assert torch.equal(data.images_of(labels.numpy()), images.flatten(1).float() / 255)
+    moved = labels.numpy().copy()
+    moved[:, 3] = (moved[:, 3] + 1) % 4  # another x: the same sprite, shifted right by one pixel
+    shifted = data.images_of(moved).view(-1, 8, 8)
+    inside = labels[:, 3] < 3
+    assert torch.equal(shifted[inside][:, :, 1:], images[inside].float().div(255)[:, :, :-1])
+
+
+def test_rendering_is_deterministic_and_each_factor_changes_the_image():
+    factors = grid_factors(16, 3, 3, 4, 90.0, 8)
+    first, again = render(16, factors), render(16, factors)
+    assert np.array_equal(first, again)
+    grid = first.reshape(3, 3, 4, 8, 8, 16, 16)
+    for axis in range(5):
+        moved = np.take(grid, 1, axis=axis)
+        base = np.take(grid, 0, axis=axis)
+        assert (moved != base).any(axis=(-1, -2)).mean() > 0.7, f"factor {axis}"
+
+
+def test_bad_shapes_settings_are_refused_naming_the_key():
+    with pytest.raises(ConfigError, match=r"^positions=20: must be in \[1, image_size // 2 = 16\]"):
+        ShapesDataModule(positions=20)
+    with pytest.raises(ConfigError, match=r"^val_size=40000: with test_size=10000 must leave training images"):
+        ShapesDataModule(val_size=40_000, test_size=10_000)

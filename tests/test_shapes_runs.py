@@ -1,0 +1,98 @@
+"""Disentanglement in real runs: a β sweep on the shapes data logs every score at test time, saves the inputs that
+give the code-based ones again, draws the factor figures, leaves out what has no meaning there, and evaluate and
+the summary report the same scores; asking for them on Fashion-MNIST is refused in one line."""
+
+import json
+
+import numpy as np
+import pytest
+
+from betavae.disentanglement import CODE_ARRAYS, scores_from_codes
+from tests.helpers import limits, run_module, scalars, strict_json, train_job
+
+pytestmark = pytest.mark.slow
+SCORES = ["test/mig", "test/dci_disentanglement", "test/dci_completeness", "test/dci_informativeness", "test/sap",
+          "test/factorvae_score", "test/betavae_score"]  # fmt: skip
+SMALL_SHAPES = "experiment=shapes_smoke"  # 1,728 images of 16×16, one epoch of 10 batches, fewer codes scored
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """A 2-β sweep on a small shapes grid, one epoch of 10 batches, every callback on; {beta: job directory}."""
+    root = tmp_path_factory.mktemp("shapes") / "sweep"
+    run_module("betavae.train", "-m", "beta=1,8", SMALL_SHAPES, f"hydra.sweep.dir={root}")
+    return {float(d.name.split(",")[0].split("=")[1]): d for d in root.glob("beta=*")}
+
+
+def test_a_shapes_run_logs_every_score_and_leaves_out_fid_and_the_probe_saying_so(sweep):
+    job = sweep[8.0]
+    metrics = strict_json(job / "metrics.json")
+    for key in SCORES:
+        assert -1e-9 <= metrics[key] <= 1, key
+    assert "test/fid" not in metrics
+    assert "test/probe_accuracy" not in metrics
+    series = scalars(job)[1]
+    assert series["test/mig"][-1].value == pytest.approx(metrics["test/mig"], rel=1e-6)
+    log = (job / "train.log").read_text()
+    assert "No FID: data=shapes: fid=fashion's feature network was trained on Fashion-MNIST alone" in log
+    assert "No linear probe (test/probe_accuracy): data=shapes has no classes" in log
+    for name in ("factor_information", "latent_traversal", "reconstructions", "interpolation", "latent_evolution"):
+        assert (job / "figures" / f"{name}.png").is_file(), name
+
+
+def test_the_saved_codes_and_factors_give_the_logged_scores_again(sweep):
+    job = sweep[8.0]
+    saved = np.load(job / "disentanglement.npz")
+    assert saved["codes_train"].shape == (1000, 4)
+    assert saved["factors_train"].shape == (1000, 5)
+    assert saved["codes_test"].shape == (500, 4)
+    assert saved["factors_test"].shape == (500, 5)
+    assert saved["factor_names"].tolist() == ["shape", "scale", "orientation", "x", "y"]
+    settings = json.loads(str(saved["settings"]))
+    again = scores_from_codes(*(saved[key] for key in CODE_ARRAYS), settings["bins"], settings["seed"])
+    metrics = strict_json(job / "metrics.json")
+    assert {f"test/{k}": v for k, v in again.items()} == pytest.approx({f"test/{k}": metrics[f"test/{k}"]
+                                                                         for k in again}, rel=1e-6)  # fmt: skip
+
+
+def test_evaluate_gives_the_scores_training_logged_and_the_summary_lists_them(sweep):
+    job = sweep[1.0]
+    run_module("betavae.evaluate", f"run_dir={job}", "eval.limit=50", "eval.iw_samples=5", "eval.figures=false",
+               "disentanglement.num_train=1000", "disentanglement.num_test=500",
+               "disentanglement.num_variance_estimate=1000")  # fmt: skip
+    evaluation, metrics = strict_json(job / "evaluation.json"), strict_json(job / "metrics.json")
+    assert {k: evaluation[k] for k in SCORES} == pytest.approx({k: metrics[k] for k in SCORES}, rel=1e-6)
+    assert evaluation["disentanglement"]["num_train"] == 1000
+    assert "test/fid" not in evaluation
+    table = (job.parent / "summary.md").read_text()
+    assert "| MIG | DCI disentanglement | DCI completeness | DCI informativeness | SAP |" in table
+    paired = json.loads((job.parent / "summary.json").read_text())["paired"]
+    assert paired == []  # one seed each: no paired differences
+
+
+def test_asking_for_disentanglement_scores_of_fashion_mnist_is_refused_in_one_line(tmp_path, real_data_dir):
+    refused = train_job(tmp_path / "run", "disentanglement.compute=true", check=False)
+    assert refused.returncode != 0
+    assert "Traceback" not in refused.stderr
+    assert refused.stderr.strip().splitlines()[-1] == (
+        "Invalid config: disentanglement.compute=true: data=fashion_mnist has no ground-truth factors of variation "
+        "to score against (data=shapes has)"
+    )
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_a_fashion_mnist_run_has_no_disentanglement_scores_and_says_so(tmp_path, real_data_dir):
+    run = tmp_path / "run"
+    train_job(run, "trainer.max_epochs=1", *limits(train=3), "disentanglement=default")
+    assert not any(key in strict_json(run / "metrics.json") for key in SCORES)
+    assert (
+        "No disentanglement scores: data=fashion_mnist has no ground-truth factors" in (run / "train.log").read_text()
+    )
+    assert not (run / "disentanglement.npz").exists()
+    refused = run_module("betavae.evaluate", f"run_dir={run}", "eval.limit=20", "eval.iw_samples=5",
+                         "eval.figures=false", "fid=none", "disentanglement.compute=true", check=False)  # fmt: skip
+    assert refused.returncode != 0
+    assert refused.stderr.strip().splitlines()[-1].endswith("(disentanglement.compute=true: data=fashion_mnist has no "
+                                                            "ground-truth factors of variation to score against "
+                                                            "(data=shapes has))")  # fmt: skip
+    assert not (run / "evaluation.json").exists()
