@@ -2,9 +2,9 @@
 
 For each run: −ELBO and an importance-weighted NLL estimate with their standard errors and the IW effective
 sample size, active units, the KL's decomposition and the linear probes' scores, all on the first `eval.limit`
-test images, and FID (as in training),
-and the figures, written to the run's evaluation.json and figures/ (and the metrics and evaluation.json to
-the run's MLflow and W&B runs, if it has them). Checkpoints are read with
+test images; FID (as in training); on data with known factors the disentanglement scores (and
+disentanglement.npz); and the figures. Written to the run's evaluation.json and figures/ (and the metrics and
+evaluation.json to the run's MLflow and W&B runs, if it has them). Checkpoints are read with
 torch.load(weights_only=True).
 """
 

@@ -161,31 +161,32 @@ def ordered(value: str) -> tuple[int, float | str]:
         return 1, value
 
 
-def neighbours(jobs: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    """The comparisons a sweep's design makes: pairs of groups whose settings differ in one override only, next
-    to each other in its values (numbers ascending), e.g. β = 1 → 4 at each objective and β-VAE → β-TCVAE at
-    each β."""
+def comparisons(jobs: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """The comparisons a sweep's design makes: every pair of groups whose settings differ in one override only,
+    in the order of its values (numbers ascending): β = 1 → 4, 1 → 10 and 4 → 10 at each objective, and
+    β-VAE → β-TCVAE at each β, for `-m objective=beta,tcvae beta=1,4,10`."""
     settings = {j["group"]: j["setting"] for j in jobs if j["status"] is Status.OK}
     pairs = []
     for key in sorted({k for setting in settings.values() for k in setting}):
         lines: dict[tuple, list[str]] = {}  # the groups that agree on every other key, along this one
         for group, setting in settings.items():
             if key in setting:
-                lines.setdefault(tuple(sorted((k, v) for k, v in setting.items() if k != key)), []).append(group)
-        for line in lines.values():
-            pairs += itertools.pairwise(sorted(line, key=lambda g: ordered(settings[g][key])))
+                others = tuple(sorted((k, ordered(v)) for k, v in setting.items() if k != key))
+                lines.setdefault(others, []).append(group)
+        for _, line in sorted(lines.items()):
+            pairs += itertools.combinations(sorted(line, key=lambda g: ordered(settings[g][key])), 2)
     return pairs
 
 
 def paired_differences(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """For neighbouring groups that share seeds: per metric, the mean, sd and 95% t-interval of the per-seed
-    differences (second group − first); a ranking holds only where the interval excludes 0."""
+    """For each comparison (`comparisons`) whose groups share seeds: per metric, the mean, sd and 95% t-interval
+    of the per-seed differences (second group − first); a ranking holds only where the interval excludes 0."""
     by_group: dict[str, dict[int, dict[str, Any]]] = {}
     for j in jobs:
         if j["status"] is Status.OK:
             by_group.setdefault(j["group"], {})[j["seed"]] = j
     pairs = []
-    for a, b in neighbours(jobs):
+    for a, b in comparisons(jobs):
         seeds = sorted(set(by_group[a]) & set(by_group[b]))
         if len(seeds) < 2:
             continue
@@ -364,7 +365,7 @@ def summarize(sweep_dir: Path) -> tuple[str, list[dict[str, Any]]]:
     pairs = paired_differences(jobs)
     text = f"# Sweep summary: {sweep_dir}\n\n{table}"
     if pairs:
-        text += "\n## Paired differences over shared seeds (next row − this row)\n\n" + paired_markdown(pairs)
+        text += "\n## Paired differences over shared seeds (second group − first)\n\n" + paired_markdown(pairs)
     with atomic(sweep_dir / "summary.md") as tmp:
         tmp.write_text(text)
     write_csv(rows, sweep_dir / "summary.csv")

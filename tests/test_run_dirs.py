@@ -400,15 +400,16 @@ def test_a_file_that_is_not_a_record_reads_as_none_and_an_extra_key_is_ignored(t
         assert record is None
 
 
-def test_a_sweeps_paired_comparisons_are_along_one_swept_key_at_a_time():
-    from betavae.runs import Status
-    from betavae.summarize import label_groups, neighbours
+def test_a_sweeps_paired_comparisons_are_every_pair_along_one_swept_key():
+    from betavae.summarize import comparisons, label_groups
 
     jobs = [{"overrides": [f"beta={b}", f"objective={o}", f"seed={s}"], "job": "", "status": Status.OK}
             for b in (1, 10, 4) for o in ("beta", "tcvae") for s in (1, 2)]  # fmt: skip
     label_groups(jobs)
-    assert sorted(neighbours(jobs)) == sorted([
-        ("beta=1,objective=beta", "beta=4,objective=beta"), ("beta=4,objective=beta", "beta=10,objective=beta"),
-        ("beta=1,objective=tcvae", "beta=4,objective=tcvae"), ("beta=4,objective=tcvae", "beta=10,objective=tcvae"),
+    assert comparisons(jobs) == [
+        ("beta=1,objective=beta", "beta=4,objective=beta"), ("beta=1,objective=beta", "beta=10,objective=beta"),
+        ("beta=4,objective=beta", "beta=10,objective=beta"),
+        ("beta=1,objective=tcvae", "beta=4,objective=tcvae"), ("beta=1,objective=tcvae", "beta=10,objective=tcvae"),
+        ("beta=4,objective=tcvae", "beta=10,objective=tcvae"),
         ("beta=1,objective=beta", "beta=1,objective=tcvae"), ("beta=4,objective=beta", "beta=4,objective=tcvae"),
-        ("beta=10,objective=beta", "beta=10,objective=tcvae")])  # fmt: skip
+        ("beta=10,objective=beta", "beta=10,objective=tcvae")]  # fmt: skip
