@@ -50,7 +50,11 @@ def source_key(cfg: DictConfig, key: str) -> str:
     parts = key.split(".")
     for i in range(1, len(parts) + 1):
         parent = OmegaConf.select(cfg, ".".join(parts[: i - 1])) if i > 1 else cfg
-        if isinstance(parent, DictConfig) and OmegaConf.is_interpolation(parent, parts[i - 1]):
+        if (
+            isinstance(parent, DictConfig)
+            and parts[i - 1] in parent
+            and OmegaConf.is_interpolation(parent, parts[i - 1])
+        ):
             target = parent._get_node(parts[i - 1])._value()
             if re.fullmatch(r"\$\{[\w.]+\}", target):  # a plain reference, not a resolver call
                 return source_key(cfg, ".".join([target[2:-1], *parts[i:]]))

@@ -108,6 +108,7 @@ def figure_settings(run_config: DictConfig, cfg: DictConfig) -> DictConfig:
 def evaluate_run(run_dir: Path, cfg: DictConfig, scorers: Scorers) -> dict[str, Any]:
     """Evaluate one run's best checkpoint; write and return evaluation.json. A score with no meaning on the
     run's data (FID, the probe off Fashion-MNIST) is left out, with one line in the log."""
+    loggers.check_stores(run_dir, cfg.tracking_unreachable)  # within seconds, before any work
     device = torch.device(cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
     run = load_run(run_dir, device)
     module, model, data = run.module, run.model, instantiate(run.config.data)
@@ -138,7 +139,7 @@ def evaluate_run(run_dir: Path, cfg: DictConfig, scorers: Scorers) -> dict[str, 
     if cfg.eval.figures:
         draw_figures(model, data, splits, module.objective.label, figure_settings(run.config, cfg), out)
     path = write_json(Path(run_dir) / "evaluation.json", result)
-    loggers.attach(run_dir, path, {k: v for k, v in result.items() if k.startswith("test/")})
+    loggers.attach(run_dir, path, {k: v for k, v in result.items() if k.startswith("test/")}, cfg.tracking_unreachable)
     log.info("%s: %s", run_dir, {k: round(v, 2) if isinstance(v, float) else v for k, v in result.items()})
     return result
 
@@ -150,13 +151,15 @@ class Scorers(NamedTuple):
     disentanglement: DisentanglementScorer | None
 
 
-def check_eval(settings: DictConfig) -> None:
+def check_eval(cfg: DictConfig) -> None:
     """Refuse, before any work, sample counts and limits that would give no estimate or a wrong one."""
     for key in ("iw_samples", "elbo_samples", "batch_images", "batch_samples"):
-        value = settings[key]
+        value = cfg.eval[key]
         require(is_int(value, 1), f"eval.{key}", value, "must be an integer >= 1")
-    limit = settings.limit
+    limit = cfg.eval.limit
     require(limit is None or is_int(limit, 1), "eval.limit", limit, "must be null or >= 1")
+    tracking = cfg.tracking_unreachable
+    require(tracking in ("stop", "skip"), "tracking_unreachable", tracking, "must be stop or skip")
 
 
 def runs_to_evaluate(cfg: DictConfig) -> list[Path]:
@@ -175,7 +178,7 @@ def runs_to_evaluate(cfg: DictConfig) -> list[Path]:
 def main(cfg: DictConfig) -> None:
     """Evaluate each run; a run that cannot be evaluated is reported and the others go on."""
     try:
-        check_eval(cfg.eval)
+        check_eval(cfg)
         runs = runs_to_evaluate(cfg)
         scorers = Scorers(
             *(instantiate(cfg[key]) if key in cfg else None for key in Scorers._fields)

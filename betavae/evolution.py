@@ -32,9 +32,14 @@ def aligned_projections(frames: list[np.ndarray]) -> list[np.ndarray]:
     """2-D views of each frame, rotated/reflected onto the last frame's view by orthogonal Procrustes.
 
     Per-frame PCA shows each frame's own structure; the alignment removes the sign flips and rotations
-    that PCA is free to make from one frame to the next. Latent spaces of dimension 2 are shown as they are.
+    that PCA is free to make from one frame to the next. Latent spaces of dimension 2 are shown as they are, of
+    dimension 1 against a random spread.
     """
-    if frames[-1].shape[1] == 2:
+    dims = frames[-1].shape[1]
+    if dims == 1:  # one latent: its value across, and each image spread up or down at random, the same each frame
+        spread = np.random.default_rng(0).uniform(-1, 1, len(frames[-1]))
+        return [np.column_stack([f[:, 0] - f[:, 0].mean(), spread]) for f in frames]
+    if dims == 2:
         return [f - f.mean(0) for f in frames]
     views = [pca_2d(f) for f in frames]
     target = views[-1]
@@ -69,8 +74,8 @@ def draw_frame(
         title += " · before training"
     ax.set_title(title)
     dims = frame.mu.shape[1]
-    ax.set_xlabel("z₁" if dims == 2 else "PC 1 (aligned)")
-    ax.set_ylabel("z₂" if dims == 2 else "PC 2 (aligned)")
+    ax.set_xlabel("z₁" if dims <= 2 else "PC 1 (aligned)")
+    ax.set_ylabel({1: "(random spread: one latent)", 2: "z₂"}.get(dims, "PC 2 (aligned)"))
     ax.legend(loc="upper right", markerscale=3)
     return render(fig)
 

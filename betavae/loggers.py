@@ -1,28 +1,126 @@
 """What every logger gets beyond Lightning's scalars (images, the hyperparameters with the final test metrics,
-files), and the ids in a job's tracking.json that let a continued job, or evaluate, log to the same MLflow or
-W&B run. The logger classes are Lightning's own; their packages (the mlflow and wandb extras) are imported
-only by the loggers that need them."""
+files); MLflow and W&B loggers that never stop training (`Tolerant`); and the runs a job's tracking.json records,
+which a continued job, or evaluate, logs to. The logger classes are Lightning's own, made tolerant; their
+packages (the mlflow and wandb extras) are imported only by the loggers that need them."""
 
 from __future__ import annotations
 
+import collections
 import importlib.util
+import logging
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import lightning.pytorch.loggers as lightning_loggers
 import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from lightning.pytorch.loggers import Logger, MLFlowLogger, TensorBoardLogger, WandbLogger
+from hydra.utils import instantiate
+from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
-from betavae.errors import SweepRefused
-from betavae.files import read_json, write_json
+from betavae import tracking
+from betavae.errors import RunError, SweepRefused, first_line
 from betavae.runs import likelihood_label
 
+log = logging.getLogger(__name__)
 EXTRAS = {"MLFlowLogger": "mlflow", "WandbLogger": "wandb"}  # class → the extra (and package) it needs
-IDS = "tracking.json"
+
+
+class Tolerant:
+    """A tracker that never stops training: the first call that fails gives its store up for the rest of this
+    part, with one warning line; every later call is counted as missed, not made (`report` says so again)."""
+
+    label = "logger"  # logger.<name> in the config, set by `make`
+    down: str | None = None  # why the store was given up
+    down_at: int | None = None  # the step it was given up at
+
+    @property
+    def missed(self) -> collections.Counter[str]:
+        """Calls not made since the store was given up, by what they carried."""
+        if "_missed" not in self.__dict__:
+            self._missed: collections.Counter[str] = collections.Counter()
+        return self._missed
+
+    def send(self, what: str, call: Callable[[], Any], step: int | None = None) -> Any:
+        """``call()`` unless the store was given up; if it fails, give the store up and say what is lost."""
+        if self.down is not None:
+            self.missed[what] += 1
+            return None
+        try:
+            return call()
+        except Exception as err:  # whatever the store or the network raised: training goes on without it
+            self.down, self.down_at = first_line(err), step
+            self.missed[what] += 1
+            log.warning("%s (%s) stopped answering (%s): training goes on; the tracked run misses what follows, "
+                        "which the job's TensorBoard events, figures/ and metrics.json keep", self.label,
+                        self.store, self.down)  # fmt: skip
+            return None
+
+    @property
+    def store(self) -> str:
+        """Where the run lives (tracking.json's key for it)."""
+        raise NotImplementedError
+
+    def report(self) -> dict[str, Any] | None:
+        """What this part could not send, as tracking.json records it (None: nothing was missed); says it too."""
+        if self.down is None:
+            return None
+        missed = dict(self.missed)
+        log.warning("%s (%s) was given up at step %s (%s): it missed %s", self.label, self.store, self.down_at,
+                    self.down, ", ".join(f"{n} {what}" for what, n in missed.items()))  # fmt: skip
+        return {"at_step": self.down_at, "reason": self.down, "calls": missed,
+                "when": time.strftime("%Y-%m-%dT%H:%M:%S%z")}  # fmt: skip
+
+
+class MLFlowLogger(Tolerant, lightning_loggers.MLFlowLogger):
+    """Lightning's MLFlowLogger, never stopping training (`Tolerant`)."""
+
+    @property
+    def store(self) -> str:
+        return tracking.mlflow_store(self._tracking_uri)
+
+    @property
+    def name(self) -> str | None:
+        """The experiment's id; None where the store failed before the run was made (asking would retry)."""
+        return None if self.down is not None and not self._initialized else super().name
+
+    @property
+    def version(self) -> str | None:
+        """The run's id, which Lightning's progress bar asks for at every refresh; None as `name`."""
+        return None if self.down is not None and not self._initialized else super().version
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        method = super().log_metrics
+        self.send("metric logs", lambda: method(metrics, step), step)
+
+    def log_hyperparams(self, params: Any) -> None:
+        method = super().log_hyperparams
+        self.send("hyperparameter logs", lambda: method(params))
+
+    def finalize(self, status: str = "success") -> None:
+        method = super().finalize
+        self.send("the run's end", lambda: method(status))
+
+
+class WandbLogger(Tolerant, lightning_loggers.WandbLogger):
+    """Lightning's WandbLogger, never stopping training (`Tolerant`): offline by default; online, W&B syncs in
+    the background, and only starting a run can wait (`tracking.SETTINGS`)."""
+
+    @property
+    def store(self) -> str:
+        return tracking.wandb_store(self._offline)
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        method = super().log_metrics
+        self.send("metric logs", lambda: method(metrics, step), step)
+
+    def log_hyperparams(self, params: Any) -> None:
+        method = super().log_hyperparams
+        self.send("hyperparameter logs", lambda: method(params))
 
 
 def job_name() -> str:
@@ -70,30 +168,85 @@ def check_installed(loggers: DictConfig | None) -> None:
                            f"(in a checkout: pip install -e '.[{package}]')")  # fmt: skip
 
 
-def continuing(name: str, node: DictConfig, output_dir: Path) -> dict[str, Any]:
-    """Constructor arguments that make logger ``name`` log to the job's own run: the MLflow run or W&B id
-    recorded in tracking.json, or for W&B a new id chosen now (so it can be recorded before the run starts)."""
-    kind = logger_class(node)
-    recorded = (read_json(Path(output_dir) / IDS) or {}).get(name, {})
-    if kind == "MLFlowLogger" and recorded.get("run_id"):
-        return {"run_id": recorded["run_id"]}
-    if kind == "WandbLogger":
-        return {"id": recorded.get("id") or uuid.uuid4().hex[:8]}  # WandbLogger resumes it ("allow")
-    return {}
+def store_of(node: DictConfig) -> tuple[str, str] | None:
+    """(kind, store) of a configured MLflow or W&B logger: where its run lives; None for the others."""
+    kind = EXTRAS.get(logger_class(node))
+    if kind == "mlflow":
+        return kind, tracking.mlflow_store(node.tracking_uri)
+    if kind == "wandb":
+        return kind, tracking.wandb_store(bool(node.get("offline", False)))
+    return None
 
 
-def record_ids(loggers: dict[str, Logger], output_dir: Path) -> None:
-    """Write tracking.json: for each MLflow or W&B logger, what reopens its run (creating the MLflow run now)."""
-    ids = {}
+def reachable(loggers: DictConfig | None, unreachable: str) -> dict[str, DictConfig]:
+    """The configured loggers whose tracking stores answer, asked within seconds before any work. One that does
+    not stops the job in one line naming its store (``unreachable``: "stop"), or is left out of this part of
+    the job with one warning line ("skip")."""
+    kept = {}
+    for name, node in (loggers or {}).items():
+        where = store_of(node)
+        reason = tracking.probe(*where) if where else None
+        if reason is None:
+            kept[name] = node
+            continue
+        message = f"logger.{name}: its tracking store {where[1]} does not answer ({reason})"
+        if unreachable == "stop":
+            raise SweepRefused(f"{message}; start it, or train without it: tracking_unreachable=skip")
+        log.warning("%s; this part of the job goes on without it (tracking_unreachable=skip)", message)
+    return kept
+
+
+def make(name: str, node: DictConfig, runs: tracking.TrackedRuns) -> Logger:
+    """Logger ``name`` of the config, reopening the job's own run in its store (tracking.json), or starting one:
+    for W&B with an id chosen now, so it can be recorded before the run starts. A recorded MLflow run the store
+    no longer has gets one warning line and a new run."""
+    where = store_of(node)
+    recorded = runs.get(name, where[1]) if where else None
+    extra: dict[str, Any] = {}
+    if where and where[0] == "mlflow" and recorded:
+        from mlflow.exceptions import MlflowException
+        from mlflow.tracking import MlflowClient
+
+        try:
+            MlflowClient(where[1]).get_run(recorded["run_id"])
+            extra = {"run_id": recorded["run_id"]}
+        except MlflowException as err:
+            log.warning("logger.%s: tracking.json's run %s is not in %s (%s); starting a new run", name,
+                        recorded["run_id"], where[1], first_line(err))  # fmt: skip
+            recorded = None
+    elif where and where[0] == "wandb":
+        extra = {"id": recorded["id"] if recorded else uuid.uuid4().hex[:8]}  # WandbLogger resumes it ("allow")
+    if recorded and recorded.get("missed"):
+        first = recorded["missed"][0]
+        log.warning("logger.%s: its run in %s misses what %d earlier part(s) could not send, from step %s (%s); "
+                    "the job's TensorBoard events, figures/ and metrics.json have it", name, where[1],
+                    len(recorded["missed"]), first["at_step"], first["reason"])  # fmt: skip
+    logger = instantiate(node, **extra)
+    if isinstance(logger, Tolerant):
+        logger.label = f"logger.{name}"
+    return logger
+
+
+def record_ids(loggers: dict[str, Logger], runs: tracking.TrackedRuns) -> None:
+    """Record in tracking.json, for each MLflow or W&B logger, what reopens its run in its store (creating the
+    MLflow run now), keeping what it records of other loggers and stores."""
     for name, logger in loggers.items():
-        if isinstance(logger, MLFlowLogger):
-            ids[name] = {"logger": "mlflow", "tracking_uri": logger._tracking_uri, "run_id": logger.run_id,
-                         "experiment_id": logger.experiment_id}  # fmt: skip
+        if isinstance(logger, MLFlowLogger) and logger.send("the run's start", lambda lg=logger: lg.run_id):
+            entry = runs.get(name, logger.store) or {}
+            runs.set(name, logger.store, {**entry, "run_id": logger.run_id, "experiment_id": logger.experiment_id})
         elif isinstance(logger, WandbLogger):
-            ids[name] = {"logger": "wandb", "id": logger._id, "project": logger._project, "dir": logger.save_dir,
-                         "mode": "offline" if logger._offline else "online"}  # fmt: skip
-    if ids:
-        write_json(Path(output_dir) / IDS, ids)
+            mode = "offline" if logger._offline else "online"
+            entry = {**(runs.get(name, logger.store) or {}), "id": logger._id, "project": logger._project}
+            runs.set(name, logger.store, {**entry, "dir": logger.save_dir, "mode": mode})
+    runs.write()
+
+
+def report(loggers: dict[str, Logger], runs: tracking.TrackedRuns) -> None:
+    """At a job's end: say, and record in tracking.json, what each tracked run missed in this part."""
+    for name, logger in loggers.items():
+        if isinstance(logger, Tolerant) and (missed := logger.report()) and runs.get(name, logger.store):
+            runs.get(name, logger.store).setdefault("missed", []).append(missed)
+    runs.write()
 
 
 def finish(loggers: list[Logger], status: str) -> None:
@@ -102,7 +255,7 @@ def finish(loggers: list[Logger], status: str) -> None:
     for logger in loggers:
         if isinstance(logger, WandbLogger):
             if logger._experiment is not None:
-                logger.experiment.finish(exit_code=0 if status == "success" else 1)
+                logger.send("the run's end", lambda lg=logger: lg.experiment.finish(exit_code=int(status != "success")))
         else:
             logger.finalize(status)
 
@@ -112,17 +265,17 @@ def log_image(logger: Logger, name: str, image: np.ndarray, step: int) -> None:
     if isinstance(logger, TensorBoardLogger):
         logger.experiment.add_image(name, image, global_step=step, dataformats="HWC")
     elif isinstance(logger, MLFlowLogger):
-        logger.experiment.log_image(logger.run_id, image, key=name, step=step)
+        logger.send("images", lambda: logger.experiment.log_image(logger.run_id, image, key=name, step=step), step)
     elif isinstance(logger, WandbLogger):
-        logger.log_image(key=name, images=[image], step=step)
+        logger.send("images", lambda: logger.log_image(key=name, images=[image], step=step), step)
 
 
 def log_file(logger: Logger, path: Path) -> None:
     """Attach a file to the run (MLflow artifact, W&B run file); TensorBoard and CSV have the job directory."""
     if isinstance(logger, MLFlowLogger):
-        logger.experiment.log_artifact(logger.run_id, str(path))
+        logger.send("files", lambda: logger.experiment.log_artifact(logger.run_id, str(path)))
     elif isinstance(logger, WandbLogger):
-        logger.experiment.save(str(path), base_path=str(Path(path).parent), policy="now")
+        logger.send("files", lambda: logger.experiment.save(str(path), base_path=str(Path(path).parent), policy="now"))
 
 
 def log_results(logger: Logger, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
@@ -132,35 +285,74 @@ def log_results(logger: Logger, hparams: dict[str, Any], metrics: dict[str, floa
     if isinstance(logger, TensorBoardLogger):
         logger.log_hyperparams(hparams, metrics)
     elif isinstance(logger, MLFlowLogger):
-        logged = logger.experiment.get_run(logger.run_id).data.params
-        changed = {k: str(v) for k, v in hparams.items() if k in logged and logged[k] != str(v)}
-        logger.log_hyperparams({k: v for k, v in hparams.items() if k not in changed})
-        for key, value in changed.items():
-            logger.experiment.set_tag(logger.run_id, key, value)
+        logger.send("hyperparameter logs", lambda: mlflow_params(logger, hparams))
     elif isinstance(logger, WandbLogger):
         logger.log_hyperparams(hparams)
-        logger.experiment.summary.update(metrics)
+        logger.send("the run summary", lambda: logger.experiment.summary.update(metrics))
     else:
         logger.log_hyperparams(hparams)
 
 
-def attach(run_dir: Path, path: Path, metrics: dict[str, float]) -> None:
-    """Add a file and its metrics to the MLflow and W&B runs of a finished job (evaluate's evaluation.json)."""
-    for entry in (read_json(Path(run_dir) / IDS) or {}).values():
-        if entry["logger"] == "mlflow":
-            from mlflow.entities import Metric
-            from mlflow.tracking import MlflowClient
+def mlflow_params(logger: MLFlowLogger, hparams: dict[str, Any]) -> None:
+    """Log the params MLflow does not have yet; tag those a continued run changed (its params are write-once)."""
+    logged = logger.experiment.get_run(logger.run_id).data.params
+    changed = {k: str(v) for k, v in hparams.items() if k in logged and logged[k] != str(v)}
+    logger.log_hyperparams({k: v for k, v in hparams.items() if k not in changed})
+    for key, value in changed.items():
+        logger.experiment.set_tag(logger.run_id, key, value)
 
-            client = MlflowClient(entry["tracking_uri"])
-            tested = client.get_metric_history(entry["run_id"], "test/loss")  # at the step of training's test
-            step, stamp = tested[-1].step if tested else 0, int(time.time() * 1000)
-            client.log_batch(entry["run_id"], metrics=[Metric(k, float(v), stamp, step) for k, v in metrics.items()])
-            client.log_artifact(entry["run_id"], str(path))
-        elif entry["logger"] == "wandb":
-            import wandb
 
-            run = wandb.init(id=entry["id"], project=entry["project"], dir=entry["dir"], mode=entry["mode"],
-                             resume="allow")  # fmt: skip
-            run.summary.update(metrics)
-            run.save(str(path), base_path=str(Path(path).parent), policy="now")
-            run.finish()
+def check_stores(run_dir: Path, unreachable: str) -> set[str]:
+    """The stores of the job's recorded runs that do not answer, asked within seconds (evaluate, before any
+    work). A missing package, or such a store with ``unreachable`` "stop", is a RunError in one line; with
+    "skip", a warning."""
+    down = set()
+    for name, store, entry in tracking.TrackedRuns(run_dir).entries():
+        kind = "mlflow" if "run_id" in entry else "wandb"
+        if importlib.util.find_spec(kind) is None:
+            raise RunError(f"tracking.json names a run of logger.{name}, and the {kind} package is missing: "
+                           f"pip install 'betavae[{kind}]' (or remove {run_dir / tracking.FILE})")  # fmt: skip
+        if reason := tracking.probe(kind, store):
+            message = f"logger.{name}: its tracking store {store} does not answer ({reason})"
+            if unreachable == "stop":
+                raise RunError(f"{message}; evaluate again once it answers, or with tracking_unreachable=skip")
+            log.warning("%s; evaluate's results are not sent to it (tracking_unreachable=skip)", message)
+            down.add(store)
+    return down
+
+
+def attach(run_dir: Path, path: Path, metrics: dict[str, float], unreachable: str = "stop") -> None:
+    """Add a file and its metrics to every MLflow and W&B run the job records (evaluate's evaluation.json),
+    asking each store first (`check_stores`). A store that fails during the calls is a RunError in one line,
+    the file kept."""
+    down = check_stores(run_dir, unreachable)
+    for name, store, entry in tracking.TrackedRuns(run_dir).entries():
+        if store in down:
+            continue
+        kind = "mlflow" if "run_id" in entry else "wandb"
+        try:
+            (send_to_mlflow if kind == "mlflow" else send_to_wandb)(entry, store, path, metrics)
+        except Exception as err:  # the store failed during the calls: the file stays, the run is reported
+            raise RunError(f"logger.{name}: sending {path.name} to {store} failed ({first_line(err)})") from None
+
+
+def send_to_mlflow(entry: dict[str, Any], store: str, path: Path, metrics: dict[str, float]) -> None:
+    """evaluate's metrics, at the step of training's test and the time they were computed, and its file."""
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(store)
+    tested = client.get_metric_history(entry["run_id"], "test/loss")  # at the step of training's test
+    step, stamp = tested[-1].step if tested else 0, int(time.time() * 1000)
+    client.log_batch(entry["run_id"], metrics=[Metric(k, float(v), stamp, step) for k, v in metrics.items()])
+    client.log_artifact(entry["run_id"], str(path))
+
+
+def send_to_wandb(entry: dict[str, Any], store: str, path: Path, metrics: dict[str, float]) -> None:
+    """evaluate's metrics into the W&B run's summary, and its file."""
+    import wandb
+
+    run = wandb.init(id=entry["id"], project=entry["project"], dir=entry["dir"], mode=entry["mode"], resume="allow")
+    run.summary.update(metrics)
+    run.save(str(path), base_path=str(Path(path).parent), policy="now")
+    run.finish()

@@ -162,22 +162,40 @@ class CapacityObjective(Objective):
 
 
 class TCObjective(Objective):
-    """β-TCVAE (Chen et al. 2018): recon + α·MI + β·TC + γ·dimension-wise KL, the three estimated on each
-    minibatch by stratified sampling over the ``dataset_size`` training images (null: the training split's size,
-    filled in when fitting starts). With α = β = γ = 1 the parts sum to a one-sample estimate of the KL, so the
-    objective is the β = 1 VAE's in expectation."""
+    """β-TCVAE (Chen et al. 2018): recon + α·MI + β·TC + γ·dimension-wise KL, the three estimated on minibatches
+    of ``batch_size`` images (the training batch; null: each batch as it comes) by stratified sampling over the
+    ``dataset_size`` training images (null: the training split's size, filled in when fitting starts). With
+    α = β = γ = 1 the parts sum to a one-sample estimate of the KL, so the objective is the β = 1 VAE's in
+    expectation. The estimate needs two images a batch or more (with one, MI and TC are 0 whatever the code)
+    and a data set at least as large as the batch it stands for."""
 
     name = "tcvae"
     weighs_parts = True
 
     def __init__(
-        self, beta: float = 1.0, alpha: float = 1.0, gamma: float = 1.0, dataset_size: int | None = None
+        self,
+        beta: float = 1.0,
+        alpha: float = 1.0,
+        gamma: float = 1.0,
+        dataset_size: int | None = None,
+        batch_size: int | None = None,
     ) -> None:
-        for key, value in (("beta", beta), ("objective.alpha", alpha), ("objective.gamma", gamma)):
+        for key, value in (("beta", beta), ("alpha", alpha), ("gamma", gamma)):
             require(is_number(value) and value >= 0, key, value, "must be a finite number >= 0")
-        require(dataset_size is None or is_int(dataset_size, 2), "objective.dataset_size", dataset_size, "must be >= 2")
-        self.beta, self.alpha, self.gamma = float(beta), float(alpha), float(gamma)
-        self.dataset_size = dataset_size
+        require(batch_size is None or is_int(batch_size, 2), "batch_size", batch_size,
+                "must be an integer >= 2 for objective=tcvae: with one image a batch its MI and TC estimates are "
+                "0 whatever the code")  # fmt: skip
+        self.beta, self.alpha, self.gamma, self.batch_size = float(beta), float(alpha), float(gamma), batch_size
+        self.dataset_size = None
+        self.set_dataset_size(dataset_size)
+
+    def set_dataset_size(self, size: int | None, key: str = "dataset_size") -> None:
+        """Set N, the training images the estimator's minibatches stand for: at least one batch of them."""
+        least = self.batch_size or 2
+        require(size is None or (is_int(size, 2) and size >= least), key, size,
+                f"must be an integer >= {least}, the training batch: the estimator takes a batch for a sample "
+                "of the data set")  # fmt: skip
+        self.dataset_size = size
 
     def parts(self, z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> KLParts:
         if self.dataset_size is None:

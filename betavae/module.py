@@ -75,6 +75,10 @@ class BetaVAEModule(pl.LightningModule):
         # Per stage, each batch's detached (loss, recon, KL[, KL parts]) means and image count, summed when the
         # epoch ends: no host sync per step.
         self._batches: dict[str, list[tuple[torch.Tensor, int]]] = {}
+        # Validation and test: the KL parts' means of consecutive chunks of the training batch size, and the
+        # samples not yet in a chunk, so their estimate does not depend on data.eval_batch_size.
+        self._chunks: dict[str, list[tuple[torch.Tensor, int]]] = {}
+        self._carry: dict[str, tuple[torch.Tensor, ...]] = {}
         self._checked = 0  # training batches of this epoch already checked for a non-finite loss
         self.last_loss: float | None = None  # the training loss at the last check, for the progress bar
         self._resumed_rng: list[dict[str, Any]] | None = None  # by rank
@@ -116,22 +120,52 @@ class BetaVAEModule(pl.LightningModule):
         logits, mu, logvar, z = (t.float() for t in (self.net.decode(z), mu, logvar, z))
         n = x.shape[0]
         recon, kl = self.net.nll(logits, x).sum() / n, gaussian_kl(mu, logvar).sum() / n
-        parts = self.objective.parts(z, mu, logvar)
-        terms = LossTerms(self.objective(recon, kl, at, parts), recon, kl)
+        if stage != "train" and getattr(self.objective, "batch_size", None):  # β-TCVAE: the loss comes at epoch end
+            self._chunk_parts(stage, z, mu, logvar)
+            terms = LossTerms(recon + kl, recon, kl)
+            parts = KLParts(*torch.zeros(len(KLParts._fields), device=recon.device))  # summed from the chunks
+        else:
+            parts = self.objective.parts(z, mu, logvar)
+            terms = LossTerms(self.objective(recon, kl, at, parts), recon, kl)
         self._batches.setdefault(stage, []).append((torch.stack([terms.loss, recon, kl, *(parts or ())]).detach(), n))
         return terms
+
+    def _chunk_parts(self, stage: str, *samples: torch.Tensor) -> None:
+        """Estimate the KL parts of (z, μ, log σ²) on chunks of the objective's batch size, in the order the images
+        come, carrying the rest over to the next batch (`flush`: at the epoch's end)."""
+        size = self.objective.batch_size
+        if stage in self._carry:
+            samples = tuple(torch.cat([old, new]) for old, new in zip(self._carry.pop(stage), samples, strict=True))
+        full = len(samples[0]) - len(samples[0]) % size
+        for start in range(0, full, size):
+            self._add_chunk(stage, *(t[start : start + size] for t in samples))
+        if full < len(samples[0]):
+            self._carry[stage] = tuple(t[full:].detach() for t in samples)
+
+    def _epoch_chunks(self, stage: str) -> list[tuple[torch.Tensor, int]]:
+        """The epoch's chunks of KL-part means and sizes, the last (smaller) one made of what was carried."""
+        if stage in self._carry:
+            self._add_chunk(stage, *self._carry.pop(stage))
+        return self._chunks.pop(stage, [])
+
+    def _add_chunk(self, stage: str, z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> None:
+        """Keep one chunk's detached KL-part means and its size."""
+        self._chunks.setdefault(stage, []).append(
+            (torch.stack(list(self.objective.parts(z, mu, logvar))).detach(), len(z))
+        )
 
     def _log_epoch(self, stage: str) -> None:
         """Log exact epoch means: sums over all images (across ranks) divided by the image count. Every rank
         takes part in the sum, also one that had no batch, or the others would wait for it."""
-        batches = self._batches.pop(stage, [])
+        batches, chunks = self._batches.pop(stage, []), self._epoch_chunks(stage)
         width = 3 + len(KLParts._fields) * self.objective.weighs_parts  # (loss, recon, kl[, mi, tc, dimwise_kl])
-        if batches:
-            means = torch.stack([terms for terms, _ in batches])  # [batches, width]
-            counts = means.new_tensor([n for _, n in batches])
-            totals = torch.cat([counts @ means, counts.sum().view(1)])
-        else:
-            totals = torch.zeros(width + 1, device=self.device)
+        totals = torch.zeros(width + 1, device=self.device)
+        for rows, columns in ((batches, slice(0, width)), (chunks, slice(3, width))):
+            if rows:
+                means = torch.stack([terms for terms, _ in rows])  # [rows, columns]
+                counts = means.new_tensor([n for _, n in rows])
+                totals[columns] += counts @ means
+        totals[width] = sum(n for _, n in batches)
         *sums, count = self.trainer.strategy.reduce(totals, reduce_op="sum").unbind()
         if not count:  # no rank had a batch
             return
@@ -202,7 +236,9 @@ class BetaVAEModule(pl.LightningModule):
         process starts from the job's seed and would draw the same ε as the others at every step. Process 0 keeps
         the seed's stream, as a single process has it."""
         if getattr(self.objective, "dataset_size", 0) is None:  # β-TCVAE: its q(z) is over the training images
-            self.objective.dataset_size = self.trainer.datamodule.size("train")
+            self.objective.set_dataset_size(
+                self.trainer.datamodule.size("train"), "objective.dataset_size (the training split's size)"
+            )
             self.hparams["objective"] = self.objective.hparams()
         if stage == "fit" and self.global_rank > 0:
             seed = np.random.SeedSequence([torch.initial_seed(), self.global_rank]).generate_state(1)[0]

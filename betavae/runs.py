@@ -114,6 +114,18 @@ def likelihood_label(cfg: DictConfig) -> str:
     return cfg.likelihood._target_.rsplit(".", 1)[-1] + (" binarized" if cfg.data.get("binarize") else "")
 
 
+def job_dirname(overrides: Sequence[str], exclude: Sequence[str]) -> str:
+    """A sweep job's directory name, as Hydra's override_dirname makes it (the overrides as given, sorted, joined
+    by commas), without those of the keys in ``exclude``: a key, or every key under one given as ``name.*``
+    (``logger.*``: where a job logs is not what it trains)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    prefixes = tuple(key[:-1] for key in exclude if key.endswith(".*"))
+    kept = [o.input_line for o in OverridesParser.create().parse_overrides(list(overrides))
+            if o.key_or_group not in exclude and not o.key_or_group.startswith(prefixes)]  # fmt: skip
+    return ",".join(sorted(kept))
+
+
 def job_dirs(sweep_dir: Path) -> list[Path]:
     """The job directories of a Hydra multirun: its subdirectories that hold a .hydra/config.yaml."""
     if not Path(sweep_dir).is_dir():
@@ -135,14 +147,17 @@ def run_config(run_dir: Path) -> DictConfig:
 
 def upgraded(cfg: DictConfig) -> DictConfig:
     """A config recorded by an earlier version, as this version writes it: before 0.6.0 the networks took no
-    image size (the MLP its pixels, `model.net.input_dim: 784`) and the data, Fashion-MNIST, gave none (28)."""
-    net = OmegaConf.select(cfg, "model.net")
-    if isinstance(net, DictConfig) and "image_size" not in net:
-        with open_dict(cfg):
+    image size (the MLP its pixels, `model.net.input_dim: 784`) and the data, Fashion-MNIST, gave none (28);
+    β-TCVAE estimated on each batch as it came (now on chunks of the training batch size, which it was)."""
+    net, objective = OmegaConf.select(cfg, "model.net"), cfg.get("objective")
+    with open_dict(cfg):
+        if isinstance(net, DictConfig) and "image_size" not in net:
             net.pop("input_dim", None)
             net.image_size = "${data.image_size}"
             if isinstance(cfg.get("data"), DictConfig) and "image_size" not in cfg.data:
                 cfg.data.image_size = 28
+        if isinstance(objective, DictConfig) and str(objective.get("_target_")).endswith(".TCObjective"):
+            objective.setdefault("batch_size", "${data.batch_size}")
     return cfg
 
 

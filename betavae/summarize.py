@@ -239,13 +239,19 @@ def fid_error(row: dict[str, Any]) -> float:
     return row.get("test/fid std") or row.get("test/fid_std") or 0.0
 
 
+def table_cell(text: str) -> str:
+    """``text`` as one Markdown table cell: on one line, its pipes escaped (a reason may hold a traceback's
+    message of several lines)."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
 def markdown(rows: list[dict[str, Any]]) -> str:
     """The summary as a Markdown table; only columns some row has."""
     keys = [k for k in COLUMNS if any(k in r for r in rows)]
     lines = ["| job group | β | seeds | status | " + " | ".join(COLUMNS[k] for k in keys) + " |"]
     lines.append("|" + " --- |" * (4 + len(keys)))
     for r in rows:
-        status = r["status"] if r["status"] is Status.OK else f"**{r['status']}**: {r['reason']}"
+        status = r["status"] if r["status"] is Status.OK else f"**{r['status']}**: {table_cell(r['reason'])}"
         lines.append(
             f"| {r['group']} | {r['beta']:g} | {r['n']} | {status} | " + " | ".join(cell(r, k) for k in keys) + " |"
         )

@@ -31,12 +31,20 @@ from betavae.config import instantiate_copy, is_int, require
 from betavae.errors import RunError
 from betavae.failures import stop
 from betavae.files import remove_temporaries
-from betavae.runs import PATH_KEYS, RunRecord, check_continuation, record_part
+from betavae.runs import PATH_KEYS, RunRecord, check_continuation, job_dirname, record_part
+from betavae.tracking import TrackedRuns
 
 log = logging.getLogger(__name__)
 OmegaConf.register_new_resolver("job_gpu", jobs.job_gpu, replace=True)
 OmegaConf.register_new_resolver("job_name", loggers.job_name, replace=True)
 OmegaConf.register_new_resolver("sweep_name", loggers.sweep_name, replace=True)
+OmegaConf.register_new_resolver("job_dirname", lambda: job_dirname(*job_overrides()), replace=True)
+
+
+def job_overrides() -> tuple[list[str], list[str]]:
+    """This job's overrides and the keys left out of its directory's name (``hydra.sweep.subdir``)."""
+    hydra_cfg = HydraConfig.get()
+    return list(hydra_cfg.overrides.task), list(hydra_cfg.job.config.override_dirname.exclude_keys)
 
 
 def instantiate_all(group: DictConfig | None) -> list[Any]:
@@ -49,6 +57,8 @@ def check_job(cfg: DictConfig) -> None:
     seed, epochs = cfg.seed, cfg.trainer.max_epochs
     require(is_int(seed, 0) and seed < 2**32, "seed", seed, "must be an integer in [0, 2**32)")
     require(is_int(epochs, 1), "trainer.max_epochs", epochs, "must be an integer >= 1")
+    tracking = cfg.tracking_unreachable
+    require(tracking in ("stop", "skip"), "tracking_unreachable", tracking, "must be stop or skip")
     ckpt = cfg.ckpt_path
     require(
         ckpt is None or Path(ckpt).expanduser().is_file(), "ckpt_path", ckpt, "must be null or an existing checkpoint"
@@ -58,18 +68,19 @@ def check_job(cfg: DictConfig) -> None:
 def train(cfg: DictConfig, output_dir: Path, hydra_cfg: DictConfig) -> RunRecord:
     """Fit (continuing the job's own checkpoint), test the best checkpoint, log hparams with test metrics, and
     return the job's record."""
-    loggers.check_installed(cfg.logger)
+    loggers.check_installed(cfg.get("logger"))
     changed = check_continuation(output_dir, cfg)
     if done := finished(cfg, output_dir):
         log.info("Already finished (%s); delete it to train this job again", output_dir / RunRecord.FILE)
         return done
     check_job(cfg)
+    logger_nodes = loggers.reachable(cfg.get("logger"), cfg.tracking_unreachable)  # before any work
     parallel = jobs.parallel_jobs(hydra_cfg)
     log.info("torch threads: %d (%d parallel job(s) on this machine)", jobs.set_threads(parallel), parallel)
     torch.set_flush_denormal(cfg.flush_denormal)
     callbacks = instantiate_all(cfg.callbacks)
-    tracked = {name: instantiate(node, **loggers.continuing(name, node, output_dir)) for name, node in
-               (cfg.logger or {}).items()}  # fmt: skip
+    runs = TrackedRuns(output_dir)
+    tracked = {name: loggers.make(name, node, runs) for name, node in logger_nodes.items()}
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=list(tracked.values()))
     jobs.check_launch(trainer, hydra_cfg)
     jobs.warn_slow_precision(trainer)
@@ -81,13 +92,17 @@ def train(cfg: DictConfig, output_dir: Path, hydra_cfg: DictConfig) -> RunRecord
         if rank_zero_only.rank == 0:  # known before Lightning starts the other DDP processes
             remove_temporaries(output_dir)  # of a killed write: this job holds the directory's lock
             record_part(output_dir, cfg, hydra_cfg, changed)
-            loggers.record_ids(tracked, output_dir)
+            loggers.record_ids(tracked, runs)
         record = fit_and_test(cfg, output_dir, trainer, module, datamodule, resume)
     except BaseException:
         jobs.stop_other_processes(trainer)
         loggers.finish(trainer.loggers, "failed")
         raise
-    loggers.finish(trainer.loggers, "success")
+    else:
+        loggers.finish(trainer.loggers, "success")
+    finally:
+        if rank_zero_only.rank == 0:
+            loggers.report(tracked, runs)  # what the tracked runs missed, if a store failed
     return record
 
 

@@ -4,17 +4,21 @@ each other."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gzip
 import json
 import os
 import queue
 import signal
+import socket
 import struct
 import subprocess
 import sys
 import tempfile
 import threading
+import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -187,3 +191,38 @@ def scalars(job_dir: Path):
     events = EventAccumulator(str(Path(job_dir) / "tensorboard"))
     events.Reload()
     return events, {tag: events.Scalars(tag) for tag in events.Tags()["scalars"]}
+
+
+class MlflowServer:
+    """A real `mlflow server` on a free port of 127.0.0.1, with its own SQLite store and artifact directory under
+    ``store``, which a test can kill and start again (the same port and store)."""
+
+    def __init__(self, store: Path) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.store, self.uri, self.process = Path(store), f"http://127.0.0.1:{self.port}", None
+
+    def start(self) -> MlflowServer:
+        """Start the server and wait until it answers (120 s at most)."""
+        command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port),
+                   "--workers", "1", "--backend-store-uri", f"sqlite:///{self.store}/db",
+                   "--artifacts-destination", str(self.store)]  # fmt: skip
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                        start_new_session=True)  # fmt: skip  # a group: its workers die with it
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{self.uri}/health", timeout=2)
+                return self
+            except OSError:
+                assert self.process.poll() is None, "mlflow server exited before it answered"
+                assert time.monotonic() < deadline, "mlflow server did not answer within 120 s"
+                time.sleep(0.5)
+
+    def kill(self) -> None:
+        """SIGKILL the server and every process it started (uvicorn, its job runners) and wait for it."""
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=30)

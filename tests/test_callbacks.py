@@ -16,7 +16,7 @@ from betavae.evolution import aligned_projections, pca_2d, shared_limits
 from betavae.fid import FIDScorer
 from betavae.latents import active_units
 from betavae.loss import BetaObjective
-from betavae.model import MLPVAE, Posterior
+from betavae.model import MLPVAE, ConvVAE, Posterior
 from betavae.module import BetaVAEModule
 from callbacks.latent_evolution import LatentEvolution
 from callbacks.metrics import FIDMetrics
@@ -167,6 +167,39 @@ def test_two_dimensional_latents_are_shown_as_they_are():
     frames = [np.random.default_rng(1).normal(size=(50, 2)) for _ in range(2)]
     views = aligned_projections(frames)
     assert all(np.allclose(v, f - f.mean(0)) for v, f in zip(views, frames, strict=True))
+
+
+def test_a_one_dimensional_latent_is_shown_across_with_a_fixed_random_spread():
+    frames = [np.random.default_rng(i).normal(size=(50, 1)) for i in range(2)]
+    views = aligned_projections(frames)
+    assert all(np.allclose(v[:, 0], f[:, 0] - f[:, 0].mean()) for v, f in zip(views, frames, strict=True))
+    assert np.array_equal(views[0][:, 1], views[1][:, 1])  # the same spread in every frame
+
+
+@pytest.mark.parametrize("network", [MLPVAE, ConvVAE])
+@pytest.mark.parametrize("latent_dim", [1, 2, 3])
+def test_every_default_figure_is_drawn_from_the_smallest_latent_size_up_on_both_networks(network, latent_dim):
+    from betavae import figures
+    from betavae.data.fashion_mnist import CLASS_NAMES
+    from betavae.evolution import Frame, evolution_images
+    from betavae.latents import encode_all
+
+    settings = compose_train().figures
+    torch.manual_seed(0)
+    model, images, groups = network(latent_dim=latent_dim), torch.rand(40, 784), torch.arange(40) % 10
+    drawn = [
+        figures.reconstructions(model, images, groups, **settings.reconstructions),
+        figures.prior_samples(model, **settings.prior_samples),
+        figures.interpolation(model, images, groups, **settings.interpolation),
+        figures.kl_per_dim_chart(encode_all(model, images), "β = 1"),
+        figures.frozen_sigma(model, "β = 1", **{**settings.frozen_sigma, "num_samples": 100})[0],
+    ]
+    traversal = dict(settings.latent_traversal)
+    drawn.append(figures.latent_traversal(model, images, images[traversal.pop("image_index")], **traversal))
+    frames = [Frame(epoch, encode_all(model, images).mu.numpy(), None) for epoch in (0, 1)]
+    drawn += evolution_images(frames, groups.numpy(), [0, 1, 2], CLASS_NAMES, "β = 1")
+    assert all(image.ndim == 3 and image.shape[2] == 3 for image in drawn)
+    assert drawn[5].shape[0] == min(latent_dim, traversal["num_dims"]) * 30 + 2  # a row per latent
 
 
 def test_active_units_counts_dimensions_that_vary():

@@ -41,12 +41,62 @@ def test_top_level_beta_and_lr_reach_the_module():
         ("fid.num_images=1", "fid.num_images=1: must be null or >= 2"),
         ("fid.sample_seeds=[]", "fid.sample_seeds=[]: must be a non-empty list of integers >= 0"),
         ("objective=capacity objective.c_steps=0", "objective.c_steps=0: must be an integer >= 1"),
+        ("objective.warmup_epochs=-1", "objective.warmup_epochs=-1: must be >= 0"),
+        ("objective=capacity objective.gamma=0", "objective.gamma=0: must be a finite number > 0"),
+        ("objective=capacity objective.c_max=-1", "objective.c_max=-1: must be a finite number >= 0"),
+        ("objective=tcvae objective.alpha=-1", "objective.alpha=-1: must be a finite number >= 0"),
+        ("objective=tcvae objective.gamma=nan", "objective.gamma=nan: must be a finite number >= 0"),
+        ("objective=tcvae beta=-4", "beta=-4: must be a finite number >= 0"),
+        (
+            "objective=tcvae data.batch_size=1",
+            "data.batch_size=1: must be an integer >= 2 for objective=tcvae: with one "
+            "image a batch its MI and TC estimates are 0 whatever the code",
+        ),
+        (
+            "objective=tcvae objective.dataset_size=100",
+            "objective.dataset_size=100: must be an integer >= 128, the "
+            "training batch: the estimator takes a batch for a sample of the data set",
+        ),
+        ("model=conv model.net.channels=[]", "model.net.channels=[]: must be a non-empty list of positive integers"),
+        (
+            "model=conv model.net.hidden_dims=[0]",
+            "model.net.hidden_dims=[0]: must be a non-empty list of positive integers",
+        ),
+        ("model.net.latent_dim=2.5", "model.net.latent_dim=2.5: must be an integer >= 1"),
+        ("data.image_size=32", "data.image_size=32: must be 28: Fashion-MNIST's images are 28×28"),
+        ("data.eval_batch_size=0", "data.eval_batch_size=0: must be an integer >= 1"),
+        ("data=shapes data.image_size=4", "data.image_size=4: must be an integer >= 8"),
+        ("data=shapes data.shapes=4", "data.shapes=4: must be in [1, 3]"),
+        ("data=shapes data.scales=0", "data.scales=0: must be an integer >= 1"),
+        ("data=shapes data.orientations=0", "data.orientations=0: must be an integer >= 1"),
+        ("data=shapes data.orientation_span=0", "data.orientation_span=0: must be a number in (0, 360]"),
+        (
+            "data=shapes data.positions=17",
+            "data.positions=17: must be in [1, image_size // 2 = 16]: the sprite is "
+            "image_size − positions + 1 pixels wide",
+        ),
+        ("data=shapes data.val_size=0", "data.val_size=0: must be an integer >= 1"),
+        ("data=shapes data.test_size=0", "data.test_size=0: must be an integer >= 1"),
+        (
+            "data=shapes data.test_size=46000",
+            "data.val_size=2000: with test_size=46000 must leave training images of the 46080",
+        ),
+        ("fid.batch_size=0", "fid.batch_size=0: must be an integer >= 1"),
+        ("fid.feature=pixels", "fid.feature='pixels': must be 'fashion' or 'inception'"),
+        ("disentanglement.compute=maybe", "disentanglement.compute='maybe': must be auto, true or false"),
+        ("disentanglement.seed=-1", "disentanglement.seed=-1: must be an integer >= 0"),
+        ("disentanglement.num_train=1", "disentanglement.num_train=1: must be an integer >= 2"),
+        ("disentanglement.num_test=0", "disentanglement.num_test=0: must be an integer >= 2"),
+        ("disentanglement.bins=1", "disentanglement.bins=1: must be an integer >= 2"),
+        ("disentanglement.batch_size=1", "disentanglement.batch_size=1: must be an integer >= 2"),
+        ("disentanglement.num_variance_estimate=1", "disentanglement.num_variance_estimate=1: must be an integer >= 2"),
+        ("disentanglement.prune_threshold=-1", "disentanglement.prune_threshold=-1: must be >= 0"),
     ],
 )
 def test_invalid_values_are_refused_by_their_constructor_naming_the_key(override, message):
     cfg = compose_train(*override.split())
     with pytest.raises(Exception) as err:
-        for key in ("data", "model", "fid"):
+        for key in ("data", "model", "fid", "disentanglement"):
             instantiate_copy(cfg, key)
     assert config_error(err.value, cfg) == message
 
@@ -57,6 +107,9 @@ def test_invalid_values_are_refused_by_their_constructor_naming_the_key(override
         ("train", "seed=-1", "seed=-1: must be an integer in [0, 2**32)"),
         ("train", "trainer.max_epochs=0", "trainer.max_epochs=0: must be an integer >= 1"),
         ("train", "trainer.max_epochs=-1", "trainer.max_epochs=-1: must be an integer >= 1"),
+        ("train", "tracking_unreachable=wait", "tracking_unreachable='wait': must be stop or skip"),
+        ("evaluate", "eval.batch_images=0", "eval.batch_images=0: must be an integer >= 1"),
+        ("evaluate", "eval.batch_samples=0", "eval.batch_samples=0: must be an integer >= 1"),
         ("evaluate", "eval.iw_samples=0", "eval.iw_samples=0: must be an integer >= 1"),
         ("evaluate", "eval.elbo_samples=0", "eval.elbo_samples=0: must be an integer >= 1"),
         ("evaluate", "eval.limit=-5", "eval.limit=-5: must be null or >= 1"),
@@ -68,7 +121,7 @@ def test_keys_no_constructor_checks_are_refused_by_their_entry_point_naming_the_
     from betavae.train import check_job
 
     check, settings = (check_job, compose_train(override)) if entry == "train" else (
-        check_eval, compose_config("evaluate", override).eval)  # fmt: skip
+        check_eval, compose_config("evaluate", override))  # fmt: skip
     with pytest.raises(Exception) as err:
         check(settings)
     assert config_error(err.value) == message

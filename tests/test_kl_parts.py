@@ -182,7 +182,38 @@ def test_tcvae_weights_each_part_by_its_own_coefficient():
 def test_tcvae_objective_is_rebuilt_from_its_hyperparameters_and_checks_them():
     objective = TCObjective(beta=4.0, dataset_size=55_000)
     assert vars(objective_from(objective.hparams())) == vars(objective)
-    with pytest.raises(ConfigError, match=r"objective\.alpha=-1"):
+    with pytest.raises(ConfigError, match=r"^alpha=-1"):  # the entry point names it objective.alpha
         TCObjective(alpha=-1)
+    with pytest.raises(ConfigError, match=r"^batch_size=1: must be an integer >= 2 for objective=tcvae"):
+        TCObjective(batch_size=1)
+    with pytest.raises(ConfigError, match=r"^dataset_size=64: must be an integer >= 128, the training batch"):
+        TCObjective(batch_size=128, dataset_size=64)
     with pytest.raises(ConfigError, match=r"objective\.dataset_size is not set"):
         TCObjective().parts(torch.zeros(2, 1), torch.zeros(2, 1), torch.zeros(2, 1))
+
+
+def test_validation_parts_come_from_chunks_of_the_training_batch_whatever_the_evaluation_batches():
+    """The images in the order they come, cut into chunks of the objective's batch size across the evaluation
+    batches' boundaries: two ways of batching one epoch give the same chunks and the same estimates."""
+    from betavae.model import MLPVAE
+    from betavae.module import BetaVAEModule
+
+    module = BetaVAEModule(
+        MLPVAE(image_size=2, hidden_dims=[3], latent_dim=2), TCObjective(batch_size=4, dataset_size=100)
+    )
+    generator = torch.Generator().manual_seed(0)
+    z, mu, logvar = (torch.randn(23, 2, generator=generator) for _ in range(3))
+
+    def epoch(batches):
+        start = 0
+        for n in batches:
+            module._chunk_parts("val", z[start : start + n], mu[start : start + n], logvar[start : start + n])
+            start += n
+        return module._epoch_chunks("val")
+
+    first, second = epoch([10, 10, 3]), epoch([7, 7, 7, 2])
+    assert [n for _, n in first] == [4, 4, 4, 4, 4, 3]
+    assert [n for _, n in second] == [4, 4, 4, 4, 4, 3]
+    for (a, _), (b, _) in zip(first, second, strict=True):
+        assert torch.equal(a, b)
+    assert torch.equal(first[2][0], torch.stack(list(module.objective.parts(z[8:12], mu[8:12], logvar[8:12]))))

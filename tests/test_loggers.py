@@ -2,18 +2,13 @@
 from its own run files) against the job's TensorBoard run, through real Hydra multiruns on real Fashion-MNIST."""
 
 import json
-import socket
 import struct
-import subprocess
-import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import limits, run_module, scalars, strict_json
+from tests.helpers import MlflowServer, limits, run_module, scalars, strict_json
 
 pytestmark = pytest.mark.slow
 FEW_BATCHES_SMALL_FIGURES = [*limits(train=3, val=1, test=1), "callbacks.latent_evolution.per_class=20",
@@ -48,27 +43,11 @@ def tensorboard_images(job):
 
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory):
-    """A real `mlflow server` on a free port of 127.0.0.1 with its own SQLite store and artifact directory."""
+    """A real `mlflow server` on 127.0.0.1 (tests.helpers.MlflowServer), stopped at the module's end."""
     pytest.importorskip("mlflow", reason="needs the mlflow extra: pip install -e '.[mlflow]'")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    store = tmp_path_factory.mktemp("server")
-    command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-               "--backend-store-uri", f"sqlite:///{store}/db", "--artifacts-destination", str(store)]  # fmt: skip
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    uri, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 120
-    while True:
-        try:
-            urllib.request.urlopen(f"{uri}/health", timeout=2)
-            break
-        except OSError:
-            assert server.poll() is None, "mlflow server exited before it answered"
-            assert time.monotonic() < deadline, "mlflow server did not answer within 120 s"
-            time.sleep(0.5)
-    yield uri
-    server.terminate()
-    server.wait(timeout=30)
+    server = MlflowServer(tmp_path_factory.mktemp("server")).start()
+    yield server.uri
+    server.kill()
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +81,7 @@ def test_mlflow_has_one_run_per_job_with_every_scalar_figure_hparam_and_file_kep
     assert sorted(runs) == [job.name for job in tracked]  # one run per job, named as its directory
     for job in tracked:
         run = client.get_run(runs[job.name].info.run_id)
-        assert strict_json(job / "tracking.json")["mlflow"]["run_id"] == run.info.run_id
+        assert strict_json(job / "tracking.json")["mlflow"][mlflow_server]["run_id"] == run.info.run_id
         assert run.data.tags["sweep"] == str(job.parent)
         assert run.info.status == "FINISHED"
         assert float(run.data.params["beta"]) == strict_json(job / "metrics.json")["beta"]
@@ -182,7 +161,7 @@ def wandb_run(directory):
 def test_wandb_has_one_offline_run_per_job_with_every_scalar_figure_hparam_and_file_kept_through_resume_and_evaluate(
     tracked,
 ):
-    ids = [strict_json(job / "tracking.json")["wandb"]["id"] for job in tracked]
+    ids = [strict_json(job / "tracking.json")["wandb"]["offline"]["id"] for job in tracked]
     assert len(set(ids)) == 2  # the first job's run ended with it: the second has its own
     for job, run_id in zip(tracked, ids, strict=True):
         parts = sorted((job / "wandb").glob("offline-run-*"))

@@ -81,3 +81,17 @@ def test_joblib_launcher_runs_jobs_at_once_with_the_cores_divided_in_directories
     assert all("torch threads: 1 (2 parallel job(s) on this machine)" in log for log in logs)
     assert all(strict_json(job(root, f"beta={b}") / "metrics.json")["status"] == "ok" for b in ("0.1", "1.0"))
     assert "| beta=0.1 | 0.1 | 1 | ok |" in (root / "summary.md").read_text()
+
+
+def test_a_sweep_with_invalid_jobs_ends_with_its_summary_listing_each_in_one_line(tmp_path, real_data_dir):
+    root = tmp_path / "sweep"
+    command = sweep_command(root, "objective=tcvae", "objective.alpha=-1,1", "trainer.max_epochs=1",
+                            "trainer.limit_train_batches=3")  # fmt: skip
+    result = run_module(*command, check=False)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == "error: 1 of 2 jobs did not finish: objective.alpha=-1 (failed)"
+    summary = (root / "summary.md").read_text()
+    reason = "Invalid config: objective.alpha=-1: must be a finite number >= 0"
+    assert f"| objective.alpha=-1 | 1 | 1 | **failed**: {reason} |" in summary
+    assert "| objective.alpha=1 | 1 | 1 | ok |" in summary
