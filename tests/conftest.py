@@ -22,8 +22,9 @@ def real_data_dir() -> Path:
     return next(iter(files.values())).parent
 
 
-LONGEST_FIRST = ["test_slurm", "test_devices", "test_loggers", "test_fid", "test_train", "test_evaluate",
-                 "test_run_dirs", "test_sweeps"]  # fmt: skip  # from the suite's --durations report
+LONGEST_FIRST = ["test_slurm", "test_trackers", "test_devices", "test_loggers", "test_fid", "test_train",
+                 "test_shapes_runs", "test_evaluate", "test_run_dirs", "test_sweeps", "test_disentanglement",
+                 "test_api"]  # fmt: skip  # from the suite's --durations report
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -47,6 +47,7 @@ def test_a_tracker_that_fails_is_given_up_once_and_counts_what_it_then_misses(ca
     assert (report["at_step"], report["reason"], report["calls"]) == (10, "Connection refused", tracker.missed)
 
 
+@pytest.mark.slow  # MLflow's retries, 2 s apart
 def test_a_store_that_is_not_there_is_found_out_within_seconds():
     server = MlflowServer(".")  # a free port nobody listens on
     start = time.monotonic()
@@ -86,12 +87,14 @@ def open_store(uri):
     return tracking.probe("mlflow", uri)
 
 
-@pytest.mark.slow  # 12 processes importing mlflow: 30 s; without the lock it fails every time here
+@pytest.mark.slow  # without the lock, one of each four processes fails every time here
 def test_jobs_opening_one_fresh_sqlite_store_together_do_not_race_to_create_it(tmp_path):
     uris = [f"sqlite:///{tmp_path / f'store{i}'}/mlflow.db" for i in range(3)]
     for uri in uris:
         (tmp_path / uri.split("/")[-2]).mkdir()
-    with multiprocessing.get_context("spawn").Pool(4) as pool:
+    import mlflow.tracking  # noqa: F401  # imported once here: the forked processes start at once
+
+    with multiprocessing.get_context("fork").Pool(4) as pool:
         for uri in uris:  # four processes at once on each fresh store
             assert pool.map(open_store, [uri] * 4) == [None] * 4
 
@@ -125,7 +128,7 @@ def test_a_store_killed_mid_run_costs_no_training_and_a_continuation_says_what_t
     server = MlflowServer(tmp_path / "server").start()
     run = tmp_path / "run"
     logged = ["logger=[tensorboard,mlflow]", f"logger.mlflow.tracking_uri={server.uri}"]
-    job = start_module("betavae.train", *TINY, "trainer.limit_train_batches=40", "trainer.max_epochs=6", *logged,
+    job = start_module("betavae.train", *TINY, "trainer.limit_train_batches=20", "trainer.max_epochs=4", *logged,
                        f"hydra.run.dir={run}")  # fmt: skip
     try:
         deadline = time.monotonic() + 120
@@ -139,7 +142,7 @@ def test_a_store_killed_mid_run_costs_no_training_and_a_continuation_says_what_t
     finally:
         server.kill()
     assert job.returncode == 0
-    assert time.monotonic() - killed < 90  # 5 epochs of 40 batches and the test pass: about 20 s here
+    assert time.monotonic() - killed < 60  # 3 epochs of 20 batches and the test pass: about 6 s here
     log = (run / "train.log").read_text()
     assert log.count("stopped answering") == 1
     assert "was given up at step" in log
@@ -149,14 +152,14 @@ def test_a_store_killed_mid_run_costs_no_training_and_a_continuation_says_what_t
 
     server.start()  # back, with its store: the job continues into the same run, which is told what it misses
     try:
-        run_module("betavae.train", *TINY, "trainer.limit_train_batches=40", "trainer.max_epochs=7", *logged,
+        run_module("betavae.train", *TINY, "trainer.limit_train_batches=20", "trainer.max_epochs=5", *logged,
                    f"hydra.run.dir={run}")  # fmt: skip
         client = mlflow.tracking.MlflowClient(server.uri)
         history = client.get_metric_history(entry["run_id"], "train/loss")
     finally:
         server.kill()
     assert "misses what 1 earlier part(s) could not send, from step" in (run / "train.log").read_text()
-    assert max(point.step for point in history) == 7 * 40 - 1  # the continued epoch reached the run
+    assert max(point.step for point in history) == 5 * 20 - 1  # the continued epoch reached the run
     assert strict_json(run / "tracking.json")["mlflow"][server.uri]["run_id"] == entry["run_id"]
 
     start = time.monotonic()  # evaluate while the store is down: that run fails in one line, quickly
@@ -176,7 +179,7 @@ def test_a_store_killed_mid_run_costs_no_training_and_a_continuation_says_what_t
 def test_a_jobs_tracked_runs_stay_its_own_across_parts_loggers_and_stores(tmp_path, real_data_dir):
     pytest.importorskip("wandb", reason="needs the wandb extra: pip install -e '.[wandb]'")
     run, first, second = tmp_path / "run", f"sqlite:///{tmp_path}/a.db", f"sqlite:///{tmp_path}/b.db"
-    parts = [("mlflow", first), ("wandb", None), ("mlflow", first), ("mlflow", second), ("mlflow", first)]
+    parts = [("mlflow", first), ("wandb", None), ("mlflow", second), ("mlflow", first)]
     for epochs, (logger, store) in enumerate(parts, start=1):
         where = [f"logger.mlflow.tracking_uri={store}"] if store else []
         run_module("betavae.train", *TINY, f"trainer.max_epochs={epochs}", f"logger=[tensorboard,{logger}]", *where,
@@ -184,7 +187,7 @@ def test_a_jobs_tracked_runs_stay_its_own_across_parts_loggers_and_stores(tmp_pa
     runs = strict_json(run / "tracking.json")
     assert sorted(runs) == ["mlflow", "wandb"]
     assert sorted(runs["mlflow"]) == sorted([first, second])
-    for store, parts_there in ((first, 3), (second, 1)):
+    for store, parts_there in ((first, 2), (second, 1)):
         client = mlflow.tracking.MlflowClient(store)
         (found,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
         assert found.info.run_id == runs["mlflow"][store]["run_id"]

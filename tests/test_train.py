@@ -185,7 +185,7 @@ def test_a_conv_tcvae_run_trains_records_both_and_evaluates_unchanged(tmp_path, 
     module = load_run(run).module
     assert type(module.net).__name__ == "ConvVAE"
     assert module.net.architecture["channels"] == [32, 32, 32]
-    assert module.objective.hparams() == {"name": "tcvae", "beta": 4.0, "alpha": 1.0, "gamma": 1.0,
+    assert module.objective.hparams() == {"name": "tcvae", "beta": 4.0, "alpha": 1.0, "gamma": 1.0, "batch_size": 128,
                                           "dataset_size": 55_000}  # fmt: skip
     run_module("betavae.evaluate", f"run_dir={run}", "eval.limit=50", "eval.iw_samples=5", "eval.probe=false",
                "eval.figures=false", "fid=none")  # fmt: skip
