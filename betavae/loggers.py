@@ -65,6 +65,16 @@ class Tolerant:
         """Where the run lives (tracking.json's key for it)."""
         raise NotImplementedError
 
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        """The Lightning logger's log_metrics (next in the class order), tolerantly."""
+        method = super().log_metrics
+        self.send("metric logs", lambda: method(metrics, step), step)
+
+    def log_hyperparams(self, params: Any) -> None:
+        """The Lightning logger's log_hyperparams, tolerantly."""
+        method = super().log_hyperparams
+        self.send("hyperparameter logs", lambda: method(params))
+
     def report(self) -> dict[str, Any] | None:
         """What this part could not send, as tracking.json records it (None: nothing was missed); says it too."""
         if self.down is None:
@@ -93,14 +103,6 @@ class MLFlowLogger(Tolerant, lightning_loggers.MLFlowLogger):
         """The run's id, which Lightning's progress bar asks for at every refresh; None as `name`."""
         return None if self.down is not None and not self._initialized else super().version
 
-    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-        method = super().log_metrics
-        self.send("metric logs", lambda: method(metrics, step), step)
-
-    def log_hyperparams(self, params: Any) -> None:
-        method = super().log_hyperparams
-        self.send("hyperparameter logs", lambda: method(params))
-
     def finalize(self, status: str = "success") -> None:
         method = super().finalize
         self.send("the run's end", lambda: method(status))
@@ -113,14 +115,6 @@ class WandbLogger(Tolerant, lightning_loggers.WandbLogger):
     @property
     def store(self) -> str:
         return tracking.wandb_store(self._offline)
-
-    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-        method = super().log_metrics
-        self.send("metric logs", lambda: method(metrics, step), step)
-
-    def log_hyperparams(self, params: Any) -> None:
-        method = super().log_hyperparams
-        self.send("hyperparameter logs", lambda: method(params))
 
 
 def job_name() -> str:
