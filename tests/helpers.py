@@ -211,14 +211,18 @@ class MlflowServer:
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                         start_new_session=True)  # fmt: skip  # a group: its workers die with it
         deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"{self.uri}/health", timeout=2)
-                return self
-            except OSError:
-                assert self.process.poll() is None, "mlflow server exited before it answered"
-                assert time.monotonic() < deadline, "mlflow server did not answer within 120 s"
-                time.sleep(0.5)
+        try:
+            while True:
+                try:
+                    urllib.request.urlopen(f"{self.uri}/health", timeout=2)
+                    return self
+                except OSError:
+                    assert self.process.poll() is None, "mlflow server exited before it answered"
+                    assert time.monotonic() < deadline, "mlflow server did not answer within 120 s"
+                    time.sleep(0.5)
+        except BaseException:
+            self.kill()  # on every way out: no server left behind
+            raise
 
     def kill(self) -> None:
         """SIGKILL the server and every process it started (uvicorn, its job runners) and wait for it."""
