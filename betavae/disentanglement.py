@@ -47,12 +47,18 @@ def entropy(factors: np.ndarray) -> np.ndarray:
     return np.array([mutual_info_score(factors[:, k], factors[:, k]) for k in range(factors.shape[1])])
 
 
+def factor_information(codes: np.ndarray, factors: np.ndarray, bins: int = 20) -> np.ndarray:
+    """I(code d; factor k) over H(factor k), the codes discretised into ``bins``, [D, K]: 0 when the dimension
+    says nothing of the factor, 1 when it determines it. What MIG reads, and the factor figures show."""
+    return mutual_information(discretize(codes, bins), factors) / entropy(factors)
+
+
 def mig(codes: np.ndarray, factors: np.ndarray, bins: int = 20) -> float:
     """Mutual information gap (Chen et al. 2018): per factor, the MI of its most informative code dimension less
     that of the second, over the factor's entropy; the mean over factors. 1: each factor in one dimension alone."""
-    m = np.sort(mutual_information(discretize(codes, bins), factors), axis=0)[::-1]
+    m = np.sort(factor_information(codes, factors, bins), axis=0)[::-1]
     second = m[1] if len(m) > 1 else np.zeros(m.shape[1])
-    return float(np.mean((m[0] - second) / entropy(factors)))
+    return float(np.mean(m[0] - second))
 
 
 def importances(
@@ -278,10 +284,10 @@ class DisentanglementScorer:
         metrics["factorvae_score"] = factorvae_score(codes_of, sample, k, rng, *sizes, self.num_variance_estimate,
                                                      self.prune_threshold)  # fmt: skip
         metrics["betavae_score"] = betavae_score(codes_of, sample, k, rng, *sizes)
-        mi = mutual_information(discretize(arrays["codes_train"], self.bins), arrays["factors_train"])
+        informs = factor_information(arrays["codes_train"], arrays["factors_train"], self.bins)
         names = [f.name for f in data.factors]
         arrays |= {"factor_names": np.array(names), "settings": np.array(json.dumps(self.settings()))}
-        return Scores(metrics, arrays, mi / entropy(arrays["factors_train"]), names)
+        return Scores(metrics, arrays, informs, names)
 
 
 @dataclass

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from betavae.data.memory import first_per_class
-from betavae.disentanglement import discretize, entropy, mutual_information
+from betavae.disentanglement import factor_information
 from betavae.latents import active_mask, encode_all, kl_per_dim
 from betavae.model import VAE, Posterior
 from betavae.plotting import image_grid, new_figure, render
@@ -97,7 +97,7 @@ def latent_traversal(
     if factors is None:
         return grid
     labels, names = factors
-    informs = mutual_information(discretize(posterior.mu.cpu().double().numpy()), labels) / entropy(labels)
+    informs = factor_information(posterior.mu.cpu().double().numpy(), labels)
     rows = [f"z{d} · {names[informs[d].argmax()]} {informs[d].max():.2f}" for d in dims.tolist()]
     return labelled_rows(grid, rows, image.numel())
 

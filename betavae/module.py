@@ -132,7 +132,7 @@ class BetaVAEModule(pl.LightningModule):
 
     def _chunk_parts(self, stage: str, *samples: torch.Tensor) -> None:
         """Estimate the KL parts of (z, μ, log σ²) on chunks of the objective's batch size, in the order the images
-        come, carrying the rest over to the next batch (`flush`: at the epoch's end)."""
+        come, carrying the rest over to the next batch (`_epoch_chunks` takes it at the epoch's end)."""
         size = self.objective.batch_size
         if stage in self._carry:
             samples = tuple(torch.cat([old, new]) for old, new in zip(self._carry.pop(stage), samples, strict=True))
