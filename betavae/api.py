@@ -23,21 +23,21 @@ from betavae.files import read_json
 from betavae.latents import encode_all
 from betavae.model import VAE, Posterior
 from betavae.module import BetaVAEModule
-from betavae.runs import RunRecord, job_dirs, run_config
-from betavae.summarize import summarize
+from betavae.runs import JobDir, RunRecord, SweepDir, job_dirs, run_config
+from betavae.summary import summarize
 
 
 def best_checkpoint(run_dir: Path) -> Path:
     """The run's best checkpoint (as metrics.json names it, else best-*.ckpt), else last.ckpt."""
-    run_dir = Path(run_dir)
-    record = RunRecord.read(run_dir)
-    candidates = [run_dir / record.best_checkpoint] if record and record.best_checkpoint else []
-    candidates += sorted((run_dir / "checkpoints").glob("best-*.ckpt"), reverse=True)
-    candidates.append(run_dir / "checkpoints" / "last.ckpt")
+    job = JobDir(Path(run_dir))
+    record = RunRecord.read(job.root)
+    candidates = [job.root / record.best_checkpoint] if record and record.best_checkpoint else []
+    candidates += sorted(job.checkpoints.glob("best-*.ckpt"), reverse=True)
+    candidates.append(job.last_checkpoint)
     for path in candidates:
         if path.is_file():
             return path
-    raise RunError(f"no checkpoint in {run_dir / 'checkpoints'}")
+    raise RunError(f"no checkpoint in {job.checkpoints}")
 
 
 @dataclass(frozen=True)
@@ -58,10 +58,9 @@ class Run:
 
     @property
     def metrics(self) -> dict[str, float]:
-        """The test metrics: training's (metrics.json), with evaluate's (evaluation.json) where it ran."""
-        evaluation = read_json(self.directory / "evaluation.json") or {}
-        tested = self.record.metrics if self.record else {}
-        return tested | {k: v for k, v in evaluation.items() if k.startswith("test/")}
+        """The test metrics: training's (metrics.json), with evaluate's (evaluation.json) over them where it ran,
+        as the sweep summary reads them (`betavae.runs.JobDir.results`)."""
+        return JobDir(self.directory).results()
 
     def images(self, split: str = "test") -> torch.Tensor:
         """Every image of a split of the run's data ("train", "val" or "test"), flattened, in [0, 1]."""
@@ -104,7 +103,7 @@ def load_sweep(sweep_dir: str | Path, device: str | torch.device = "cpu") -> lis
 def summary_rows(sweep_dir: str | Path) -> list[dict[str, Any]]:
     """The sweep summary's rows (summary.json's groups: mean and sd over seeds per group, one row per job that
     did not finish), written first if the sweep has none yet."""
-    path = Path(sweep_dir) / "summary.json"
+    path = SweepDir(Path(sweep_dir)).summary("json")
     if not path.is_file():
         summarize(Path(sweep_dir))
     summary = read_json(path)

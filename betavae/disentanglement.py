@@ -11,9 +11,16 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.stats
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig
 
 from betavae.config import is_int, is_number, require
+from betavae.data.contract import ImageData
 from betavae.errors import ConfigError
+from betavae.model import VAE
+from betavae.plotting import heatmap
+from betavae.suite import Evaluation, Scorer
 
 CODE_ARRAYS = ("codes_train", "factors_train", "codes_test", "factors_test")  # disentanglement.npz, in this order
 CodesOf = Callable[[np.ndarray], np.ndarray]  # factor combinations [n, K] → codes [n, D] of their images
@@ -220,12 +227,13 @@ def factor_sampler(num_values: Sequence[int], rng: np.random.Generator) -> Calla
     return lambda n: np.stack([rng.integers(v, size=n) for v in num_values], axis=1)
 
 
-class DisentanglementScorer:
-    """All five scores of a model on data with known factors (`data=shapes`), from the posterior means of every
-    image of the factor grid: each score draws its factor combinations from ``seed`` and looks their codes up.
-    ``compute``: "auto" scores data with factors and skips the rest; true refuses data without factors; false
-    never scores. Sample sizes are disentanglement_lib's: ``num_train`` codes to fit on (and FactorVAE and BetaVAE
-    points to train on), ``num_test`` to score on; ``batch_size`` images per FactorVAE vote and BetaVAE point."""
+class DisentanglementScorer(Scorer):
+    """The `disentanglement` family: all five scores of a model on data with known factors (`data=shapes`), from
+    the posterior means of every image of the factor grid: each score draws its factor combinations from ``seed``
+    and looks their codes up. ``compute``: "auto" scores data with factors and skips the rest; true refuses data
+    without factors; false never scores. Sample sizes are disentanglement_lib's: ``num_train`` codes to fit on (and
+    FactorVAE and BetaVAE points to train on), ``num_test`` to score on; ``batch_size`` images per FactorVAE vote
+    and BetaVAE point."""
 
     def __init__(
         self,
@@ -253,23 +261,27 @@ class DisentanglementScorer:
         self.batch_size = batch_size
         self.num_variance_estimate, self.prune_threshold = num_variance_estimate, prune_threshold
 
-    def applies(self, data: object) -> bool:
-        """Whether to score this data: it has factors (refused in one line if ``compute`` insists and it has none)."""
-        factors = getattr(data, "factors", None)
-        if self.compute is True and not factors:
-            raise ConfigError(
-                f"disentanglement.compute=true: data={getattr(data, 'name', '?')} has no ground-truth "
-                "factors of variation to score against (data=shapes has)"
-            )
-        return bool(factors) and self.compute is not False
+    @classmethod
+    def configured(cls, node: DictConfig | None) -> DisentanglementScorer | None:
+        """The scorer of ``disentanglement``'s settings; None with ``compute: false``."""
+        scorer = instantiate(node)
+        return None if scorer.compute is False else scorer
+
+    def unfit(self, data: ImageData) -> str | None:
+        """Refuse, in one line, data without factors when ``compute`` insists on the scores; else nothing: the
+        family needs factors, which the suite checks."""
+        if self.compute is True and data.factors is None:
+            raise ConfigError(f"disentanglement.compute=true: data={data.name} has no ground-truth factors of "
+                              "variation to score against (data=shapes has)")  # fmt: skip
+        return None
 
     def settings(self) -> dict[str, object]:
         """The settings the scores were computed with, recorded beside them."""
         return {k: v for k, v in vars(self).items() if k != "compute"}
 
-    def scores(self, model: object, data: object) -> Scores:
+    def scores(self, model: object, data: ImageData) -> Scores:
         """The five scores, their code-based inputs and the latent × factor mutual information."""
-        num_values = [len(f) for f in data.factors]
+        num_values = data.factor_sizes
         grid_codes = grid_means(model, data)
         rng = np.random.default_rng(self.seed)
         sample = factor_sampler(num_values, rng)
@@ -289,6 +301,14 @@ class DisentanglementScorer:
         arrays |= {"factor_names": np.array(names), "settings": np.array(json.dumps(self.settings()))}
         return Scores(metrics, arrays, informs, names)
 
+    def evaluate(self, model: VAE, data: ImageData, limit: int | None, label: str) -> Evaluation:
+        """The scores, their inputs as disentanglement.npz, and figures/factor_information.png."""
+        found = self.scores(model, data)
+        chart = heatmap(found.normalized_mi, found.factor_names, [f"z{d}" for d in range(len(found.normalized_mi))],
+                        f"{label} · I(z_d; factor) / H(factor)")  # fmt: skip
+        return Evaluation(found.metrics, {"disentanglement": found.arrays}, {"factor_information": chart},
+                          settings={"disentanglement": self.settings()})  # fmt: skip
+
 
 @dataclass
 class Scores:
@@ -303,15 +323,9 @@ class Scores:
     factor_names: list[str]
 
 
-def grid_means(model: object, data: object, batch: int = 4096) -> np.ndarray:
+def grid_means(model: VAE, data: ImageData, batch: int = 4096) -> np.ndarray:
     """Posterior means [N, D] of every image of the data's factor grid, in grid order, encoded in batches on the
     model's device."""
-    import torch
-
-    from betavae.data.memory import to_unit
-
-    if data.grid is None:
-        data.setup()
     with torch.no_grad():
-        means = [model.encode(to_unit(chunk).to(model.device)).mu.float().cpu() for chunk in data.grid.split(batch)]
+        means = [model.encode(chunk.to(model.device)).mu.float().cpu() for chunk in data.grid_images(batch)]
     return torch.cat(means).numpy().astype(np.float64)

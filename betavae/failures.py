@@ -19,7 +19,7 @@ from betavae.errors import DataError, Refused, RunError, SweepRefused, Terminate
 from betavae.files import disk_full
 from betavae.jobs import in_process_group
 from betavae.runs import RunRecord, Status, record_failure
-from betavae.summarize import summarize
+from betavae.summary import summarize
 
 log = logging.getLogger(__name__)
 KNOWN_FAILURES = (DataError, RunError, torch.OutOfMemoryError, MemoryError)  # reported in one line

@@ -1,5 +1,6 @@
 """Fréchet distance between image sets with torchmetrics, on features of a Fashion-MNIST CNN shipped with the
-package (or InceptionV3 where its weights can be had), with on-disk caching of the real-image statistics."""
+package (or InceptionV3 where its weights can be had), with on-disk caching of the real-image statistics; the
+`fid` metric family, on data whose contract names the scorer's feature network."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 
 from betavae.config import is_int, require
-from betavae.data.memory import to_unit
+from betavae.data.contract import ImageData
 from betavae.errors import ConfigError
 from betavae.files import atomic, cache_path
 from betavae.model import VAE
+from betavae.suite import Evaluation, Scorer
 
 FEATURES_FILE = Path(__file__).with_name("fid_features.pt")
 FEATURES_SHA256 = "f6054465fb7eb38c3fd7588ca2fa7166c305192370cfd71f32faf59b4437f2ef"
@@ -43,7 +45,7 @@ class FashionFeatures(nn.Module):
         self.head = nn.Sequential(nn.Dropout(0.3), nn.Linear(self.num_features, 10))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """128-d features of images in [0, 1], given flat [N, 784] or as [N, 1, 28, 28]."""
+        """128-d features of gray 28×28 images in [0, 1], given flat [N, 784] or as [N, 1, 28, 28]."""
         return self.body(images.reshape(-1, 1, 28, 28))
 
     def classify(self, images: torch.Tensor) -> torch.Tensor:
@@ -85,9 +87,9 @@ def inception_weights_path(explicit: str | None) -> Path:
     return path
 
 
-class GrayToRGB(nn.Module):
-    """InceptionV3's input from gray images in [0, 1]: rounded to uint8 (torchmetrics' `normalize` truncates
-    with byte()) and repeated to three channels, keeping the wrapped extractor's interface."""
+class ToInception(nn.Module):
+    """InceptionV3's input from images [N, C, H, W] in [0, 1]: rounded to uint8 (torchmetrics' `normalize`
+    truncates with byte()) and, gray, repeated to three channels, keeping the wrapped extractor's interface."""
 
     def __init__(self, inception: nn.Module) -> None:
         super().__init__()
@@ -96,7 +98,7 @@ class GrayToRGB(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if images.is_floating_point():
             images = images.mul(255).round_().to(torch.uint8)
-        return self.inception(images.reshape(-1, 1, 28, 28).expand(-1, 3, -1, -1))
+        return self.inception(images.expand(-1, 3, -1, -1) if images.shape[1] == 1 else images)
 
 
 def make_metric(feature: str = "fashion", inception_weights: str | None = None) -> FrechetInceptionDistance:
@@ -110,10 +112,10 @@ def make_metric(feature: str = "fashion", inception_weights: str | None = None) 
             feature=2048,
             reset_real_features=False,
             sync_on_compute=False,
-            normalize=False,  # GrayToRGB rounds floats to uint8 itself
+            normalize=False,  # ToInception rounds floats to uint8 itself
             feature_extractor_weights_path=str(inception_weights_path(inception_weights)),
         )
-        metric.inception = GrayToRGB(metric.inception)
+        metric.inception = ToInception(metric.inception)
         return metric
     raise ConfigError(f"fid.feature={feature!r}: must be 'fashion' or 'inception'")
 
@@ -139,9 +141,9 @@ def arithmetic_key(device: torch.device) -> str:
 
 
 def batches(images: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
-    """Float batches in [0, 1] of uint8 or float images."""
+    """Float batches in [0, 1] of uint8 or float images, in the shape they are given."""
     for batch in images.split(batch_size):
-        yield to_unit(batch) if batch.dtype == torch.uint8 else batch
+        yield batch.float().div_(255) if batch.dtype == torch.uint8 else batch
 
 
 def stats_digest(state: dict[str, torch.Tensor]) -> str:
@@ -203,10 +205,10 @@ def fid_against_real(
     return float(metric.compute())
 
 
-class FIDScorer:
-    """FID of a model's decoder means, of prior samples (mean and sd over ``sample_seeds`` draws) and of
-    reconstructions, against as many real images. The metric is built with the scorer, so missing weights stop
-    a run before any training."""
+class FIDScorer(Scorer):
+    """The `fid` family: FID of a model's decoder means, of prior samples (mean and sd over ``sample_seeds``
+    draws) and of reconstructions, against as many real images. The metric is built with the scorer, so missing
+    weights stop a run before any training."""
 
     def __init__(
         self,
@@ -233,41 +235,42 @@ class FIDScorer:
             writable = False
         require(writable, "cache_dir", str(self.cache_dir), "must be a writable directory (or creatable)")
 
-    def unfit(self, data: object) -> str | None:
-        """Why this FID cannot score ``data``'s images, or None when it can: the shipped network knows Fashion-MNIST
-        alone, and both networks take 28×28 images."""
-        name = getattr(data, "name", "?")
-        if self.feature == "fashion" and name != "fashion_mnist":
-            return f"data={name}: fid=fashion's feature network was trained on Fashion-MNIST alone"
-        if getattr(data, "image_size", 28) != 28:
-            return f"data={name}: fid=inception here takes 28×28 images"
-        return None
+    def unfit(self, data: ImageData) -> str | None:
+        """Why this FID cannot score ``data``'s images (its contract does not name the feature network), or None."""
+        if self.feature in data.fid_features:
+            return None
+        if self.feature == "fashion":
+            return f"data={data.name}: fid=fashion's feature network was trained on Fashion-MNIST alone"
+        return f"data={data.name}: its images are not ones fid={self.feature}'s feature network knows"
 
     def samples(self, model: VAE, n: int, seed: int) -> Iterator[torch.Tensor]:
         """Decoder means of ``n`` draws z ~ N(0, I) seeded by ``seed``, batch by batch on the model's device."""
         generator = torch.Generator().manual_seed(seed)
         for start in range(0, n, self.batch_size):
-            yield model.sample(min(self.batch_size, n - start), generator)
+            yield model.sample(min(self.batch_size, n - start), generator).view(-1, *model.image_shape)
 
     def reconstructions(self, model: VAE, images: torch.Tensor) -> Iterator[torch.Tensor]:
-        """Decoder means at z = μ of ``images``, batch by batch."""
+        """Decoder means at z = μ of ``images`` [N, C, H, W], batch by batch."""
         for batch in images.split(self.batch_size):
-            yield model.reconstruct(batch)
+            yield model.reconstruct(batch.flatten(1)).view_as(batch)
 
     @torch.inference_mode()
-    def scores(self, model: VAE, images: torch.Tensor, split: str = "test") -> dict[str, float]:
+    def scores(self, model: VAE, images: torch.Tensor, recon: bool = True) -> dict[str, float]:
         """Against the first ``num_images`` of ``images`` (flattened, in [0, 1]; all if null) and as many
-        generated images: `<split>/fid` and `<split>/fid_std`, the mean and sd over the sample seeds of prior
-        samples' FID, and, if ``recon`` and the split is the test split, `test/fid_recon` of their
-        reconstructions."""
+        generated images: `fid` and `fid_std`, the mean and sd over the sample seeds of prior samples' FID, and,
+        with ``recon`` (and the scorer's ``recon``), `fid_recon` of their reconstructions."""
         self.metric.to(model.device)
-        real = images[: self.num_images].to(model.device)
+        real = images[: self.num_images].to(model.device).view(-1, *model.image_shape)
         set_real(self.metric, real, self.cache_dir, self.batch_size)
         fids = torch.tensor([fid_against_real(self.metric, self.samples(model, len(real), s))
                              for s in self.sample_seeds])  # fmt: skip
-        result = {f"{split}/fid": float(fids.mean())}
+        result = {"fid": float(fids.mean())}
         if len(fids) > 1:
-            result[f"{split}/fid_std"] = float(fids.std())
-        if self.recon and split == "test":
-            result["test/fid_recon"] = fid_against_real(self.metric, self.reconstructions(model, real))
+            result["fid_std"] = float(fids.std())
+        if self.recon and recon:
+            result["fid_recon"] = fid_against_real(self.metric, self.reconstructions(model, real))
         return result
+
+    def evaluate(self, model: VAE, data: ImageData, limit: int | None, label: str) -> Evaluation:
+        """The scores against the test split (its first ``num_images``: FID is never limited to ``limit``)."""
+        return Evaluation(self.scores(model, data.images("test")[0]))

@@ -1,14 +1,17 @@
 """Every figure of a run, as a function of the model and images returning an RGB uint8 array, drawn headless; the
-model computes on its own device, wherever the images are."""
+model computes on its own device, wherever the images are, and images are shown in the model's shape (gray or
+colour). `draw` draws a figure by name from a model and a data module: what the figure callbacks draw during
+training and evaluate draws afterwards, the same way."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
+from betavae.data.contract import ImageData
 from betavae.data.memory import first_per_class
 from betavae.disentanglement import factor_information
 from betavae.latents import active_mask, encode_all, kl_per_dim
@@ -25,13 +28,13 @@ def reconstructions(model: VAE, images: torch.Tensor, groups: torch.Tensor, per_
     kinds = torch.unique(groups).tolist()
     x = images[first_per_class(groups, kinds, per_class)].to(model.device)
     x = x.view(len(kinds), per_class, -1).transpose(0, 1).reshape(len(kinds) * per_class, -1)  # rows in group order
-    return image_grid(torch.cat([x, model.reconstruct(x)]), nrow=len(kinds))
+    return image_grid(torch.cat([x, model.reconstruct(x)]), nrow=len(kinds), shape=model.image_shape)
 
 
 def prior_samples(model: VAE, num_samples: int, seed: int) -> np.ndarray:
     """Decoder means of one seeded set of codes z ~ N(0, I), so successive grids show the same codes evolve."""
     samples = model.sample(num_samples, torch.Generator().manual_seed(seed))
-    return image_grid(samples, nrow=int(np.ceil(np.sqrt(num_samples))))
+    return image_grid(samples, nrow=int(np.ceil(np.sqrt(num_samples))), shape=model.image_shape)
 
 
 def sample_stats(samples: torch.Tensor) -> dict[str, float]:
@@ -55,7 +58,7 @@ def frozen_sigma(
     for ax, sigma in zip(fig.subplots(1, len(sigmas), squeeze=False)[0], sigmas, strict=True):
         samples = model.sample(num_samples, torch.Generator().manual_seed(seed), temperature=sigma)
         stats[f"{sigma:g}"] = sample_stats(samples)
-        ax.imshow(image_grid(samples[:grid_samples], nrow=int(np.sqrt(grid_samples))))
+        ax.imshow(image_grid(samples[:grid_samples], nrow=int(np.sqrt(grid_samples)), shape=model.image_shape))
         ax.set_title(f"σ = {sigma:g} · diversity {stats[f'{sigma:g}']['diversity']:.3f}")
         ax.axis("off")
     fig.suptitle(f"{label} · samples of z ~ N(0, σ²I)")
@@ -76,7 +79,7 @@ def interpolation(
     mu = model.encode(ends.flatten(0, 1).to(model.device)).mu.view(len(pairs), 2, -1)
     t = torch.linspace(0, 1, steps, device=mu.device).view(1, -1, 1)
     path = mu[:, :1] * (1 - t) + mu[:, 1:] * t  # [P, steps, D]
-    return image_grid(model.decode_mean(path.flatten(0, 1)), nrow=steps)
+    return image_grid(model.decode_mean(path.flatten(0, 1)), nrow=steps, shape=model.image_shape)
 
 
 @torch.no_grad()
@@ -93,39 +96,24 @@ def latent_traversal(
     base = model.encode(image.unsqueeze(0).to(model.device)).mu[0]
     z = base.repeat(len(dims), steps, 1)
     z[torch.arange(len(dims)), :, dims] = torch.linspace(-span, span, steps, device=base.device)
-    grid = image_grid(model.decode_mean(z.flatten(0, 1)), nrow=steps)
+    grid = image_grid(model.decode_mean(z.flatten(0, 1)), nrow=steps, shape=model.image_shape)
     if factors is None:
         return grid
     labels, names = factors
     informs = factor_information(posterior.mu.cpu().double().numpy(), labels)
     rows = [f"z{d} · {names[informs[d].argmax()]} {informs[d].max():.2f}" for d in dims.tolist()]
-    return labelled_rows(grid, rows, image.numel())
+    return labelled_rows(grid, rows, model.image_shape.height)
 
 
-def labelled_rows(grid: np.ndarray, labels: Sequence[str], pixels: int) -> np.ndarray:
-    """An image grid with a label left of each row of images (square images of ``pixels`` pixels, 2 px apart)."""
-    side = math.isqrt(pixels) + 2
+def labelled_rows(grid: np.ndarray, labels: Sequence[str], height: int) -> np.ndarray:
+    """An image grid with a label left of each row of images (each ``height`` pixels high, 2 px apart)."""
+    side = height + 2
     height, width = grid.shape[:2]
     fig = new_figure((width + 180) / 100, max(height, 60) / 100)
     ax = fig.add_subplot()
     ax.imshow(grid, interpolation="nearest")
     ax.set_yticks([2 + i * side + side / 2 - 1 for i in range(len(labels))], labels, fontsize=8)
     ax.set_xticks([])
-    return render(fig)
-
-
-def factor_information_chart(informs: np.ndarray, factor_names: Sequence[str], label: str) -> np.ndarray:
-    """The latent × factor mutual information over each factor's entropy (0: the dimension says nothing of the
-    factor, 1: it determines it), a heatmap with each value written in its cell."""
-    fig = new_figure(1.2 * len(factor_names) + 2, 0.35 * len(informs) + 1.6)
-    ax = fig.add_subplot()
-    shown = ax.imshow(informs, vmin=0, vmax=1, cmap="viridis", aspect="auto")
-    for (d, k), value in np.ndenumerate(informs):
-        ax.text(k, d, f"{value:.2f}", ha="center", va="center", fontsize=7, color="white" if value < 0.5 else "black")
-    ax.set_xticks(range(len(factor_names)), factor_names)
-    ax.set_yticks(range(len(informs)), [f"z{d}" for d in range(len(informs))])
-    ax.set_title(f"{label} · I(z_d; factor) / H(factor)")
-    fig.colorbar(shown, ax=ax)
     return render(fig)
 
 
@@ -158,3 +146,30 @@ def training_curves(history: list[dict[str, float]], label: str) -> np.ndarray:
         ax.legend()
     fig.suptitle(label)
     return render(fig)
+
+
+def _latent_traversal_of(model: VAE, data: ImageData, label: str, image_index: int, **settings: Any) -> np.ndarray:
+    """`latent_traversal` around test image ``image_index``, dimensions ranked on the validation images, each row
+    labelled with the factor it informs most where the data has factors."""
+    ranking, labels = data.images("val")
+    factors = (labels.cpu().numpy(), [f.name for f in data.factors]) if data.factors else None
+    return latent_traversal(model, ranking, data.images("test")[0][image_index], **settings, factors=factors)
+
+
+Drawn = tuple[np.ndarray, dict[str, Any] | None]  # the image, and the statistics some figures give beside it
+FIGURES: dict[str, Callable[..., Any]] = {  # name: what draws it from (model, data, label, **its settings)
+    "reconstructions": lambda model, data, label, **s: reconstructions(model, *data.grouped("test"), **s),
+    "prior_samples": lambda model, data, label, **s: prior_samples(model, **s),
+    "interpolation": lambda model, data, label, **s: interpolation(model, *data.grouped("test"), **s),
+    "latent_traversal": _latent_traversal_of,
+    "frozen_sigma": lambda model, data, label, **s: frozen_sigma(model, label, **s),
+    "kl_per_dim": lambda model, data, label, **s: kl_per_dim_chart(encode_all(model, data.images("val")[0]), label),
+}
+END_OF_FIT = tuple(FIGURES)  # what fitting ends with, and evaluate draws: every figure of one model
+
+
+def draw(name: str, model: VAE, data: ImageData, label: str, **settings: Any) -> Drawn:
+    """Figure ``name`` of a model on a data module, with the figure's settings (conf/figures/): its image and,
+    for frozen_sigma, the statistics it shows."""
+    drawn = FIGURES[name](model, data, label, **settings)
+    return drawn if isinstance(drawn, tuple) else (drawn, None)

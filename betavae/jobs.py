@@ -23,6 +23,7 @@ from lightning.pytorch.strategies.launchers.subprocess_script import _Subprocess
 from omegaconf import DictConfig, OmegaConf
 
 from betavae.errors import ConfigError, LaunchRefused, RunError, Terminated
+from betavae.runs import JobDir
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ def job_lock(directory: Path) -> Iterator[None]:
         yield
         return
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / ".lock"
+    path = JobDir(Path(directory)).lock
     with path.open("a+") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)

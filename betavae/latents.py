@@ -1,13 +1,17 @@
-"""Posterior statistics of a trained encoder: batched encoding, per-dimension KL, active units, linear probe."""
+"""Posterior statistics of a trained encoder: batched encoding, per-dimension KL, active units, the KL's
+decomposition, linear probes; the `latents` and `probe` metric families."""
 
 from __future__ import annotations
 
 import math
 
 import torch
+from omegaconf import DictConfig
 
+from betavae.data.contract import ImageData
 from betavae.loss import KLParts, gaussian_kl, log_normal
 from betavae.model import VAE, Posterior
+from betavae.suite import Evaluation, Scorer
 
 ACTIVE_THRESHOLD = 0.01  # Burda et al. (2016): a unit is active if Var_x(E_q[z_d]) > 0.01
 
@@ -83,6 +87,11 @@ def active_units(posterior: Posterior, threshold: float = ACTIVE_THRESHOLD) -> i
     return int(active_mask(posterior, threshold).sum())
 
 
+def unit_counts(posterior: Posterior) -> dict[str, float]:
+    """`active_units` of these posteriors, by name: what the `latents` family and the validation log give."""
+    return {"active_units": float(active_units(posterior))}
+
+
 def linear_probe_accuracy(
     train_x: torch.Tensor, train_labels: torch.Tensor, test_x: torch.Tensor, test_labels: torch.Tensor
 ) -> float:
@@ -109,31 +118,43 @@ def posterior_sample(posterior: Posterior, seed: int = 0) -> torch.Tensor:
 def probe_metrics(
     train: Posterior, train_labels: torch.Tensor, test: Posterior, test_labels: torch.Tensor, seed: int = 0
 ) -> dict[str, float]:
-    """Linear probes that cannot read collapsed dimensions: `test/probe_accuracy` on posterior samples z ~ q
-    (a collapsed dimension is prior noise there), `test/probe_accuracy_active` on the posterior means of the
-    dimensions active on the training images only. Standardising the means of collapsed dimensions (variance
-    ~5e-4) would blow their residual class signal up to unit scale and let the probe read it."""
+    """Linear probes that cannot read collapsed dimensions: `probe_accuracy` on posterior samples z ~ q (a
+    collapsed dimension is prior noise there), `probe_accuracy_active` on the posterior means of the dimensions
+    active on the training images only. Standardising the means of collapsed dimensions (variance ~5e-4) would
+    blow their residual class signal up to unit scale and let the probe read it."""
     active = active_mask(train)
     return {
-        "test/probe_accuracy": linear_probe_accuracy(
+        "probe_accuracy": linear_probe_accuracy(
             posterior_sample(train, seed), train_labels, posterior_sample(test, seed + 1), test_labels
         ),
-        "test/probe_accuracy_active": linear_probe_accuracy(
+        "probe_accuracy_active": linear_probe_accuracy(
             train.mu[:, active], train_labels, test.mu[:, active], test_labels
         ),
     }
 
 
-def latent_metrics(
-    model: VAE,
-    test: tuple[torch.Tensor, torch.Tensor],
-    train: tuple[torch.Tensor, torch.Tensor] | None = None,
-) -> dict[str, float]:
-    """`test/active_units` and the KL's decomposition (`test/mi|tc|dimwise_kl` and their `_se`) of the test
-    (images, labels), and the probes (`probe_metrics`) when the training split to fit them on is given."""
-    test_posterior = encode_all(model, test[0])
-    metrics = {"test/active_units": float(active_units(test_posterior))}
-    metrics |= {f"test/{name}": value for name, value in kl_decomposition(test_posterior).items()}
-    if train is not None:
-        metrics |= probe_metrics(encode_all(model, train[0]), train[1], test_posterior, test[1])
-    return metrics
+class LatentScores(Scorer):
+    """The `latents` family: active units and the KL's decomposition (with standard errors) of the posteriors of
+    the first ``limit`` test images, the images training's test pass tested, so the parts sum to their KL."""
+
+    def evaluate(self, model: VAE, data: ImageData, limit: int | None, label: str) -> Evaluation:
+        posterior = encode_all(model, data.images("test")[0][:limit])
+        return Evaluation(unit_counts(posterior) | kl_decomposition(posterior))
+
+    @classmethod
+    def configured(cls, node: DictConfig | None) -> LatentScores:
+        return cls()  # no settings of its own: on wherever its node (the latent_stats callback, eval) is
+
+
+class ProbeScores(Scorer):
+    """The `probe` family: `probe_metrics` fitted on the training split's codes, scored on the first ``limit``
+    test images; off where its settings say ``probe: false``."""
+
+    def evaluate(self, model: VAE, data: ImageData, limit: int | None, label: str) -> Evaluation:
+        test, test_labels = (t[:limit] for t in data.images("test"))
+        train, train_labels = data.images("train")
+        return Evaluation(probe_metrics(encode_all(model, train), train_labels, encode_all(model, test), test_labels))
+
+    @classmethod
+    def configured(cls, node: DictConfig | None) -> ProbeScores | None:
+        return cls() if node is None or node.get("probe", True) else None

@@ -22,9 +22,9 @@ from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
-from betavae import tracking
+from betavae import registry, tracking
 from betavae.errors import RunError, SweepRefused, first_line
-from betavae.runs import likelihood_label
+from betavae.runs import JobDir, likelihood_label
 
 log = logging.getLogger(__name__)
 EXTRAS = {"MLFlowLogger": "mlflow", "WandbLogger": "wandb"}  # class → the extra (and package) it needs
@@ -135,13 +135,14 @@ def logger_class(node: DictConfig) -> str:
 
 
 def hparams(cfg: DictConfig) -> dict[str, Any]:
-    """The hyperparameters a β sweep varies, flat: TensorBoard's HPARAMS tab, MLflow's params, W&B's config."""
+    """The hyperparameters a sweep varies, flat: TensorBoard's HPARAMS tab, MLflow's params, W&B's config. β is
+    the objective's own (none for the capacity objective, whose weights are objective.gamma and .c_max)."""
     objective = OmegaConf.to_container(cfg.objective, resolve=True)
     return {
         "objective": objective.pop("_target_").rsplit(".", 1)[-1],
         **{f"objective.{k}": v for k, v in objective.items()},
         "likelihood": likelihood_label(cfg),
-        "beta": cfg.beta,
+        **({"beta": objective["beta"]} if "beta" in objective else {}),
         "seed": cfg.seed,
         "lr": cfg.lr,
         "batch_size": cfg.data.batch_size,
@@ -305,7 +306,7 @@ def check_stores(run_dir: Path, unreachable: str) -> set[str]:
         kind = "mlflow" if "run_id" in entry else "wandb"
         if importlib.util.find_spec(kind) is None:
             raise RunError(f"tracking.json names a run of logger.{name}, and the {kind} package is missing: "
-                           f"pip install 'betavae[{kind}]' (or remove {run_dir / tracking.FILE})")  # fmt: skip
+                           f"pip install 'betavae[{kind}]' (or remove {JobDir(Path(run_dir)).tracking})")  # fmt: skip
         if reason := tracking.probe(kind, store):
             message = f"logger.{name}: its tracking store {store} does not answer ({reason})"
             if unreachable == "stop":
@@ -336,7 +337,7 @@ def send_to_mlflow(entry: dict[str, Any], store: str, path: Path, metrics: dict[
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(store)
-    tested = client.get_metric_history(entry["run_id"], "test/loss")  # at the step of training's test
+    tested = client.get_metric_history(entry["run_id"], registry.LOSS)  # at the step of training's test
     step, stamp = tested[-1].step if tested else 0, int(time.time() * 1000)
     client.log_batch(entry["run_id"], metrics=[Metric(k, float(v), stamp, step) for k, v in metrics.items()])
     client.log_artifact(entry["run_id"], str(path))

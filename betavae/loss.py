@@ -101,6 +101,11 @@ class Objective:
         """A short title for figures, e.g. 'β = 0.5'."""
         raise NotImplementedError
 
+    @property
+    def weight(self) -> dict[str, float]:
+        """The objective's own weights, by config key under `objective`: what a job's record says it trained."""
+        raise NotImplementedError
+
 
 class BetaObjective(Objective):
     """recon + β·KL (Higgins et al. 2017). With ``warmup_epochs`` > 0 the KL weight rises linearly from 0 to β
@@ -131,6 +136,10 @@ class BetaObjective(Objective):
     def label(self) -> str:
         return f"β = {self.beta:g}"
 
+    @property
+    def weight(self) -> dict[str, float]:
+        return {"beta": self.beta}
+
 
 class CapacityObjective(Objective):
     """recon + γ·|KL − C| (Burgess et al. 2018, "Understanding disentangling in β-VAE"), the capacity C raised
@@ -159,6 +168,10 @@ class CapacityObjective(Objective):
     @property
     def label(self) -> str:
         return f"C = {self.c_max:g}, γ = {self.gamma:g}"
+
+    @property
+    def weight(self) -> dict[str, float]:
+        return {"gamma": self.gamma, "c_max": self.c_max}
 
 
 class TCObjective(Objective):
@@ -213,6 +226,10 @@ class TCObjective(Objective):
     @property
     def label(self) -> str:
         return f"β-TCVAE, β = {self.beta:g}"
+
+    @property
+    def weight(self) -> dict[str, float]:
+        return {"beta": self.beta}
 
 
 OBJECTIVES = {cls.name: cls for cls in (BetaObjective, CapacityObjective, TCObjective)}

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from betavae.config import is_int, require
+from betavae.data.contract import ImageShape
 from betavae.errors import ConfigError
 from betavae.likelihood import Likelihood, by_name
 
@@ -34,22 +35,33 @@ def mlp(sizes: Sequence[int]) -> nn.Sequential:
 
 
 class VAE(nn.Module):
-    """What every network shares: ``encoder`` maps flattened images [B, P] to (μ, log σ²) [B, 2D], ``decoder``
-    maps codes [B, D] to logits [B, P]; ``likelihood`` (an object or its name) turns logits into log p(x|z) and
-    into images. ``architecture`` holds the plain values that rebuild the network (`build`)."""
+    """What every network shares: ``encoder`` maps flattened images [B, P] (channel first, P = C·H·W) to
+    (μ, log σ²) [B, 2D], ``decoder`` maps codes [B, D] to logits [B, P]; ``likelihood`` (an object or its name)
+    turns logits into log p(x|z) and into images. ``architecture`` holds the plain values that rebuild the
+    network (`build`)."""
 
     name = "vae"
     encoder: nn.Module
     decoder: nn.Module
 
-    def __init__(self, latent_dim: int, likelihood: Likelihood | str, **architecture: object) -> None:
+    def __init__(
+        self,
+        latent_dim: int,
+        likelihood: Likelihood | str,
+        image_size: int,
+        image_channels: int,
+        **architecture: object,
+    ) -> None:
         super().__init__()
         require(is_int(latent_dim, 1), "latent_dim", latent_dim, "must be an integer >= 1")
+        require(is_int(image_size, 1), "image_size", image_size, "must be an integer >= 1")
+        require(is_int(image_channels, 1), "image_channels", image_channels, "must be an integer >= 1")
         self.latent_dim = latent_dim
+        self.image_shape = ImageShape(image_channels, image_size, image_size)
         self.likelihood = by_name(likelihood) if isinstance(likelihood, str) else likelihood
         # Plain values: what a checkpoint stores to rebuild this network (see BetaVAEModule.load).
-        self.architecture = {"name": self.name, **architecture, "latent_dim": latent_dim,
-                             "likelihood": self.likelihood.name}  # fmt: skip
+        self.architecture = {"name": self.name, "image_size": image_size, "image_channels": image_channels,
+                             **architecture, "latent_dim": latent_dim, "likelihood": self.likelihood.name}  # fmt: skip
 
     @property
     def device(self) -> torch.device:
@@ -105,14 +117,9 @@ def check_dims(key: str, dims: object) -> list[int]:
     return [int(h) for h in dims]
 
 
-def check_image_size(image_size: object) -> int:
-    """The side of the square images a network takes (`data.image_size`)."""
-    require(is_int(image_size, 1), "image_size", image_size, "must be an integer >= 1")
-    return int(image_size)
-
-
 class MLPVAE(VAE):
-    """Encoder pixels→hidden→(μ, log σ²) and decoder latent→reversed hidden→logits, as in the reference study."""
+    """Encoder pixels→hidden→(μ, log σ²) and decoder latent→reversed hidden→logits, as in the reference study;
+    every channel's pixels are inputs alike."""
 
     name = "mlp"
 
@@ -122,12 +129,13 @@ class MLPVAE(VAE):
         hidden_dims: Sequence[int] = (400, 400),
         latent_dim: int = 20,
         likelihood: Likelihood | str = "bernoulli",
+        image_channels: int = 1,
     ) -> None:
-        pixels = check_image_size(image_size) ** 2
         hidden_dims = check_dims("hidden_dims", hidden_dims)
-        super().__init__(latent_dim, likelihood, image_size=image_size, hidden_dims=hidden_dims)
-        self.encoder = mlp([pixels, *hidden_dims, 2 * latent_dim])
-        self.decoder = mlp([latent_dim, *reversed(hidden_dims), pixels])
+        super().__init__(latent_dim, likelihood, image_size, image_channels, hidden_dims=hidden_dims)
+        values = self.image_shape.values
+        self.encoder = mlp([values, *hidden_dims, 2 * latent_dim])
+        self.decoder = mlp([latent_dim, *reversed(hidden_dims), values])
 
 
 def halvings(image_size: int, convolutions: int) -> list[tuple[int, int]]:
@@ -141,11 +149,12 @@ def halvings(image_size: int, convolutions: int) -> list[tuple[int, int]]:
 
 
 class ConvVAE(VAE):
-    """The convolutional β-VAE of Burgess et al. 2018, for any image size. Theirs, for 64×64, has four 4×4 stride-2
-    convolutions of 32 channels (64→32→16→8→4) and dense layers of 256 and 256 units. Each convolution here
-    halves the image (rounding up: an odd size is padded by 2), so the default three take 28×28 (28→14→7→4) or
-    32×32 to the 32×4×4 = 512 features their dense layers take; ``channels=[32,32,32,32]`` is theirs for 64×64.
-    The decoder mirrors it with transposed convolutions (4→7→14→28)."""
+    """The convolutional β-VAE of Burgess et al. 2018, for any image size and number of image channels. Theirs, for
+    64×64, has four 4×4 stride-2 convolutions of 32 channels (64→32→16→8→4) and dense layers of 256 and 256
+    units. Each convolution here halves the image (rounding up: an odd size is padded by 2), so the default three
+    take 28×28 (28→14→7→4) or 32×32 to the 32×4×4 = 512 features their dense layers take;
+    ``channels=[32,32,32,32]`` is theirs for 64×64. The decoder mirrors it with transposed convolutions
+    (4→7→14→28)."""
 
     name = "conv"
 
@@ -156,20 +165,20 @@ class ConvVAE(VAE):
         hidden_dims: Sequence[int] = (256, 256),
         latent_dim: int = 20,
         likelihood: Likelihood | str = "bernoulli",
+        image_channels: int = 1,
     ) -> None:
-        image_size = check_image_size(image_size)
         channels, hidden_dims = check_dims("channels", channels), check_dims("hidden_dims", hidden_dims)
-        super().__init__(latent_dim, likelihood, image_size=image_size, channels=channels, hidden_dims=hidden_dims)
+        super().__init__(latent_dim, likelihood, image_size, image_channels, channels=channels, hidden_dims=hidden_dims)
         steps = halvings(image_size, len(channels))
         side = steps[-1][1]
         convs: list[nn.Module] = []
-        for n_in, n_out, (pad, _) in zip([1, *channels[:-1]], channels, steps, strict=True):
+        for n_in, n_out, (pad, _) in zip([image_channels, *channels[:-1]], channels, steps, strict=True):
             convs += [nn.Conv2d(n_in, n_out, 4, stride=2, padding=pad), nn.ReLU()]
         features = channels[-1] * side * side
-        self.encoder = nn.Sequential(nn.Unflatten(1, (1, image_size, image_size)), *convs, nn.Flatten(),
+        self.encoder = nn.Sequential(nn.Unflatten(1, tuple(self.image_shape)), *convs, nn.Flatten(),
                                      mlp([features, *hidden_dims, 2 * latent_dim]))  # fmt: skip
         deconvs: list[nn.Module] = []
-        outs = [*reversed(channels[:-1]), 1]
+        outs = [*reversed(channels[:-1]), image_channels]
         for i, (n_in, n_out, (pad, _)) in enumerate(zip(reversed(channels), outs, reversed(steps), strict=True)):
             deconvs.append(nn.ConvTranspose2d(n_in, n_out, 4, stride=2, padding=pad, output_padding=int(pad == 2)))
             if i < len(channels) - 1:
@@ -188,8 +197,9 @@ MODELS = {cls.name: cls for cls in (MLPVAE, ConvVAE)}
 
 def named(architecture: dict[str, object]) -> dict[str, object]:
     """A checkpoint's `net` hyperparameters as this version names them: with the network's name (checkpoints
-    before 0.3.0 have none: an MLP) and its image size (before 0.6.0: an MLP's `input_dim` pixels, or 28)."""
-    values = {"name": MLPVAE.name, **architecture}
+    before 0.3.0 have none: an MLP), its image size (before 0.6.0: an MLP's `input_dim` pixels, or 28) and its
+    image channels (before 0.8.0: gray, 1)."""
+    values = {"name": MLPVAE.name, "image_channels": 1, **architecture}
     if "image_size" not in values:
         values["image_size"] = math.isqrt(int(values.pop("input_dim", 28 * 28)))
     return values

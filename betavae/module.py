@@ -86,7 +86,7 @@ class BetaVAEModule(pl.LightningModule):
     @property
     def beta(self) -> float | None:
         """β of a β objective (None for another objective)."""
-        return getattr(self.objective, "beta", None)
+        return self.objective.weight.get("beta")
 
     @classmethod
     def load(cls, path: Path, map_location: str | torch.device = "cpu") -> BetaVAEModule:
@@ -177,10 +177,10 @@ class BetaVAEModule(pl.LightningModule):
         if stage != "train":
             loss = self.objective(recon, kl, parts=KLParts(*parts) if parts else None)
         metrics = {f"{stage}/loss": loss, f"{stage}/recon": recon, f"{stage}/kl": kl}
-        # The objective's minibatch estimates; `test/mi|tc|dimwise_kl` are the full-data ones (LatentStats).
+        # The objective's minibatch estimates; the full-data MI, TC and dimension-wise KL are the latents family's.
         metrics |= {f"{stage}/{name}_batch": value for name, value in zip(KLParts._fields, parts, strict=False)}
         if stage == "test":
-            metrics["test/elbo"] = -(recon + kl)
+            metrics[f"{stage}/elbo"] = -(recon + kl)
         # Already summed over ranks; sync_dist only tells Lightning so (a mean of equal values).
         self.log_dict(metrics, prog_bar=stage == "val", sync_dist=True)
 

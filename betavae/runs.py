@@ -1,6 +1,7 @@
-"""Run directories and the record of each: how a job ended (`RunRecord`, its metrics.json), the experiment it
-holds (its config, checked against a run that continues it, and the parts that continued it), and the job
-directories of a sweep. The one owner of metrics.json and .hydra/; it never imports the model."""
+"""Run directories and the record of each: every path in a job directory (`JobDir`) and a sweep directory
+(`SweepDir`), how a job ended (`RunRecord`, its metrics.json), its results (training's and evaluate's, merged in
+one order), the experiment it holds (its config, checked against a run that continues it, and the parts that
+continued it), and the job directories of a sweep. The one owner of those paths; it never imports the model."""
 
 from __future__ import annotations
 
@@ -17,12 +18,138 @@ import yaml
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from betavae.errors import Refused, RunError, first_line
-from betavae.files import atomic, read_json, write_json, write_yaml
+from betavae.files import atomic, read_json, write_json, write_npz, write_png, write_yaml
 
 log = logging.getLogger(__name__)
 # Keys whose value is one path, taken as it is (`cli.quote_path_arguments`). All but Hydra's own directories are
 # also left out of job directory names and may change when a job continues (tests/test_config.py checks both).
 PATH_KEYS = ("ckpt_path", "hydra.run.dir", "hydra.sweep.dir", "data.root", "fid.cache_dir", "fid.inception_weights")
+
+
+@dataclass(frozen=True)
+class JobDir:
+    """A job directory's paths: every file betavae reads or writes in one (Hydra writes train.log, TensorBoard
+    tensorboard/, the trackers theirs)."""
+
+    METRICS: ClassVar[str] = "metrics.json"  # the job's record (RunRecord)
+    EVALUATION: ClassVar[str] = "evaluation.json"  # python -m betavae.evaluate's results
+
+    root: Path
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / self.METRICS
+
+    @property
+    def evaluation(self) -> Path:
+        return self.root / self.EVALUATION
+
+    @property
+    def figures(self) -> Path:
+        """figures/: every PNG (and the JSON beside some), and latent_evolution.gif."""
+        return self.root / "figures"
+
+    @property
+    def checkpoints(self) -> Path:
+        """checkpoints/: last.ckpt, what a job continues from, and best-epoch=NNN.ckpt, what is tested."""
+        return self.root / "checkpoints"
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.checkpoints / "last.ckpt"
+
+    @property
+    def hydra(self) -> Path:
+        """.hydra/: the job's config, overrides and Hydra config (its latest part's), and continued.yaml."""
+        return self.root / ".hydra"
+
+    @property
+    def config(self) -> Path:
+        return self.hydra / "config.yaml"
+
+    @property
+    def overrides(self) -> Path:
+        return self.hydra / "overrides.yaml"
+
+    @property
+    def continued(self) -> Path:
+        return self.hydra / "continued.yaml"
+
+    @property
+    def tracking(self) -> Path:
+        """tracking.json: the job's MLflow and W&B runs (betavae.tracking)."""
+        return self.root / "tracking.json"
+
+    @property
+    def lock(self) -> Path:
+        """.lock: held by the one process that trains or evaluates in the directory."""
+        return self.root / ".lock"
+
+    def arrays(self, name: str) -> Path:
+        """<name>.npz: the arrays a metric family's scores come from (disentanglement.npz)."""
+        return self.root / f"{name}.npz"
+
+    def write_arrays(self, arrays: dict[str, dict[str, Any]]) -> None:
+        """Write each family's arrays as <name>.npz, atomically."""
+        for name, values in arrays.items():
+            write_npz(self.arrays(name), values)
+
+    def write_figures(self, figures: dict[str, Any], documents: dict[str, Any]) -> None:
+        """Write figures/<name>.png and figures/<name>.json, atomically."""
+        for name, image in figures.items():
+            write_png(self.figures, name, image)
+        for name, data in documents.items():
+            write_json(self.figures / f"{name}.json", data)
+
+    def results(self) -> dict[str, Any]:
+        """The job's test metrics, as every reader (`betavae.api`, the sweep summary, the loggers) gives them:
+        training's (metrics.json) with evaluate's (evaluation.json) over them, evaluate being the later. An
+        evaluation of another checkpoint than the record's best (the run trained on since) is left out."""
+        record = RunRecord.read(self.root)
+        tested = dict(record.metrics) if record else {}
+        evaluation = read_json(self.evaluation)
+        if not isinstance(evaluation, dict) or (reason := stale(evaluation, record)):
+            if isinstance(evaluation, dict):
+                log.warning("%s: %s; its metrics are left out (evaluate the run again)", self.evaluation, reason)
+            return tested
+        return tested | {k: v for k, v in evaluation.items() if k.startswith("test/")}
+
+
+def stale(evaluation: dict[str, Any], record: RunRecord | None) -> str | None:
+    """Why an evaluation.json no longer describes the run (it scored another checkpoint than the record's best),
+    or None."""
+    scored, best = evaluation.get("checkpoint"), record.best_checkpoint if record else None
+    if scored and best and Path(str(scored)).name != Path(best).name:
+        return f"it scored {Path(str(scored)).name}, and the run's best checkpoint is now {Path(best).name}"
+    return None
+
+
+@dataclass(frozen=True)
+class SweepDir:
+    """A sweep (multirun) directory's paths: Hydra's plan, the job directories, and what the summary writes."""
+
+    root: Path
+
+    @property
+    def plan(self) -> Path:
+        """multirun.yaml: the sweep's config and overrides, as Hydra recorded them."""
+        return self.root / "multirun.yaml"
+
+    def summary(self, suffix: str) -> Path:
+        """summary.md, summary.csv, summary.json."""
+        return self.root / f"summary.{suffix}"
+
+    @property
+    def tradeoff(self) -> Path:
+        return self.root / "tradeoff.png"
+
+    def arrays(self, name: str) -> Path:
+        """<name>.npz: the arrays an across-runs family's scores come from."""
+        return self.root / f"{name}.npz"
+
+    def jobs(self) -> list[JobDir]:
+        """The job directories: subdirectories that hold a .hydra/config.yaml."""
+        return [JobDir(path) for path in job_dirs(self.root)]
 
 
 class Status(str, Enum):
@@ -43,14 +170,15 @@ class RunRecord:
     """A job's metrics.json: its status and, for a finished job, the test metrics and what was trained; for a
     failed or interrupted one, the one-line reason and β and seed as they were given."""
 
-    FILE: ClassVar[str] = "metrics.json"
+    FILE: ClassVar[str] = JobDir.METRICS
 
     status: Status
     reason: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)  # test/*
-    beta: Any = None
+    beta: Any = None  # the objective's β (None for an objective without one: capacity)
     seed: Any = None
     objective: dict[str, Any] | None = None
+    weight: dict[str, float] | None = None  # the objective's own weights: {"beta": 4.0}, {"gamma": 100, "c_max": 25}
     likelihood: str | None = None
     precision: str | None = None
     epochs: int = 0
@@ -64,10 +192,10 @@ class RunRecord:
 
     @classmethod
     def of_finished_job(cls, cfg: DictConfig, metrics: dict[str, float], epochs: int, wall_time_s: float | None,
-                        best_checkpoint: str | None) -> RunRecord:  # fmt: skip
-        """The record of a job that finished with these test metrics."""
+                        best_checkpoint: str | None, weight: dict[str, float]) -> RunRecord:  # fmt: skip
+        """The record of a job that finished with these test metrics, trained with an objective of ``weight``."""
         objective = OmegaConf.to_container(cfg.objective, resolve=True)
-        return cls(Status.OK, None, metrics, cfg.beta, cfg.seed, objective, likelihood_label(cfg),
+        return cls(Status.OK, None, metrics, weight.get("beta"), cfg.seed, objective, weight, likelihood_label(cfg),
                    str(cfg.trainer.precision), epochs, wall_time_s, best_checkpoint)  # fmt: skip
 
     @classmethod
@@ -136,7 +264,7 @@ def job_dirs(sweep_dir: Path) -> list[Path]:
 def run_config(run_dir: Path) -> DictConfig:
     """The composed config the run was trained with (its latest part's, which differs from the first part's
     only in keys that may change on a continuation)."""
-    path = Path(run_dir) / ".hydra" / "config.yaml"
+    path = JobDir(Path(run_dir)).config
     if not path.is_file():
         raise RunError(f"{run_dir} is not a run directory: {path} is missing")
     try:
@@ -148,14 +276,19 @@ def run_config(run_dir: Path) -> DictConfig:
 def upgraded(cfg: DictConfig) -> DictConfig:
     """A config recorded by an earlier version, as this version writes it: before 0.6.0 the networks took no
     image size (the MLP its pixels, `model.net.input_dim: 784`) and the data, Fashion-MNIST, gave none (28);
-    β-TCVAE estimated on each batch as it came (now on chunks of the training batch size, which it was)."""
-    net, objective = OmegaConf.select(cfg, "model.net"), cfg.get("objective")
+    before 0.8.0 neither took channels (every image was gray: 1); β-TCVAE estimated on each batch as it came (now
+    on chunks of the training batch size, which it was)."""
+    net, objective, data = OmegaConf.select(cfg, "model.net"), cfg.get("objective"), cfg.get("data")
     with open_dict(cfg):
         if isinstance(net, DictConfig) and "image_size" not in net:
             net.pop("input_dim", None)
             net.image_size = "${data.image_size}"
-            if isinstance(cfg.get("data"), DictConfig) and "image_size" not in cfg.data:
-                cfg.data.image_size = 28
+            if isinstance(data, DictConfig) and "image_size" not in data:
+                data.image_size = 28
+        if isinstance(net, DictConfig) and "image_channels" not in net:
+            net.image_channels = "${data.channels}"
+        if isinstance(data, DictConfig) and "channels" not in data:
+            data.channels = 1
         if isinstance(objective, DictConfig) and str(objective.get("_target_")).endswith(".TCObjective"):
             objective.setdefault("batch_size", "${data.batch_size}")
     return cfg
@@ -165,7 +298,7 @@ def holds_work(run_dir: Path) -> bool:
     """Whether a run directory holds an experiment's work (a checkpoint, or a finished run), so that a run in
     it continues that experiment rather than starting one."""
     record = RunRecord.read(run_dir)
-    return (record is not None and record.finished) or any((Path(run_dir) / "checkpoints").glob("*.ckpt"))
+    return (record is not None and record.finished) or any(JobDir(Path(run_dir)).checkpoints.glob("*.ckpt"))
 
 
 def leaves(node: Any, prefix: str = "") -> dict[str, Any]:
@@ -209,18 +342,18 @@ def check_continuation(run_dir: Path, cfg: DictConfig) -> dict[str, tuple[Any, A
 def record_part(run_dir: Path, cfg: DictConfig, hydra_cfg: DictConfig, changed: dict[str, tuple[Any, Any]]) -> None:
     """Write the run's .hydra/ files (Hydra's are off: it would write them before the job could refuse to run)
     and, for a run continuing the directory's experiment, append what it changed to .hydra/continued.yaml."""
-    directory = Path(run_dir) / ".hydra"
-    continued = directory / "continued.yaml"
+    job = JobDir(Path(run_dir))
+    continued = job.continued
     if holds_work(run_dir):
         parts = (yaml.safe_load(continued.read_text()) if continued.is_file() else None) or []
         part = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "overrides": list(hydra_cfg.overrides.task)}
         write_yaml(continued, [*parts, {**part, "changed": {k: list(v) for k, v in changed.items()}}])
     else:
         continued.unlink(missing_ok=True)  # left by an experiment whose work was deleted
-    write_yaml(directory / "overrides.yaml", list(hydra_cfg.overrides.task))
-    with atomic(directory / "hydra.yaml") as tmp:
+    write_yaml(job.overrides, list(hydra_cfg.overrides.task))
+    with atomic(job.hydra / "hydra.yaml") as tmp:
         OmegaConf.save(OmegaConf.create({"hydra": hydra_cfg}), tmp)
-    with atomic(directory / "config.yaml") as tmp:
+    with atomic(job.config) as tmp:
         OmegaConf.save(cfg, tmp)
 
 
@@ -233,7 +366,7 @@ def record_failure(output_dir: Path, cfg: DictConfig, hydra_cfg: DictConfig, sta
         return
     try:
         RunRecord.of_stopped_job(cfg, status, reason).write(output_dir)
-        if not (output_dir / ".hydra" / "config.yaml").is_file():  # so summaries list the job
+        if not JobDir(output_dir).config.is_file():  # so summaries list the job
             record_part(output_dir, cfg, hydra_cfg, {})
     except (OSError, RunError) as err:
         log.error("Could not record the failure in %s: %s", output_dir / RunRecord.FILE, err)

@@ -10,7 +10,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from betavae.runs import Status
-from betavae.summarize import summarize
+from betavae.summary import summarize
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ from typing import Any
 
 from betavae.errors import first_line
 from betavae.files import read_json, write_json
+from betavae.runs import JobDir
 
 log = logging.getLogger(__name__)
-FILE = "tracking.json"
 PROBE_TIMEOUT_S = 5
 # MLflow's HTTP calls: 5 s per attempt, 2 retries after 0 and 2 s (urllib3's backoff, factor 1) and up to 1 s of
 # jitter each: a store that does not answer costs one call at most 3 × 5 + 2 + 2 = 19 s (a refused connection
@@ -85,13 +85,13 @@ class TrackedRuns:
     checkpoints are; one written before 0.7.0 (one run per logger) is read as this layout."""
 
     def __init__(self, run_dir: Path) -> None:
-        self.path = Path(run_dir) / FILE
+        self.path = JobDir(Path(run_dir)).tracking
         self.runs: dict[str, dict[str, dict[str, Any]]] = {}
         if not self.path.exists():
             return
         data = read_json(self.path)
         if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
-            aside = self.path.with_name(f"{FILE}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+            aside = self.path.with_name(f"{self.path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
             self.path.replace(aside)
             log.warning("%s: unreadable, set aside as %s; the job's loggers start new runs", self.path, aside.name)
             return

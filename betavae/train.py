@@ -24,14 +24,16 @@ from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import Timer
 from omegaconf import DictConfig, OmegaConf
 
-from betavae import jobs, loggers
+from betavae import jobs, loggers, registry
 from betavae.checkpoints import checkpoint_callbacks, finished, resume_point
 from betavae.cli import quote_path_arguments
 from betavae.config import instantiate_copy, is_int, require
 from betavae.errors import RunError
 from betavae.failures import stop
 from betavae.files import remove_temporaries
+from betavae.registry import Stage
 from betavae.runs import PATH_KEYS, RunRecord, check_continuation, job_dirname, record_part
+from betavae.suite import Suite
 from betavae.tracking import TrackedRuns
 
 log = logging.getLogger(__name__)
@@ -78,7 +80,7 @@ def train(cfg: DictConfig, output_dir: Path, hydra_cfg: DictConfig) -> RunRecord
     parallel = jobs.parallel_jobs(hydra_cfg)
     log.info("torch threads: %d (%d parallel job(s) on this machine)", jobs.set_threads(parallel), parallel)
     torch.set_flush_denormal(cfg.flush_denormal)
-    callbacks = instantiate_all(cfg.callbacks)
+    callbacks = [*instantiate_all(cfg.callbacks), instantiate(cfg.scores, suite=Suite.configured(cfg, Stage.TEST))]
     runs = TrackedRuns(output_dir)
     tracked = {name: loggers.make(name, node, runs) for name, node in logger_nodes.items()}
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=list(tracked.values()))
@@ -127,7 +129,8 @@ def fit_and_test(
     for logger in trainer.loggers:
         loggers.log_results(logger, loggers.hparams(cfg), metrics)
     best_relative = os.path.relpath(best, output_dir) if best else None
-    record = RunRecord.of_finished_job(cfg, metrics, trainer.current_epoch, wall_time, best_relative)
+    record = RunRecord.of_finished_job(cfg, metrics, trainer.current_epoch, wall_time, best_relative,
+                                       module.objective.weight)  # fmt: skip
     if trainer.is_global_zero:
         path = record.write(output_dir)
         for logger in trainer.loggers:
@@ -147,7 +150,7 @@ def main(cfg: DictConfig) -> float | None:
         with jobs.job_lock(output_dir):  # refuses a second run in the same directory, before touching anything
             try:
                 with jobs.raise_on_sigterm():
-                    return train(cfg, output_dir, hydra_cfg).metrics.get("test/loss")
+                    return train(cfg, output_dir, hydra_cfg).metrics.get(registry.LOSS)
             except BaseException as err:
                 stop(err, cfg, output_dir, started, hydra_cfg)
                 return None

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import lightning.pytorch as pl
-import numpy as np
 
 from betavae import figures
 from betavae.module import BetaVAEModule
@@ -15,21 +13,19 @@ from callbacks.schedule import AtFitEnd, due
 
 
 class FigureCallback(AtFitEnd):
-    """Draw ``name`` every ``every_n_epochs`` epochs (0: only when fitting ends) and when fitting ends; what each
-    figure shows is set in conf/figures/."""
+    """Draw figure ``name`` of `betavae.figures` with its settings (conf/figures/) every ``every_n_epochs`` epochs
+    (0: only when fitting ends) and when fitting ends."""
 
     name = "figure"
 
-    def __init__(self, every_n_epochs: int) -> None:
-        self.every_n_epochs = every_n_epochs
-
-    def draw(self, module: BetaVAEModule, datamodule: pl.LightningDataModule) -> np.ndarray:
-        """The figure of the module's current state."""
-        raise NotImplementedError
+    def __init__(self, every_n_epochs: int, **settings: Any) -> None:
+        self.every_n_epochs, self.settings = every_n_epochs, settings
 
     def _publish(self, trainer: pl.Trainer, pl_module: BetaVAEModule) -> None:
         if trainer.is_global_zero:
-            publish(trainer, self.name, self.draw(pl_module, trainer.datamodule))
+            image, _ = figures.draw(self.name, pl_module.net, trainer.datamodule, pl_module.objective.label,
+                                    **self.settings)  # fmt: skip
+            publish(trainer, self.name, image)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: BetaVAEModule) -> None:
         if due(trainer, self.every_n_epochs):
@@ -40,16 +36,9 @@ class FigureCallback(AtFitEnd):
 
 
 class Reconstructions(FigureCallback):
-    """`figures.reconstructions` of the test images."""
+    """`figures.reconstructions` of the test images, ``per_class`` of each group."""
 
     name = "reconstructions"
-
-    def __init__(self, every_n_epochs: int, per_class: int) -> None:
-        super().__init__(every_n_epochs)
-        self.per_class = per_class
-
-    def draw(self, module: BetaVAEModule, datamodule: pl.LightningDataModule) -> np.ndarray:
-        return figures.reconstructions(module.net, *datamodule.grouped("test"), per_class=self.per_class)
 
 
 class PriorSamples(FigureCallback):
@@ -57,25 +46,11 @@ class PriorSamples(FigureCallback):
 
     name = "prior_samples"
 
-    def __init__(self, every_n_epochs: int, num_samples: int, seed: int) -> None:
-        super().__init__(every_n_epochs)
-        self.num_samples, self.seed = num_samples, seed
-
-    def draw(self, module: BetaVAEModule, datamodule: pl.LightningDataModule) -> np.ndarray:
-        return figures.prior_samples(module.net, self.num_samples, self.seed)
-
 
 class Interpolation(FigureCallback):
-    """`figures.interpolation` between test images of the given class pairs."""
+    """`figures.interpolation` between test images of the given group pairs."""
 
     name = "interpolation"
-
-    def __init__(self, every_n_epochs: int, pairs: Sequence[Sequence[int]], steps: int) -> None:
-        super().__init__(every_n_epochs)
-        self.pairs, self.steps = [tuple(p) for p in pairs], steps
-
-    def draw(self, module: BetaVAEModule, datamodule: pl.LightningDataModule) -> np.ndarray:
-        return figures.interpolation(module.net, *datamodule.grouped("test"), pairs=self.pairs, steps=self.steps)
 
 
 class LatentTraversal(FigureCallback):
@@ -83,30 +58,19 @@ class LatentTraversal(FigureCallback):
 
     name = "latent_traversal"
 
-    def __init__(self, every_n_epochs: int, num_dims: int, steps: int, span: float, image_index: int) -> None:
-        super().__init__(every_n_epochs)
-        self.num_dims, self.steps, self.span, self.image_index = num_dims, steps, span, image_index
-
-    def draw(self, module: BetaVAEModule, datamodule: pl.LightningDataModule) -> np.ndarray:
-        image = datamodule.images("test")[0][self.image_index]
-        ranking, labels = datamodule.images("val")
-        factors = (labels.cpu().numpy(), [f.name for f in datamodule.factors]) if datamodule.factors else None
-        return figures.latent_traversal(module.net, ranking, image, self.num_dims, self.steps, self.span, factors)
-
 
 class FrozenSigma(AtFitEnd):
     """At fit end: `figures.frozen_sigma`, its statistics as figures/frozen_sigma.json and `frozen_sigma/*`
     scalars."""
 
-    def __init__(self, sigmas: Sequence[float], num_samples: int, grid_samples: int, seed: int) -> None:
-        self.sigmas, self.num_samples, self.grid_samples, self.seed = list(sigmas), num_samples, grid_samples, seed
+    def __init__(self, **settings: Any) -> None:
+        self.settings = settings
 
     def at_fit_end(self, trainer: pl.Trainer, pl_module: BetaVAEModule) -> None:
         if not trainer.is_global_zero:
             return
-        image, stats = figures.frozen_sigma(
-            pl_module.net, pl_module.objective.label, self.sigmas, self.num_samples, self.grid_samples, self.seed
-        )
+        image, stats = figures.draw("frozen_sigma", pl_module.net, trainer.datamodule, pl_module.objective.label,
+                                    **self.settings)  # fmt: skip
         publish(trainer, "frozen_sigma", image)
         publish_json(trainer, "frozen_sigma", stats)
         log_scalars(

@@ -11,11 +11,12 @@ import numpy as np
 
 from betavae.files import write_json, write_png
 from betavae.loggers import log_file, log_image
+from betavae.runs import JobDir
 
 
 def figure_dir(trainer: pl.Trainer) -> Path:
     """The job's figures/ directory, under the trainer's root (the Hydra output directory)."""
-    return Path(trainer.default_root_dir) / "figures"
+    return JobDir(Path(trainer.default_root_dir)).figures
 
 
 def publish(trainer: pl.Trainer, name: str, image: np.ndarray, step: int | None = None) -> Path | None:

@@ -23,8 +23,8 @@ def real_data_dir() -> Path:
 
 
 LONGEST_FIRST = ["test_slurm", "test_trackers", "test_devices", "test_loggers", "test_fid", "test_train",
-                 "test_shapes_runs", "test_evaluate", "test_run_dirs", "test_sweeps", "test_disentanglement",
-                 "test_api"]  # fmt: skip  # from the suite's --durations report
+                 "test_shapes_runs", "test_summary", "test_data_contract", "test_evaluate", "test_run_dirs",
+                 "test_sweeps", "test_registry", "test_disentanglement", "test_api"]  # fmt: skip  # --durations
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -146,6 +146,10 @@ def run_module(*args: str, cwd: Path | None = None, check: bool = True) -> subpr
 
 
 WITHOUT_FIGURES = ["callbacks=none", "fid=none"]  # checkpoints and the progress bar only: no figure, metric or FID
+# The latent statistics alone (val/active_units, and at the test pass the `latents` family), without the probe's
+# regressions on 55,000 training codes (8 s a job) or FID.
+LATENT_STATS_ONLY = ["callbacks=[checkpoint,timer,progress_bar,latent_stats]", "callbacks.latent_stats.probe=false",
+                     "fid=none"]  # fmt: skip
 
 
 def limits(train: int | None = None, val: int | None = None, test: int | None = None) -> list[str]:
@@ -173,6 +177,19 @@ def compose_config(name: str, *overrides: str, hydra: bool = False):
 def compose_train(*overrides: str):
     """The composed `train` config, as `python -m betavae.train` would see it."""
     return compose_config("train", *overrides)
+
+
+def started_run(run: Path, *overrides: str) -> Path:
+    """A run directory whose experiment was started with ``overrides`` (its config and one checkpoint)."""
+    from omegaconf import OmegaConf
+
+    from betavae.runs import record_part
+
+    hydra_cfg = OmegaConf.create({"overrides": {"task": list(overrides)}})
+    record_part(run, compose_train(*overrides), hydra_cfg, {})
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"weights")
+    return run
 
 
 def strict_json(path: Path):

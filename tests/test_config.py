@@ -13,8 +13,8 @@ def test_defaults_reproduce_the_reference_study():
     cfg = compose_train()
     module = instantiate(cfg.model)
     assert (module.beta, module.lr, cfg.seed, cfg.ckpt_path) == (1.0, 1e-3, 42, None)
-    assert module.net.architecture == {"name": "mlp", "image_size": 28, "hidden_dims": [400, 400], "latent_dim": 20,
-                                       "likelihood": "bernoulli"}  # fmt: skip
+    assert module.net.architecture == {"name": "mlp", "image_size": 28, "image_channels": 1, "hidden_dims": [400, 400],
+                                       "latent_dim": 20, "likelihood": "bernoulli"}  # fmt: skip
     assert type(module.objective).__name__ == "BetaObjective"
     assert module.objective.warmup_epochs == 0
     assert (cfg.data.batch_size, cfg.data.val_size, cfg.trainer.max_epochs) == (128, 5000, 30)
@@ -64,6 +64,9 @@ def test_top_level_beta_and_lr_reach_the_module():
         ),
         ("model.net.latent_dim=2.5", "model.net.latent_dim=2.5: must be an integer >= 1"),
         ("data.image_size=32", "data.image_size=32: must be 28: Fashion-MNIST's images are 28×28"),
+        ("data.channels=3", "data.channels=3: must be 1: Fashion-MNIST's images are gray"),
+        ("model.net.image_channels=0", "model.net.image_channels=0: must be an integer >= 1"),
+        ("data=shapes data.channels=3", "data.channels=3: must be 1: the sprites are binary"),
         ("data.eval_batch_size=0", "data.eval_batch_size=0: must be an integer >= 1"),
         ("data=shapes data.image_size=4", "data.image_size=4: must be an integer >= 8"),
         ("data=shapes data.shapes=4", "data.shapes=4: must be in [1, 3]"),
@@ -157,16 +160,43 @@ def test_callbacks_group_composes_every_callback_and_fid_none_leaves_nothing():
     assert list(cfg.callbacks)[:4] == ["checkpoint", "last_checkpoint", "timer", "progress_bar"]
     assert "fid" in cfg.callbacks
     assert "fid" in cfg
-    none = ["checkpoint", "last_checkpoint", "timer", "progress_bar", "fid", "disentanglement"]
+    none = ["checkpoint", "last_checkpoint", "timer", "progress_bar", "fid"]
     assert list(compose_train("callbacks=none").callbacks) == none
     for overrides in (["fid=none"], ["fid=none", "experiment=smoke"]):
         off = compose_train(*overrides)
         assert "fid" not in off
         assert "fid" not in off.callbacks
     assert "fid" not in compose_config("evaluate", "fid=none")
-    off = compose_train("disentanglement=none")
-    assert "disentanglement" not in off
-    assert "disentanglement" not in off.callbacks
+    assert "disentanglement" not in compose_train("disentanglement=none")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "families"),
+    [
+        ([], ["latents", "fid", "probe", "disentanglement"]),
+        (["callbacks=none"], ["fid", "disentanglement"]),
+        (["callbacks.latent_stats.probe=false", "fid=none", "disentanglement=none"], ["latents"]),
+    ],
+)
+def test_the_test_pass_scores_the_families_whose_settings_the_config_holds(overrides, families):
+    from betavae.registry import Stage
+    from betavae.suite import Suite
+
+    assert list(Suite.configured(compose_train(*overrides), Stage.TEST).scorers) == families
+
+
+@pytest.mark.parametrize(
+    ("overrides", "families"),
+    [
+        ([], ["latents", "bounds", "fid", "probe", "disentanglement"]),
+        (["eval.probe=false", "fid=none", "disentanglement=none"], ["latents", "bounds"]),
+    ],
+)
+def test_evaluate_scores_the_families_whose_settings_its_config_holds(overrides, families):
+    from betavae.registry import Stage
+    from betavae.suite import Suite
+
+    assert list(Suite.configured(compose_config("evaluate", *overrides), Stage.EVALUATE).scorers) == families
 
 
 def test_callbacks_are_tunable_and_removable_from_the_command_line():

@@ -9,10 +9,9 @@ from shutil import which
 
 import pytest
 from hydra import compose, initialize_config_dir
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from betavae.cli import quote_path_arguments
+from betavae.summary.plan import expand
 from tests.helpers import REPO
 
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
@@ -35,12 +34,6 @@ def shell_commands(path):
 
 
 COMMANDS = [(path.relative_to(REPO), words) for path in DOCS for words in shell_commands(path)]
-
-
-def jobs(overrides):
-    """The override lists of each job a command line makes, expanded as Hydra's basic sweeper does."""
-    parsed = OverridesParser.create().parse_overrides(overrides)
-    return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
 
 
 def entry_point(module):
@@ -73,7 +66,7 @@ def test_every_documented_command_composes_or_names_what_exists(doc, words):
         overrides = [a for a in args if a not in ("-m", "--multirun")]
         overrides = quote_path_arguments(getattr(entry_point(module), "PATH_KEYS", ()), ["", *overrides])[1:]
         with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
-            for job in jobs(overrides):
+            for job in expand(overrides):
                 compose(CONFIGS[module], overrides=job, return_hydra_config=True)
     elif words[0] in (".", "source"):  # the project's environment, which the Makefile makes
         assert words[1:] == [".venv/bin/activate"], words

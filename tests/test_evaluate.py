@@ -1,9 +1,8 @@
-"""Sweep summaries over seeds, failed jobs, `python -m betavae.evaluate`, and safe checkpoint loading."""
+"""`python -m betavae.evaluate` on a sweep's runs (its bounds tighten as they should), and safe checkpoint loading."""
 
 import json
 import pickle
 import shutil
-import statistics
 
 import pytest
 import torch
@@ -34,47 +33,6 @@ def seeds_sweep(tmp_path_factory, real_data_dir):
         f"hydra.sweep.dir={root}",
     )
     return root
-
-
-def test_seeds_are_grouped_as_mean_and_std(seeds_sweep):
-    summary = json.loads((seeds_sweep / "summary.json").read_text())
-    assert [(g["beta"], g["n"], g["seeds"]) for g in summary["groups"]] == [(0.5, 2, [1, 2]), (2.0, 2, [1, 2])]
-    for group in summary["groups"]:
-        jobs = [j for j in summary["jobs"] if j["beta"] == group["beta"]]
-        values = [j["test/kl"] for j in jobs]
-        assert group["test/kl"] == pytest.approx(statistics.fmean(values))
-        assert group["test/kl std"] == pytest.approx(statistics.stdev(values))
-        assert group["test/kl std"] > 0
-    table = (seeds_sweep / "summary.md").read_text()
-    assert table.count(" ± ") >= 2 * 4
-    assert "| beta=0.5 | 0.5 | 2 | ok |" in table
-
-
-def test_paired_differences_are_per_seed_differences_with_a_t_interval(seeds_sweep):
-    summary = json.loads((seeds_sweep / "summary.json").read_text())
-    jobs = {(j["beta"], j["seed"]): j for j in summary["jobs"]}
-    diffs = [jobs[(2.0, s)]["test/kl"] - jobs[(0.5, s)]["test/kl"] for s in (1, 2)]
-    pair = next(p for p in summary["paired"] if p["metric"] == "test/kl")
-    assert (pair["from"], pair["to"], pair["n"]) == ("beta=0.5", "beta=2.0", 2)
-    mean, sd = statistics.fmean(diffs), statistics.stdev(diffs)
-    half = 12.7062 * sd / 2**0.5  # Student t, 1 degree of freedom, 97.5%
-    assert pair["mean"] == pytest.approx(mean)
-    assert pair["sd"] == pytest.approx(sd)
-    assert pair["ci95"] == pytest.approx([mean - half, mean + half])
-    assert pair["within_noise"] == (mean - half <= 0 <= mean + half)
-    assert "## Paired differences over shared seeds" in (seeds_sweep / "summary.md").read_text()
-
-
-def test_a_job_without_metrics_is_listed_as_unfinished(seeds_sweep, tmp_path):
-    copy = tmp_path / "sweep"
-    shutil.copytree(seeds_sweep, copy)
-    broken = next(copy.glob("beta=2.0,*seed=2*"))
-    (broken / "metrics.json").unlink()
-    result = run_module("betavae.summarize", f"sweep_dir={copy}")
-    assert "| beta=2.0,seed=2 | 2 | 1 | **unfinished**: no metrics.json: stopped early |" in result.stdout
-    assert "| beta=0.5 | 0.5 | 2 | ok |" in result.stdout
-    assert "| beta=2.0 | 2 | 1 | ok |" in result.stdout
-    assert (copy / "summary.md").read_text().endswith(result.stdout)
 
 
 def test_evaluate_sweep_writes_evaluation_figures_and_summary(seeds_sweep, tmp_path):
@@ -163,18 +121,3 @@ def test_evaluate_needs_exactly_one_target(tmp_path):
     missing = run_module("betavae.evaluate", f"sweep_dir={tmp_path}/nothing", check=False)
     assert missing.returncode != 0
     assert "sweep directory not found" in missing.stderr
-
-
-def test_iso_elbo_lines_keep_the_points_in_view_and_mark_the_best_bound():
-    from betavae.plotting import new_figure
-    from betavae.summarize import iso_elbo_lines
-
-    ax = new_figure(4, 3).add_subplot()
-    points = [(38.7, 214.7), (17.0, 222.4), (12.2, 227.5)]  # (KL, recon)
-    ax.errorbar(*zip(*points, strict=True), fmt="o")
-    ax.margins(0.15)
-    iso_elbo_lines(ax, [kl + recon for kl, recon in points])
-    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
-    assert all(x0 < kl < x1 and y0 < recon < y1 for kl, recon in points)
-    best = ax.get_legend().get_texts()[0].get_text()
-    assert best.startswith("recon + KL = 239.4 (best −ELBO)")

@@ -10,18 +10,64 @@ import pytest
 from betavae.runs import PATH_KEYS, changes, may_change
 from tests.helpers import REPO, compose_config, compose_train
 
-RUN_MANAGEMENT = ["betavae.errors", "betavae.files", "betavae.config", "betavae.cli", "betavae.plotting",
-                  "betavae.runs", "betavae.loggers", "betavae.summarize", "betavae.sweep",
+RUN_MANAGEMENT = ["betavae.errors", "betavae.files", "betavae.config", "betavae.cli", "betavae.registry",
+                  "betavae.runs", "betavae.loggers", "betavae.summary", "betavae.summarize", "betavae.sweep",
                   "hydra_plugins.betavae_slurm"]  # fmt: skip
-MODEL = ("betavae.model", "betavae.module", "betavae.figures", "betavae.latents")
+MODEL = ("betavae.model", "betavae.module", "betavae.figures", "betavae.latents", "betavae.suite")
+PLOTTING = ("betavae.plotting", "betavae.summary.plot")  # drawn only when a summary is written
+LIGHT = ["betavae.registry", "betavae.runs", "betavae.summary", "betavae.summarize", "betavae.sweep"]
 
 
 @pytest.mark.slow  # a fresh interpreter for each module: about 20 s in all
 @pytest.mark.parametrize("module", RUN_MANAGEMENT)
-def test_a_module_that_manages_runs_does_not_import_the_model(module):
-    code = f"import sys, {module}; print(sorted(set(sys.modules) & set({MODEL!r})))"
+def test_a_module_that_manages_runs_imports_neither_torch_the_model_nor_plotting(module):
+    code = f"import sys, {module}; print(sorted(set(sys.modules) & set({MODEL + PLOTTING!r})))"
     imported = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert imported.stdout.strip() == "[]"
+
+
+@pytest.mark.slow  # a fresh interpreter for each module
+@pytest.mark.parametrize("module", LIGHT)
+def test_the_records_the_registry_and_the_summary_import_neither_torch_nor_matplotlib(module):
+    code = f"import sys, {module}; print(sorted(set(sys.modules) & {{'torch', 'matplotlib', 'lightning'}}))"
+    imported = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert imported.stdout.strip() == "[]"
+
+
+def imports_of(path):
+    """The betavae and callbacks modules a file imports, at its top level or in functions (`from pkg import sub`
+    as both pkg and pkg.sub; the graph keeps those that are modules)."""
+    tree = ast.parse(path.read_text())
+    names = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module]
+    names += [f"{n.module}.{a.name}" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module
+              for a in n.names]  # fmt: skip
+    names += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    return {name for name in names if name.split(".")[0] in ("betavae", "callbacks")}
+
+
+def module_name(path):
+    parts = path.relative_to(REPO).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def test_the_house_has_no_import_cycle():
+    graph = {module_name(p): imports_of(p) for folder in ("betavae", "callbacks")
+             for p in (REPO / folder).rglob("*.py")}  # fmt: skip
+    graph = {m: {i for i in deps if i in graph and i != m and not m.startswith(f"{i}.")} for m, deps in graph.items()}
+    state: dict[str, int] = {}
+
+    def visit(module, path):
+        state[module] = 1
+        for dep in sorted(graph[module]):
+            if state.get(dep) == 1:
+                raise AssertionError(" -> ".join([*path, module, dep]))
+            if dep not in state:
+                visit(dep, [*path, module])
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [])
 
 
 def test_the_errors_module_imports_nothing_of_betavae():

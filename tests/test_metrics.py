@@ -7,8 +7,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from betavae.evaluate import likelihood_metrics
-from betavae.fid import GrayToRGB
+from betavae.bounds import LikelihoodBounds
+from betavae.fid import ToInception
 from betavae.latents import linear_probe_accuracy, probe_metrics
 from betavae.model import MLPVAE, Posterior
 
@@ -29,8 +29,8 @@ def test_probes_read_nothing_from_collapsed_dimensions():
     # Standardised posterior means of collapsed dimensions are nearly perfectly separable: the old probe's flaw.
     assert linear_probe_accuracy(train.mu, train_labels, test.mu, test_labels) > 90
     metrics = probe_metrics(train, train_labels, test, test_labels)
-    assert metrics["test/probe_accuracy"] < 15  # z ~ q: the collapsed dimensions are prior noise, chance is 10%
-    assert metrics["test/probe_accuracy_active"] == pytest.approx(10.0)  # no active dimension: majority class
+    assert metrics["probe_accuracy"] < 15  # z ~ q: the collapsed dimensions are prior noise, chance is 10%
+    assert metrics["probe_accuracy_active"] == pytest.approx(10.0)  # no active dimension: majority class
 
 
 def test_probe_on_active_dimensions_uses_only_those():
@@ -39,18 +39,26 @@ def test_probe_on_active_dimensions_uses_only_those():
     for posterior in (train, test):  # one active dimension carrying the class
         posterior.mu[:, 0] = labels.float() + 0.1 * torch.randn(len(labels))
     metrics = probe_metrics(train, labels, test, labels)
-    assert metrics["test/probe_accuracy_active"] > 95
-    assert 15 < metrics["test/probe_accuracy"] < metrics["test/probe_accuracy_active"]  # σ = 1 noise on it
+    assert metrics["probe_accuracy_active"] > 95
+    assert 15 < metrics["probe_accuracy"] < metrics["probe_accuracy_active"]  # σ = 1 noise on it
 
 
-def test_inception_input_is_rounded_not_truncated():
+def test_inception_input_is_rounded_not_truncated_and_gray_is_repeated_to_three_channels():
     seen = []
-    wrapper = GrayToRGB(lambda x: seen.append(x) or x.float().mean((1, 2, 3)))
-    images = torch.tensor([[0.999, 0.5, 0.2 + 1e-6, 0.0]]).repeat(1, 196)  # 0.999·255 = 254.7 → 255
+    wrapper = ToInception(lambda x: seen.append(x) or x.float().mean((1, 2, 3)))
+    images = torch.tensor([[0.999, 0.5, 0.2 + 1e-6, 0.0]]).repeat(1, 196).view(1, 1, 28, 28)  # 0.999·255 → 255
     wrapper(images)
     assert seen[0].dtype == torch.uint8
     assert seen[0].shape == (1, 3, 28, 28)
     assert seen[0][0, 0, 0, :4].tolist() == [255, 128, 51, 0]  # byte() would give 254, 127, 51, 0
+
+
+def test_inception_takes_colour_images_as_they_are():
+    seen = []
+    colour = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    ToInception(lambda x: seen.append(x) or x.float().mean((1, 2, 3)))(colour)
+    assert seen[0].shape == (2, 3, 32, 32)
+    assert torch.equal(seen[0], colour.mul(255).round().to(torch.uint8))
 
 
 def _tiny_vae_with_wide_posterior() -> MLPVAE:
@@ -67,10 +75,10 @@ def _tiny_vae_with_wide_posterior() -> MLPVAE:
 def test_low_effective_sample_size_is_reported_and_warned(caplog):
     x = torch.rand(8, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     settings = OmegaConf.create({"seed": 0, "elbo_samples": 10, "iw_samples": 500, "batch_images": 4,
-                                 "batch_samples": 100})  # fmt: skip
-    with caplog.at_level(logging.WARNING, logger="betavae.evaluate"):
-        result = likelihood_metrics(_tiny_vae_with_wide_posterior(), x, settings)
-    assert result["test/iw_ess"] < 0.01
+                                 "batch_samples": 100, "limit": None, "probe": True})  # fmt: skip  # eval's keys
+    with caplog.at_level(logging.WARNING, logger="betavae.bounds"):
+        result = LikelihoodBounds.configured(settings).scores(_tiny_vae_with_wide_posterior(), x)
+    assert result["iw_ess"] < 0.01
     assert "mean effective sample size" in caplog.text
-    assert result["test/nll_iw"] < result["test/nll_elbo"]
-    assert result["test/iw_images"] == 8
+    assert result["nll_iw"] < result["nll_elbo"]
+    assert result["iw_images"] == 8

@@ -53,6 +53,30 @@ def test_conv_vae_halves_any_image_size_to_the_same_features_and_back(side, chan
     assert MLPVAE(image_size=side, latent_dim=5)(x)[0].shape == (2, side * side)
 
 
+@pytest.mark.parametrize("network", [MLPVAE, ConvVAE])
+def test_both_networks_take_and_give_colour_images_channel_first(network):
+    model = network(image_size=16, image_channels=3, latent_dim=4)
+    x = torch.rand(2, 3 * 16 * 16)
+    logits, mu, _ = model(x)
+    assert logits.shape == (2, 3 * 16 * 16)
+    assert mu.shape == (2, 4)
+    assert tuple(model.image_shape) == (3, 16, 16)
+    assert model.sample(5).shape == (5, 3 * 16 * 16)
+    channel = torch.zeros_like(x).view(2, 3, 16, 16)
+    channel[:, 1] = 1.0  # the green channel alone: the encoder sees which channel carries it
+    red = torch.zeros_like(channel)
+    red[:, 0] = 1.0
+    assert not torch.allclose(model.encode(channel.flatten(1)).mu, model.encode(red.flatten(1)).mu)
+
+
+def test_a_checkpoint_of_a_network_from_before_channels_rebuilds_gray():
+    before = {"name": "conv", "image_size": 28, "channels": [32, 32, 32], "hidden_dims": [256, 256], "latent_dim": 20,
+              "likelihood": "bernoulli"}  # fmt: skip  # 0.7.0's net hyperparameters
+    rebuilt = build(before)
+    assert tuple(rebuilt.image_shape) == (1, 28, 28)
+    assert rebuilt(torch.rand(2, 784))[0].shape == (2, 784)
+
+
 def test_build_rebuilds_each_network_by_name_and_refuses_others():
     for model in (MLPVAE(latent_dim=3), ConvVAE(latent_dim=3)):
         rebuilt = build(model.architecture)
@@ -130,7 +154,8 @@ def test_a_checkpoint_alone_rebuilds_its_module(tmp_path):
     trainer.strategy.connect(module)
     trainer.save_checkpoint(tmp_path / "model.ckpt")
     loaded = BetaVAEModule.load(tmp_path / "model.ckpt")
-    architecture = {"name": "mlp", "image_size": 28, "hidden_dims": [32], "latent_dim": 3, "likelihood": "bernoulli"}
+    architecture = {"name": "mlp", "image_size": 28, "image_channels": 1, "hidden_dims": [32], "latent_dim": 3,
+                    "likelihood": "bernoulli"}  # fmt: skip
     assert loaded.net.architecture == architecture
     assert (loaded.beta, loaded.lr, loaded.training) == (0.25, 0.01, False)
     x = torch.rand(4, 784)

@@ -1,5 +1,6 @@
 """A run directory holds one experiment: continuing it with other hyperparameters is refused and changes nothing;
-checkpoints survive kills and full disks (real SIGKILLs, a real tmpfs); every fault is one line."""
+checkpoints survive kills and full disks (real SIGKILLs, a real tmpfs); every fault is one line; the run record
+and the directory's paths."""
 
 import errno
 import os
@@ -24,17 +25,7 @@ from betavae.failures import failure
 from betavae.files import atomic, remove_temporaries
 from betavae.jobs import job_lock
 from betavae.runs import RunRecord, Status, check_continuation, record_part
-from betavae.summarize import summarize
-from tests.helpers import REPO, WITHOUT_FIGURES, compose_train, limits, run_module, strict_json, train_job
-
-
-def started_run(run, *overrides):
-    """A run directory whose experiment was started with ``overrides`` (its config and one checkpoint)."""
-    hydra_cfg = OmegaConf.create({"overrides": {"task": list(overrides)}})
-    record_part(run, compose_train(*overrides), hydra_cfg, {})
-    (run / "checkpoints").mkdir(parents=True)
-    (run / "checkpoints" / "last.ckpt").write_bytes(b"weights")
-    return run
+from tests.helpers import REPO, WITHOUT_FIGURES, compose_train, limits, run_module, started_run, strict_json, train_job
 
 
 @contextmanager
@@ -104,6 +95,14 @@ def test_a_directory_of_0_5_0_whose_networks_took_pixels_continues_as_the_same_e
     refused = compose_train("model=conv")
     with pytest.raises(Refused, match=r"model\.net\._target_"):
         check_continuation(run, refused)
+
+
+def test_a_directory_of_0_7_0_whose_networks_took_no_channels_continues_as_the_same_experiment(tmp_path):
+    run = started_run(tmp_path / "run", "model=conv")
+    recorded = OmegaConf.load(run / ".hydra" / "config.yaml")
+    del recorded.model.net["image_channels"], recorded.data["channels"]  # how 0.7.0 and earlier recorded them
+    OmegaConf.save(recorded, run / ".hydra" / "config.yaml")
+    assert check_continuation(run, compose_train("model=conv")) == {}
 
 
 def test_a_directory_without_work_starts_a_new_experiment(tmp_path):
@@ -331,7 +330,7 @@ def test_a_full_disk_is_one_line_naming_the_space_needed_and_the_run_continues_o
         assert strict_json(run / "metrics.json")["status"] == "ok"
 
 
-# summarize and evaluate
+# evaluate
 
 
 @pytest.mark.slow
@@ -344,40 +343,19 @@ def test_evaluate_is_refused_while_another_process_holds_the_run(tmp_path):
     assert not (run / "evaluation.json").exists()
 
 
-def test_summarize_faults_are_one_line_naming_the_file(tmp_path):
-    sweep = started_run(tmp_path / "sweep" / "job").parent
-    (sweep / "job" / "metrics.json").write_text("{not json")
-    (sweep / "multirun.yaml").write_text("hydra: [unclosed\n")
-    with pytest.raises(RunError, match=rf"^{sweep}/multirun.yaml: unreadable as a Hydra multirun.yaml \(.*\)$"):
-        summarize(sweep)
-    (sweep / "multirun.yaml").unlink()
-    assert f"**failed**: {sweep}/job/metrics.json: unreadable, not a JSON object" in summarize(sweep)[0]
-    (empty := tmp_path / "empty").mkdir()
-    with pytest.raises(RunError, match=rf"^{empty} holds no sweep: no multirun.yaml and no job directory"):
-        summarize(empty)
-
-
-@pytest.mark.slow
-def test_summarize_without_a_sweep_dir_is_one_line(tmp_path):
-    result = run_module("betavae.summarize", cwd=tmp_path, check=False)
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1] == (
-        "error: give sweep_dir=<multirun directory> (python -m betavae.summarize sweep_dir=...)"
-    )
-
-
 # The run record (metrics.json)
 
 
 def test_a_finished_jobs_record_round_trips_with_its_status_first_and_its_test_metrics_flat(tmp_path):
     cfg = compose_train("beta=0.5", "objective.warmup_epochs=2")
-    record = RunRecord.of_finished_job(cfg, {"test/loss": 240.5, "test/kl": 17.0}, 3, 12.5, "checkpoints/b.ckpt")
+    record = RunRecord.of_finished_job(cfg, {"test/loss": 240.5, "test/kl": 17.0}, 3, 12.5, "checkpoints/b.ckpt",
+                                       {"beta": 0.5})  # fmt: skip
     record.write(tmp_path)
     written = strict_json(tmp_path / "metrics.json")
     assert list(written)[:3] == ["status", "test/loss", "test/kl"]
     assert written["status"] == "ok"
     assert written["objective"] == {"_target_": "betavae.loss.BetaObjective", "beta": 0.5, "warmup_epochs": 2}
+    assert (written["beta"], written["weight"]) == (0.5, {"beta": 0.5})
     assert (written["likelihood"], written["precision"], written["epochs"]) == ("Bernoulli", "32-true", 3)
     assert RunRecord.read(tmp_path) == record
 
@@ -398,18 +376,3 @@ def test_a_file_that_is_not_a_record_reads_as_none_and_an_extra_key_is_ignored(t
         assert record.epochs == 1
     else:
         assert record is None
-
-
-def test_a_sweeps_paired_comparisons_are_every_pair_along_one_swept_key():
-    from betavae.summarize import comparisons, label_groups
-
-    jobs = [{"overrides": [f"beta={b}", f"objective={o}", f"seed={s}"], "job": "", "status": Status.OK}
-            for b in (1, 10, 4) for o in ("beta", "tcvae") for s in (1, 2)]  # fmt: skip
-    label_groups(jobs)
-    assert comparisons(jobs) == [
-        ("beta=1,objective=beta", "beta=4,objective=beta"), ("beta=1,objective=beta", "beta=10,objective=beta"),
-        ("beta=4,objective=beta", "beta=10,objective=beta"),
-        ("beta=1,objective=tcvae", "beta=4,objective=tcvae"), ("beta=1,objective=tcvae", "beta=10,objective=tcvae"),
-        ("beta=4,objective=tcvae", "beta=10,objective=tcvae"),
-        ("beta=1,objective=beta", "beta=1,objective=tcvae"), ("beta=4,objective=beta", "beta=4,objective=tcvae"),
-        ("beta=10,objective=beta", "beta=10,objective=tcvae")]  # fmt: skip

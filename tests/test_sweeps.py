@@ -23,49 +23,72 @@ def job(root, override):
     return next(d for d in root.iterdir() if override in d.name.split(","))
 
 
-def test_sigtermed_sweep_is_finished_by_rerunning_it_and_failures_are_isolated(tmp_path, real_data_dir):
+@pytest.fixture(scope="module")
+def interrupted(tmp_path_factory, real_data_dir):
     """lr=0.001 is stopped by SIGTERM in its second epoch and lr=0.03 (which diverges) never starts; the same
-    command then continues the first from its last.ckpt, records the second as failed, and a third run
-    retrains nothing that finished."""
-    root = tmp_path / "sweep"
+    command then continues the first from its last.ckpt and records the second as failed, and a third run
+    retrains nothing. What each step left: the files and outputs after it."""
+    root = tmp_path_factory.mktemp("sigterm") / "sweep"
     command = sweep_command(root, "lr=0.001,0.03", "trainer.max_epochs=3", "trainer.limit_train_batches=150")
     process = start_module(*command)
     deadline = time.monotonic() + 120
     while not list(root.glob("*lr=0.001,*/checkpoints/last.ckpt")) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert process.poll() is None, "the first job must still be training"
+    still_training = process.poll() is None
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=120)
-    assert process.returncode != 0
-    assert "terminated by SIGTERM" in stderr.strip().splitlines()[-1]
     first = job(root, "lr=0.001")
-    assert strict_json(first / "metrics.json")["status"] == "interrupted"
-    summary = (root / "summary.md").read_text()
-    assert "| lr=0.001 | 1 | 1 | **unfinished**: terminated by SIGTERM" in summary
-    assert "| lr=0.03 | 1 | 1 | **not run**: never started |" in summary
+    steps = {"root": root, "first": first, "still_training": still_training, "stopped": process.returncode,
+             "stopped_stderr": stderr, "stopped_record": strict_json(first / "metrics.json"),
+             "stopped_summary": (root / "summary.md").read_text()}  # fmt: skip
+    steps["again"] = run_module(*command, check=False)
+    stamps = lambda: ((first / "metrics.json").stat().st_mtime_ns,  # noqa: E731
+                      (first / "checkpoints" / "last.ckpt").stat().st_mtime_ns)  # fmt: skip
+    steps["before_third"] = stamps()
+    steps["third"] = run_module(*command, check=False)
+    steps["after_third"] = stamps()
+    return steps
 
-    again = run_module(*command, check=False)
-    assert again.returncode != 0
-    assert again.stderr.strip().splitlines()[-1].startswith("error: 1 of 2 jobs did not finish: lr=0.03")
+
+def test_a_sigterm_stops_the_sweep_in_one_line_recording_the_job_as_interrupted(interrupted):
+    assert interrupted["still_training"], "the first job must still be training when SIGTERM comes"
+    assert interrupted["stopped"] != 0
+    assert "terminated by SIGTERM" in interrupted["stopped_stderr"].strip().splitlines()[-1]
+    assert interrupted["stopped_record"]["status"] == "interrupted"
+
+
+def test_the_interrupted_sweeps_summary_lists_the_stopped_job_and_the_one_never_started(interrupted):
+    summary = interrupted["stopped_summary"]
+    assert "| lr=0.001 | 0.001 | 1 | **unfinished**: terminated by SIGTERM" in summary  # along the swept lr
+    assert "| lr=0.03 | 0.03 | 1 | **not run**: never started |" in summary
+
+
+def test_the_same_command_again_continues_the_stopped_job_to_its_end_each_epoch_once(interrupted):
+    first = interrupted["first"]
     assert "Resuming from" in (first / "train.log").read_text()
     metrics = strict_json(first / "metrics.json")
     assert metrics["status"] == "ok"
     assert metrics["epochs"] == 3
-    assert [s.step for s in scalars(first)[1]["train/loss"]] == [149, 299, 449]  # each epoch once
+    assert [s.step for s in scalars(first)[1]["train/loss"]] == [149, 299, 449]
     assert sorted(p.name for p in (first / "checkpoints").iterdir()) == [
         metrics["best_checkpoint"].split("/")[1], "last.ckpt"]  # fmt: skip  # no -v1 copies
-    failed = strict_json(job(root, "lr=0.03") / "metrics.json")
+
+
+def test_a_diverging_job_fails_alone_and_the_sweep_exits_non_zero_naming_it(interrupted):
+    again = interrupted["again"]
+    assert again.returncode != 0
+    assert again.stderr.strip().splitlines()[-1].startswith("error: 1 of 2 jobs did not finish: lr=0.03")
+    failed = strict_json(job(interrupted["root"], "lr=0.03") / "metrics.json")
     assert failed["status"] == "failed"
     assert failed["reason"].startswith("diverged: non-finite training loss")
-    summary = json.loads((root / "summary.json").read_text())
+    summary = json.loads((interrupted["root"] / "summary.json").read_text())
     assert [(j["label"], j["status"]) for j in summary["jobs"]] == [("lr=0.001", "ok"), ("lr=0.03", "failed")]
 
-    before = (first / "metrics.json").stat().st_mtime_ns, (first / "checkpoints" / "last.ckpt").stat().st_mtime_ns
-    third = run_module(*command, check=False)
-    assert third.returncode != 0
-    assert "Already finished" in (first / "train.log").read_text()
-    after = (first / "metrics.json").stat().st_mtime_ns, (first / "checkpoints" / "last.ckpt").stat().st_mtime_ns
-    assert after == before
+
+def test_a_third_run_retrains_nothing_that_finished(interrupted):
+    assert interrupted["third"].returncode != 0  # lr=0.03 still fails
+    assert "Already finished" in (interrupted["first"] / "train.log").read_text()
+    assert interrupted["after_third"] == interrupted["before_third"]
 
 
 def test_joblib_launcher_runs_jobs_at_once_with_the_cores_divided_in_directories_named_without_the_device(
@@ -93,5 +116,5 @@ def test_a_sweep_with_invalid_jobs_ends_with_its_summary_listing_each_in_one_lin
     assert result.stderr.strip().splitlines()[-1] == "error: 1 of 2 jobs did not finish: objective.alpha=-1 (failed)"
     summary = (root / "summary.md").read_text()
     reason = "Invalid config: objective.alpha=-1: must be a finite number >= 0"
-    assert f"| objective.alpha=-1 | 1 | 1 | **failed**: {reason} |" in summary
+    assert f"| objective.alpha=-1 | -1 | 1 | **failed**: {reason} |" in summary
     assert "| objective.alpha=1 | 1 | 1 | ok |" in summary

@@ -32,12 +32,13 @@ class FashionMNISTDataModule(InMemoryDataModule):
     """Fashion-MNIST from its IDX files: 55,000 train / 5,000 val (by ``split_seed``) / 10,000 test images."""
 
     name = "fashion_mnist"
-    groups = CLASS_NAMES
-    has_classes = True
+    classes = groups = CLASS_NAMES
+    fid_features = ("fashion", "inception")  # betavae/fid_features.pt was trained on its training images
 
     def __init__(
         self,
         image_size: int = 28,
+        channels: int = 1,
         root: str | None = None,
         system_dir: str | None = SYSTEM_DIR,
         download: bool = True,
@@ -51,6 +52,7 @@ class FashionMNISTDataModule(InMemoryDataModule):
     ) -> None:
         super().__init__(batch_size, eval_batch_size, val_size, seed, binarize, binarize_seed)
         require(image_size == 28, "image_size", image_size, "must be 28: Fashion-MNIST's images are 28×28")
+        require(channels == 1, "channels", channels, "must be 1: Fashion-MNIST's images are gray")
         self.image_size = image_size
         train_images = SPLITS["train"][2]
         require(  # validation picks the best checkpoint, so it needs images
@@ -76,7 +78,9 @@ class FashionMNISTDataModule(InMemoryDataModule):
                 "Fashion-MNIST: %s holds only some of the four IDX files, so they came from %s", self.root, source
             )
         images, labels = load_split(files, "train")
+        images = images[:, None]  # one channel
         order = torch.randperm(len(images), generator=torch.Generator().manual_seed(self.split_seed))
         train, val = order[: len(order) - self.val_size], order[len(order) - self.val_size :]
+        test_images, test_labels = load_split(files, "test")
         return {"train": (images[train], labels[train]), "val": (images[val], labels[val]),
-                "test": load_split(files, "test")}  # fmt: skip
+                "test": (test_images[:, None], test_labels)}  # fmt: skip

@@ -1,6 +1,6 @@
-"""Data held in memory: uint8 image tensors on the training device, cut into batches by indexing (no per-image
-Dataset or collate), a seeded order per epoch sharded across DDP processes, and the DataModule every data set
-of betavae builds on."""
+"""Data held in memory: uint8 image tensors [N, C, H, W] on the training device, cut into batches by indexing (no
+per-image Dataset or collate), a seeded order per epoch sharded across DDP processes, and the DataModule every data
+set of betavae builds on, on the data contract (`betavae.data.contract`)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import numpy as np
 import torch
 
 from betavae.config import is_int, require
+from betavae.data.contract import ImageData
+from betavae.errors import DataError
 
 
 class EpochSampler:
@@ -45,7 +47,7 @@ class EpochSampler:
 
 
 def to_unit(images: torch.Tensor) -> torch.Tensor:
-    """uint8 images [N, H, W] as flattened floats in [0, 1], [N, H·W]: what the model and metrics take."""
+    """uint8 images [N, C, H, W] as flattened floats in [0, 1], [N, C·H·W]: what the model and metrics take."""
     return images.flatten(1).float().div_(255)
 
 
@@ -87,16 +89,12 @@ def binarized(images: torch.Tensor, seed: int) -> torch.Tensor:
     return x.view_as(images).mul_(255).to(torch.uint8)
 
 
-class InMemoryDataModule(pl.LightningDataModule):
-    """A data set held as uint8 images [N, H, W] and their labels in memory (on the training device), split into
-    train, val and test, and served as shuffled in-memory batches. A data set implements `load`, once per
-    process. With ``binarize`` the likelihood sees binary images: each training epoch draws its own, pixel ~
-    Bernoulli(intensity); validation and test are binarised once with ``binarize_seed``."""
-
-    name = "data"  # for the log
-    groups: tuple[str, ...] = ()  # what figures show a row or a colour for: classes, or shapes
-    has_classes = False  # whether labels are classes, which a linear probe can read from the codes
-    factors: tuple | None = None  # ground-truth factors of variation, when the data set knows them
+class InMemoryDataModule(ImageData, pl.LightningDataModule):
+    """A data set held as uint8 images [N, C, H, W] and their labels in memory (on the training device), split
+    into train, val and test, and served as shuffled in-memory batches. A data set declares what it offers (the
+    contract's attributes) and implements `load`, once per process. With ``binarize`` the likelihood sees binary
+    images: each training epoch draws its own, pixel ~ Bernoulli(intensity); validation and test are binarised
+    once with ``binarize_seed``."""
 
     def __init__(
         self, batch_size: int, eval_batch_size: int, val_size: int, seed: int, binarize: bool, binarize_seed: int
@@ -110,7 +108,7 @@ class InMemoryDataModule(pl.LightningDataModule):
         self.binary: dict[str, torch.Tensor] = {}  # with binarize: each split binarised once
 
     def load(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """Every split ("train", "val", "test") as uint8 images [N, H, W] and labels, on the CPU."""
+        """Every split ("train", "val", "test") as uint8 images [N, C, H, W] and labels, on the CPU."""
         raise NotImplementedError
 
     def setup(self, stage: str | None = None) -> None:
@@ -125,6 +123,10 @@ class InMemoryDataModule(pl.LightningDataModule):
             f"must be at least the number of DDP processes ({processes}), so that each validates some images",
         )
         splits = self.load()
+        for name, (x, _) in splits.items():
+            if tuple(x.shape[1:]) != self.image_shape:
+                raise DataError(f"data={self.name}: its {name} images are {tuple(x.shape[1:])}, and it declares "
+                                f"{tuple(self.image_shape)} (channels, height, width)")  # fmt: skip
         device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
         self.splits = {name: (x.to(device), y.to(device)) for name, (x, y) in splits.items()}
         if self.binarize:
@@ -147,13 +149,8 @@ class InMemoryDataModule(pl.LightningDataModule):
         return to_unit(images), labels
 
     def group_of(self, labels: torch.Tensor) -> torch.Tensor:
-        """Each image's group (an index into `groups`), from its labels."""
+        """Each image's group (an index into `groups`): its class."""
         return labels
-
-    def grouped(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """All images of a split, as `images` gives them, with their groups."""
-        images, labels = self.images(split)
-        return images, self.group_of(labels)
 
     def observed(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         """The images the likelihood scores: with ``binarize`` the split's fixed binarisation, else `images`."""

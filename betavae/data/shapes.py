@@ -7,28 +7,17 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
 
 from betavae.config import is_int, is_number, require
+from betavae.data.contract import Factor
 from betavae.data.memory import InMemoryDataModule, to_unit
 
 log = logging.getLogger(__name__)
 SHAPES = ("square", "ellipse", "heart")
-
-
-@dataclass(frozen=True)
-class Factor:
-    """One factor of variation: its name and the value at each index (a label's entry is that index)."""
-
-    name: str
-    values: tuple[float | str, ...]
-
-    def __len__(self) -> int:
-        return len(self.values)
 
 
 def inside(shape: str, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -89,12 +78,13 @@ def grid_factors(image_size: int, shapes: int, scales: int, orientations: int, o
 
 class ShapesDataModule(InMemoryDataModule):
     """The shapes grid, one image per factor combination, split at random (by ``split_seed``) into ``test_size``
-    test, ``val_size`` validation and the remaining training images. ``grid`` holds every image in factor order,
-    for the disentanglement scores; labels are factor indices [N, 5]."""
+    test, ``val_size`` validation and the remaining training images. ``grid`` holds every image in factor order
+    ([N, 1, S, S] uint8), for the disentanglement scores; labels are factor indices [N, 5]."""
 
     def __init__(
         self,
         image_size: int = 32,
+        channels: int = 1,
         shapes: int = 3,
         scales: int = 6,
         orientations: int = 10,
@@ -111,6 +101,7 @@ class ShapesDataModule(InMemoryDataModule):
     ) -> None:
         super().__init__(batch_size, eval_batch_size, val_size, seed, binarize, binarize_seed)
         require(is_int(image_size, 8), "image_size", image_size, "must be an integer >= 8")
+        require(channels == 1, "channels", channels, "must be 1: the sprites are binary")
         require(is_int(shapes, 1) and shapes <= len(SHAPES), "shapes", shapes, f"must be in [1, {len(SHAPES)}]")
         for name, value in (("scales", scales), ("orientations", orientations)):
             require(is_int(value, 1), name, value, "must be an integer >= 1")
@@ -131,6 +122,7 @@ class ShapesDataModule(InMemoryDataModule):
 
     name = "shapes"
     groups = SHAPES  # figures show a row or a colour per shape
+    fid_features = ("inception",)  # the shipped network knows Fashion-MNIST alone
 
     def group_of(self, labels: torch.Tensor) -> torch.Tensor:
         """Each image's group: its shape index."""
@@ -139,7 +131,7 @@ class ShapesDataModule(InMemoryDataModule):
     def load(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """Render the grid once and split it at random into train, val and test."""
         start = time.perf_counter()
-        self.grid = torch.from_numpy(render(self.image_size, self.factors))
+        self.grid = self.render_grid()
         log.info("Shapes: %d images of %d×%d rendered in %.1f s (%s)", len(self.grid), self.image_size,
                  self.image_size, time.perf_counter() - start,
                  " × ".join(f"{len(f)} {f.name}" for f in self.factors))  # fmt: skip
@@ -148,18 +140,26 @@ class ShapesDataModule(InMemoryDataModule):
         test, val, train = order.split([self.test_size, self.val_size, self.grid_size - self.test_size - self.val_size])
         return {name: (self.grid[i], labels[i]) for name, i in (("train", train), ("val", val), ("test", test))}
 
+    def render_grid(self) -> torch.Tensor:
+        """Every image of the grid in factor order, uint8 [N, 1, S, S]."""
+        return torch.from_numpy(render(self.image_size, self.factors))[:, None]
+
     def labels_of(self, index: torch.Tensor) -> torch.Tensor:
-        """Factor indices [n, 5] of grid images by their position in the grid."""
-        sizes = [len(f) for f in self.factors]
-        return torch.from_numpy(np.stack(np.unravel_index(index.numpy(), sizes), axis=1).astype(np.int64))
+        """Factor indices [n, K] of grid images by their position in the grid."""
+        return torch.from_numpy(np.stack(np.unravel_index(index.numpy(), self.factor_sizes), axis=1).astype(np.int64))
 
-    def sample_factors(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        """``n`` factor combinations [n, 5], each factor drawn uniformly and independently."""
-        return np.stack([rng.integers(len(f), size=n) for f in self.factors], axis=1)
-
-    def images_of(self, factors: np.ndarray) -> torch.Tensor:
-        """The images [n, S²] in [0, 1] of factor combinations [n, 5] (the grid's)."""
+    def _grid(self) -> torch.Tensor:
+        """The grid, rendering it on first use."""
         if self.grid is None:
             self.setup()
-        index = np.ravel_multi_index(tuple(factors.T), [len(f) for f in self.factors])
-        return to_unit(self.grid[torch.from_numpy(index)])
+        return self.grid
+
+    def images_of(self, factors: np.ndarray) -> torch.Tensor:
+        """The images [n, C·S²] in [0, 1] of factor combinations [n, K] (the grid's)."""
+        index = np.ravel_multi_index(tuple(factors.T), self.factor_sizes)
+        return to_unit(self._grid()[torch.from_numpy(index)])
+
+    def grid_images(self, batch: int) -> Iterator[torch.Tensor]:
+        """Every grid image in factor order, as floats in [0, 1], ``batch`` at a time."""
+        for chunk in self._grid().split(batch):
+            yield to_unit(chunk)

@@ -1,0 +1,39 @@
+"""The room for scores computed across the runs of a sweep: each across-runs family of `betavae.registry` names
+a `SweepScorer`, which the summary runs on every job it read before it groups them. Its per-job values join the
+jobs' rows (and so the groups' means, sds and paired differences), and what it says of the sweep goes into
+summary.md (a section), summary.json (under the family's name) and arrays at the sweep root."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from betavae import registry
+from betavae.registry import Scope
+from betavae.runs import SweepDir
+from betavae.summary.read import Job
+
+
+@dataclass
+class SweepScores:
+    """What an across-runs family gives: values per job (by job directory name, keys of its registry entry),
+    its summary.json entry, its summary.md section, arrays (<name>.npz at the sweep root) and one-line notes."""
+
+    per_job: dict[str, dict[str, float]] = field(default_factory=dict)
+    summary: Any = None
+    section: str = ""
+    arrays: dict[str, dict[str, Any]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+class SweepScorer:
+    """An across-runs family's computation, from the sweep's jobs (grouped: `group`, `seed`, `setting`, their
+    metrics) and its directory."""
+
+    def score(self, sweep: SweepDir, jobs: list[Job]) -> SweepScores:
+        raise NotImplementedError
+
+
+def scorers() -> dict[str, SweepScorer]:
+    """Every registered across-runs family's scorer, by family name, in registry order."""
+    return {family.name: registry.scorer_class(family)() for family in registry.families(Scope.ACROSS_RUNS)}

@@ -1,0 +1,77 @@
+"""Reading a sweep: each job directory's overrides, config, status and results (the registry's metrics, as
+`betavae.runs.JobDir.results` merges them), and every job the plan has that never started."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+
+from betavae import registry
+from betavae.errors import RunError
+from betavae.runs import JobDir, RunRecord, Status, SweepDir, run_config
+from betavae.summary.plan import read_plan
+
+Job = dict[str, Any]  # job, overrides, seed, config (for the swept key), status, reason, and a value per metric
+
+
+def read_job(job: JobDir) -> Job:
+    """One job: its overrides, seed and config, and its metrics or its status (failed, unfinished) and reason."""
+    overrides = yaml.safe_load(job.overrides.read_text()) or []
+    cfg = run_config(job.root)
+    record = RunRecord.read(job.root)
+    found = {"job": job.root.name, "overrides": overrides, "seed": int(cfg.seed), "config": cfg}
+    if record is None and job.metrics.exists():
+        return {**found, "status": Status.FAILED, "reason": f"{job.metrics}: unreadable, not a JSON object"}
+    if record is None or not record.finished:
+        status = Status.FAILED if record and record.status is Status.FAILED else Status.UNFINISHED
+        reason = record.reason if record else f"no {JobDir.METRICS}: stopped early"
+        return {**found, "status": status, "reason": reason}
+    values = {**job.results(), "epochs": record.epochs, "wall_time_s": record.wall_time_s}
+    metrics = {m.key: values[m.key] for m in registry.columns() if values.get(m.key) is not None}
+    return {**found, "status": Status.OK, **metrics}
+
+
+def not_run(overrides: list[str], sweep: DictConfig) -> Job:
+    """A planned job that never started, with its seed and config from its overrides over the sweep's config."""
+    cfg = sweep
+    for override in overrides:
+        try:
+            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([override.lstrip("+")]))
+        except Exception:  # a group's choice (objective=tcvae) replaces no value: the sweep's config stands there
+            continue
+    values = dict(o.split("=", 1) for o in overrides if "=" in o)
+    return {"job": ",".join(overrides), "overrides": overrides, "seed": int(values.get("seed", sweep.seed)),
+            "config": cfg, "status": Status.NOT_RUN, "reason": "never started"}  # fmt: skip
+
+
+def read_jobs(sweep: SweepDir) -> list[Job]:
+    """Every job of the sweep: each job directory's, then each planned job that never started."""
+    jobs = []
+    for job in sweep.jobs():
+        try:
+            jobs.append(read_job(job))
+        except (RunError, OSError, ValueError, yaml.YAMLError) as err:
+            jobs.append({"job": job.root.name, "overrides": [], "seed": -1, "config": None,
+                         "status": Status.FAILED, "reason": str(err)})  # fmt: skip
+    if sweep.plan.is_file():
+        planned_cfg, planned = read_plan(sweep.plan)
+        started = {tuple(j["overrides"]) for j in jobs}
+        jobs += [not_run(o, planned_cfg) for o in planned if tuple(o) not in started]
+    if not jobs:
+        raise RunError(f"{sweep.root} holds no sweep: no multirun.yaml and no job directory (with .hydra/config.yaml)")
+    return jobs
+
+
+def value_of(job: Job, key: str) -> float | None:
+    """A job's value of a config key (the swept key: beta, objective.c_max), as a number; None where its config
+    has none, or not a number."""
+    cfg = job.get("config")
+    if cfg is None:
+        return None
+    try:
+        value = OmegaConf.select(cfg, key, throw_on_resolution_failure=False)
+    except Exception:  # an interpolation that cannot resolve outside the job (hydra:runtime...)
+        return None
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None

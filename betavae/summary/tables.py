@@ -1,0 +1,69 @@
+"""Writing a sweep's summary: the Markdown table of its groups, the CSV and the JSON, each metric formatted as
+its registry entry says."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+from betavae import registry
+from betavae.files import atomic, write_json
+from betavae.runs import Status
+from betavae.summary.groups import Row, key_label
+from betavae.summary.read import Job
+
+
+def cell(row: Row, key: str) -> str:
+    """'mean ± std' (or the mean alone, or '–') formatted for the table."""
+    if key not in row:
+        return "–"
+    digits = registry.metric(key).decimals
+    text = f"{row[key]:.{digits}f}"
+    std = row.get(f"{key} std")
+    return text if std is None else f"{text} ± {std:.{digits}f}"
+
+
+def table_cell(text: str) -> str:
+    """``text`` as one Markdown table cell: on one line, its pipes escaped (a reason may hold a traceback's
+    message of several lines)."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def value_cell(value: float | None) -> str:
+    """The swept key's value in a row ('–' where the job's config has none)."""
+    return "–" if value is None else f"{value:g}"
+
+
+def markdown(rows: list[Row], along: str) -> str:
+    """The summary as a Markdown table along the swept key; only the columns some row has."""
+    keys = [m.key for m in registry.columns() if any(m.key in r for r in rows)]
+    header = ["job group", key_label(along), "seeds", "status", *(registry.metric(k).label for k in keys)]
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for r in rows:
+        status = r["status"] if r["status"] is Status.OK else f"**{r['status']}**: {table_cell(r['reason'])}"
+        cells = [r["group"], value_cell(r.get(along)), str(r["n"]), str(status), *(cell(r, k) for k in keys)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_markdown(path: Path, text: str) -> None:
+    """Write summary.md, atomically."""
+    with atomic(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_csv(rows: list[Row], along: str, path: Path) -> None:
+    """One line per row: group, the swept key, n, status, then mean and std of each metric."""
+    fields = ["group", along, "n", "status"] + [f"{m.key}{s}" for m in registry.columns() for s in ("", " std")]
+    with atomic(path) as tmp, tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def write_summary_json(path: Path, along: str, rows: list[Row], jobs: list[Job], across: dict[str, Any]) -> None:
+    """summary.json: the swept key, the groups, every job (without its config) and each across-runs family's
+    entry under its name."""
+    plain = [{k: v for k, v in j.items() if k != "config"} for j in jobs]
+    write_json(path, {"along": along, "groups": rows, "jobs": plain, **across})
