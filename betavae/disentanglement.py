@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.stats
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from betavae.config import is_int, is_number, require
@@ -264,8 +263,8 @@ class DisentanglementScorer(Scorer):
     @classmethod
     def configured(cls, node: DictConfig | None) -> DisentanglementScorer | None:
         """The scorer of ``disentanglement``'s settings; None with ``compute: false``."""
-        scorer = instantiate(node)
-        return None if scorer.compute is False else scorer
+        scorer = super().configured(node)
+        return None if scorer is None or scorer.compute is False else scorer
 
     def unfit(self, data: ImageData) -> str | None:
         """Refuse, in one line, data without factors when ``compute`` insists on the scores; else nothing: the

@@ -88,7 +88,7 @@ def stop(err: BaseException, cfg: DictConfig, output_dir: Path, started: float, 
         record_failure(output_dir, cfg, hydra_cfg, status, reason)
     log.error("Job %s: %s", status, reason, exc_info=known is None)
     if status is Status.INTERRUPTED and multirun and rank == 0:  # the remaining jobs will not run: summarise them
-        summarize(Path(hydra_cfg.sweep.dir))
+        summarize(Path(hydra_cfg.sweep.dir), cfg)
     if multirun and status is not Status.INTERRUPTED:
         return
     if known is None:

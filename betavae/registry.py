@@ -24,10 +24,12 @@ class Scope(str, Enum):
 
 
 class Stage(str, Enum):
-    """Where a per-run family may be computed: training's test pass, or `python -m betavae.evaluate`."""
+    """Where a family may be computed: training's test pass or `python -m betavae.evaluate` (per run), or a
+    sweep's summary (across runs)."""
 
     TEST = "test"
     EVALUATE = "evaluate"
+    SUMMARY = "summary"
 
 
 @dataclass(frozen=True)
@@ -215,6 +217,15 @@ register(Family("record", "training record", (
     Metric("epochs", "epochs", decimals=0),
     Metric("wall_time_s", "wall time (s)", decimals=1),
 )))  # fmt: skip
-# Across the runs of a sweep: betavae.summary.paired, per-seed differences of every paired metric.
+# Across the runs of a sweep: betavae.selection, unsupervised model selection among the seeds of each group (UDR), and
+# the label-free scores of each job's codes on the same images; then betavae.summary.paired, per-seed differences
+# of every paired metric (the UDR family's included).
+register(Family("udr", "unsupervised model selection (UDR)", (
+    Metric("udr_lasso", "UDR (Lasso)", decimals=3, legend="UDR, Lasso"),
+    Metric("udr_spearman", "UDR (Spearman)", decimals=3, legend="UDR, Spearman"),
+    Metric("gaussian_tc", "Gaussian TC of μ (nats)", decimals=3, paired=True),
+    Metric("mutual_info", "mean MI of μ (nats)", decimals=3, paired=True),
+), scope=Scope.ACROSS_RUNS, scorer="betavae.selection:ModelSelection", settings={Stage.SUMMARY: "udr"},
+    panel=Panel("unsupervised model selection", "UDR (1: seeds agree up to permutation and sign)")))  # fmt: skip
 register(Family("paired", "paired differences", (), scope=Scope.ACROSS_RUNS,
                 scorer="betavae.summary.paired:PairedDifferences"))  # fmt: skip

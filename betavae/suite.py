@@ -50,11 +50,12 @@ class Scorer:
 
     @classmethod
     def configured(cls, node: DictConfig | None) -> Scorer | None:
-        """The scorer its settings node builds (a node with `_target_` is instantiated; None: no settings), or
-        None where the node turns it off."""
+        """The scorer its settings node builds (None: a family without settings); None where the node has no
+        `_target_`: keys an experiment set under a group chosen `none` (`experiment=shapes_smoke
+        disentanglement=none`) leave the family off."""
         if node is None:
             return cls()
-        return instantiate(node) if "_target_" in node else cls(**node)
+        return instantiate(node) if "_target_" in node else None
 
 
 class Suite:

@@ -28,7 +28,7 @@ def main(cfg: DictConfig) -> None:
     if OmegaConf.is_missing(cfg, "sweep_dir") or not cfg.sweep_dir:
         raise SystemExit("error: give sweep_dir=<multirun directory> (python -m betavae.summarize sweep_dir=...)")
     try:
-        log.info("%s", summarize(Path(cfg.sweep_dir))[0].rstrip("\n"))
+        log.info("%s", summarize(Path(cfg.sweep_dir), cfg)[0].rstrip("\n"))
     except RunError as err:
         raise SystemExit(f"error: {err}") from None
 

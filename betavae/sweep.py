@@ -22,7 +22,7 @@ class SweepSummary(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         try:
-            table, jobs = summarize(sweep_dir)
+            table, jobs = summarize(sweep_dir, config)
         except Exception:  # a summary problem must not hide the finished jobs
             log.exception("Sweep summary failed; rebuild it with: python -m betavae.summarize sweep_dir=%s", sweep_dir)
             return

@@ -176,6 +176,7 @@ def test_callbacks_group_composes_every_callback_and_fid_none_leaves_nothing():
         ([], ["latents", "fid", "probe", "disentanglement"]),
         (["callbacks=none"], ["fid", "disentanglement"]),
         (["callbacks.latent_stats.probe=false", "fid=none", "disentanglement=none"], ["latents"]),
+        (["experiment=shapes_smoke", "disentanglement=none"], ["latents", "fid", "probe"]),  # its keys stay inert
     ],
 )
 def test_the_test_pass_scores_the_families_whose_settings_the_config_holds(overrides, families):

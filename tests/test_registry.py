@@ -71,7 +71,7 @@ def test_the_summary_columns_paired_metrics_and_panels_come_from_the_registry():
     assert registry.metric("test/mig").paired
     assert not registry.metric("test/nll_iw_se").paired
     titles = [panel.title for panel, _ in registry.panels()]
-    assert titles == ["where the KL goes", "generation quality", "disentanglement"]
+    assert titles == ["where the KL goes", "generation quality", "disentanglement", "unsupervised model selection"]
 
 
 @pytest.fixture

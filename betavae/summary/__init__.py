@@ -12,6 +12,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from omegaconf import DictConfig
+
 from betavae.files import write_npz, write_png
 from betavae.runs import SweepDir
 from betavae.summary import across, tables
@@ -21,22 +23,25 @@ from betavae.summary.read import Job, read_jobs
 log = logging.getLogger(__name__)
 
 
-def summarize(sweep_dir: Path) -> tuple[str, list[Job]]:
-    """Read every job of the sweep, score what is scored across runs, write the four summary files at its root;
-    return the Markdown table and the jobs."""
+def summarize(sweep_dir: Path, cfg: DictConfig | None = None) -> tuple[str, list[Job]]:
+    """Read every job of the sweep, score what is scored across runs (with the settings ``cfg`` holds: `udr`),
+    write the four summary files at its root; return the Markdown table and the jobs."""
     sweep = SweepDir(Path(sweep_dir))
     jobs = read_jobs(sweep)
     label_groups(jobs)
     entries: dict[str, Any] = {}
     sections = []
-    for name, scorer in across.scorers().items():
+    for name, scorer in across.scorers(cfg).items():
         found = scorer.score(sweep, jobs)
         for j in jobs:
             j.update(found.per_job.get(j["job"], {}))
         for note in found.notes:
             log.info("%s", note)
         for array_name, arrays in found.arrays.items():
-            write_npz(sweep.arrays(array_name), arrays)
+            if arrays is None:
+                sweep.arrays(array_name).unlink(missing_ok=True)  # of an earlier summary: it no longer holds
+            else:
+                write_npz(sweep.arrays(array_name), arrays)
         entries[name] = found.summary
         sections += [found.section] if found.section else []
     along = swept_key(jobs)

@@ -8,8 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from omegaconf import DictConfig, OmegaConf
+
 from betavae import registry
-from betavae.registry import Scope
+from betavae.registry import Scope, Stage
 from betavae.runs import SweepDir
 from betavae.summary.read import Job
 
@@ -17,7 +19,8 @@ from betavae.summary.read import Job
 @dataclass
 class SweepScores:
     """What an across-runs family gives: values per job (by job directory name, keys of its registry entry),
-    its summary.json entry, its summary.md section, arrays (<name>.npz at the sweep root) and one-line notes."""
+    its summary.json entry, its summary.md section, arrays (<name>.npz at the sweep root; None: the family has
+    none now, and an earlier file goes) and one-line notes."""
 
     per_job: dict[str, dict[str, float]] = field(default_factory=dict)
     summary: Any = None
@@ -33,7 +36,20 @@ class SweepScorer:
     def score(self, sweep: SweepDir, jobs: list[Job]) -> SweepScores:
         raise NotImplementedError
 
+    @classmethod
+    def configured(cls, node: DictConfig | None) -> SweepScorer:
+        """The scorer its settings node builds (None: its defaults)."""
+        return cls()
 
-def scorers() -> dict[str, SweepScorer]:
-    """Every registered across-runs family's scorer, by family name, in registry order."""
-    return {family.name: registry.scorer_class(family)() for family in registry.families(Scope.ACROSS_RUNS)}
+
+def scorers(cfg: DictConfig | None = None) -> dict[str, SweepScorer]:
+    """Every registered across-runs family's scorer, by family name, in registry order, built from its settings
+    in ``cfg`` (the config of the command writing the summary; its defaults where there is none)."""
+    found = {}
+    for family in registry.families(Scope.ACROSS_RUNS):
+        key = family.settings.get(Stage.SUMMARY)
+        node = OmegaConf.select(cfg, key) if cfg is not None and key else None
+        if cfg is not None and key and node is None:
+            continue  # off in this config (udr=none)
+        found[family.name] = registry.scorer_class(family).configured(node)
+    return found

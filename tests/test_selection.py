@@ -1,0 +1,115 @@
+"""Unsupervised model selection in real sweeps: after a two-seed sweep on Fashion-MNIST and on the shapes data, the
+summary and selection.npz carry every job's UDR and label-free scores, recomputable from the saved codes; a group
+with one seed gets one line and the summary is still written."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from betavae import udr
+from betavae.runs import Status, SweepDir
+from betavae.selection import ModelSelection, read_selection
+from betavae.summary.read import Job
+from tests.helpers import WITHOUT_FIGURES, limits, run_module
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def fashion(tmp_path_factory, real_data_dir):
+    """Two seeds of one β on Fashion-MNIST, one epoch of 5 batches, UDR on 2,000 test images."""
+    root = tmp_path_factory.mktemp("fashion") / "sweep"
+    run_module("betavae.train", "-m", "seed=1,2", "trainer.max_epochs=1", *limits(train=5, val=1, test=1),
+               *WITHOUT_FIGURES, "udr.num_images=2000", f"hydra.sweep.dir={root}")  # fmt: skip
+    return root
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory):
+    """Two seeds on the small shapes grid (its 200 test images: UDR takes all of them), no other score."""
+    root = tmp_path_factory.mktemp("shapes") / "sweep"
+    small = [
+        "data=shapes",
+        "data.image_size=16",
+        "data.positions=8",
+        "data.scales=2",
+        "data.orientations=3",
+        "data.val_size=100",
+        "data.test_size=200",
+        "model.net.latent_dim=4",
+    ]  # experiment=shapes_smoke's grid
+    run_module("betavae.train", "-m", "seed=1,2", *small, "trainer.max_epochs=1", *limits(train=10), *WITHOUT_FIGURES,
+               "disentanglement=none", f"hydra.sweep.dir={root}")  # fmt: skip
+    return root
+
+
+@pytest.mark.parametrize(("sweep", "images", "latents"), [("fashion", 2000, 20), ("shapes", 200, 4)])
+def test_a_two_seed_sweep_saves_its_codes_and_every_score_in_selection_npz(request, sweep, images, latents):
+    root = request.getfixturevalue(sweep)
+    saved = read_selection(root)
+    assert sorted(saved["jobs"].tolist()) == sorted(d.name for d in root.iterdir() if d.is_dir())
+    assert saved["codes"].shape == (2, images, latents)
+    assert saved["kl"].shape == (2, latents)
+    assert saved["image_indices"].shape == (2, images)
+    assert saved["pairwise_lasso"].shape == saved["pairwise_spearman"].shape == (2, 2)
+    for name in ("udr_lasso", "udr_spearman"):
+        assert ((saved[name] >= 0) & (saved[name] <= 1)).all(), name
+    assert json.loads(str(saved["settings"]))["kl_threshold"] == 0.01
+
+
+@pytest.mark.parametrize("sweep", ["fashion", "shapes"])
+def test_the_saved_codes_give_the_saved_scores_again(request, sweep):
+    saved = read_selection(request.getfixturevalue(sweep))
+    for matrix in ("lasso", "spearman"):
+        pairwise = udr.pairwise_scores(saved["codes"], saved["kl"], matrix)
+        assert np.allclose(pairwise, saved[f"pairwise_{matrix}"], equal_nan=True)
+        assert np.allclose(udr.udr(pairwise), saved[f"udr_{matrix}"])
+    assert np.allclose([udr.gaussian_total_correlation(c) for c in saved["codes"]], saved["gaussian_tc"])
+
+
+@pytest.mark.parametrize("sweep", ["fashion", "shapes"])
+def test_the_summary_carries_each_jobs_udr_its_groups_mean_and_the_seed_it_keeps(request, sweep):
+    root = request.getfixturevalue(sweep)
+    summary = json.loads((root / "summary.json").read_text())
+    saved = read_selection(root)
+    jobs = {j["job"]: j for j in summary["jobs"]}
+    for k, name in enumerate(saved["jobs"]):
+        assert jobs[name]["udr_lasso"] == pytest.approx(saved["udr_lasso"][k])
+        assert jobs[name]["mutual_info"] == pytest.approx(saved["mutual_info"][k])
+    (group,) = summary["groups"]
+    assert group["udr_lasso"] == pytest.approx(float(np.mean(saved["udr_lasso"])))
+    (kept,) = summary["udr"]["keep"].values()
+    assert kept["seed"] == jobs[saved["jobs"][int(np.argmax(saved["udr_lasso"]))]]["seed"]
+    table = (root / "summary.md").read_text()
+    assert "| UDR (Lasso) | UDR (Spearman) |" in table
+    assert "## Unsupervised model selection (UDR, no labels)" in table
+    assert "**kept**" in table
+
+
+def test_a_group_with_one_finished_seed_gets_one_line_and_the_summary_is_still_written(shapes, tmp_path):
+    copy = tmp_path / "sweep"
+    shutil.copytree(shapes, copy)
+    (next(copy.glob("*seed=2*")) / "metrics.json").unlink()
+    (copy / "selection.npz").unlink()
+    result = run_module("betavae.summarize", f"sweep_dir={copy}")
+    line = "UDR: group (all jobs) has one seed (1); UDR compares seeds and needs two or more"
+    assert line in result.stdout + result.stderr
+    assert line in (copy / "summary.md").read_text()
+    assert not (copy / "selection.npz").exists()
+    assert "udr_lasso" not in json.loads((copy / "summary.json").read_text())["groups"][0]
+
+
+def test_a_model_with_no_active_latent_is_scored_zero_with_a_line_saying_why(tmp_path):
+    rng = np.random.default_rng(0)
+    codes = rng.uniform(size=(1000, 4))
+    scorer = ModelSelection()
+    scorer.representations = lambda jobs: (np.stack([codes, codes[:, ::-1], np.zeros((1000, 4))]),
+                                           np.array([[1.0] * 4, [1.0] * 4, [0.0] * 4]), np.arange(1000))  # fmt: skip
+    jobs: list[Job] = [{"job": f"seed={s}", "group": "beta=1", "seed": s, "status": Status.OK} for s in (1, 2, 3)]
+    found = scorer.score(SweepDir(tmp_path), jobs)
+    assert found.per_job["seed=3"]["udr_lasso"] == 0.0
+    assert found.per_job["seed=1"]["udr_lasso"] > 0.4
+    assert any(note.startswith("UDR: seed=3 has no active latent (every latent's mean KL ≤ 0.01 nats)")
+               for note in found.notes)  # fmt: skip
