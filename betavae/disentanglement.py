@@ -5,6 +5,7 @@ where they differ and what each can reach. Codes are [n, D] floats, factors [n, 
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -34,23 +35,34 @@ def discretize(codes: np.ndarray, bins: int = 20) -> np.ndarray:
     return out
 
 
-def mutual_information(discrete_codes: np.ndarray, factors: np.ndarray) -> np.ndarray:
-    """I(code d; factor k) in nats from the empirical joint distribution, [D, K]."""
-    from sklearn.metrics import mutual_info_score
+def one_hot(values: np.ndarray) -> tuple[np.ndarray, list[slice]]:
+    """Each column of discrete values [n, D] as indicator columns of the values it takes: [n, Σ_d k_d], and each
+    column's slice of them."""
+    blocks = [np.eye(k.max() + 1)[k] for k in (np.unique(column, return_inverse=True)[1] for column in values.T)]
+    edges = np.cumsum([0, *(b.shape[1] for b in blocks)])
+    return np.concatenate(blocks, axis=1), [slice(a, b) for a, b in itertools.pairwise(edges)]
 
-    return np.array(
-        [
-            [mutual_info_score(factors[:, k], discrete_codes[:, d]) for k in range(factors.shape[1])]
-            for d in range(discrete_codes.shape[1])
-        ]
-    )
+
+def mutual_information(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """I(column i of a; column j of b) in nats from the empirical joint distribution of discrete values [n, Da] and
+    [n, Db], [Da, Db]: sklearn's mutual_info_score of each pair, with every joint histogram from one product of
+    indicator matrices. (One sklearn call per pair took 7 ms, 5.6 s for the 380 latent pairs of two 20-latent
+    models on 2,000 images, on this project's 2-core CPU.)"""
+    (ha, sa), (hb, sb) = one_hot(a), one_hot(b)
+    joint = ha.T @ hb / len(a)  # [Σ k_a, Σ k_b]
+    pa, pb = ha.mean(axis=0), hb.mean(axis=0)
+    out = np.zeros((len(sa), len(sb)))
+    for i, rows in enumerate(sa):
+        for j, cols in enumerate(sb):
+            p = joint[rows, cols]
+            seen = p > 0
+            out[i, j] = np.sum(p[seen] * np.log(p[seen] / np.outer(pa[rows], pb[cols])[seen]))
+    return np.maximum(out, 0.0)
 
 
 def entropy(factors: np.ndarray) -> np.ndarray:
     """H(factor k) in nats from the empirical distribution, [K]."""
-    from sklearn.metrics import mutual_info_score
-
-    return np.array([mutual_info_score(factors[:, k], factors[:, k]) for k in range(factors.shape[1])])
+    return np.array([scipy.stats.entropy(np.unique(column, return_counts=True)[1]) for column in factors.T])
 
 
 def factor_information(codes: np.ndarray, factors: np.ndarray, bins: int = 20) -> np.ndarray:
