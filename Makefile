@@ -18,7 +18,8 @@ SEEDS ?= 1,2,3
 JOBS ?= 2
 RESULTS ?= multirun/results
 
-.PHONY: install install-dev data sweep results results-tcvae results-conv results-shapes test test-fast lint format bench bench-gpu
+.PHONY: install install-dev data sweep results results-tcvae results-conv results-shapes results-udr test test-fast lint \
+  format bench bench-gpu
 
 $(VENV)/bin/python:
 	@$(BASE_PYTHON) -c 'import ensurepip' 2>/dev/null || { echo "python3 -m venv needs python3-venv: installing it"; \
@@ -68,6 +69,15 @@ results-shapes: install
 	$(PYTHON) -m betavae.train -m data=shapes model.net.latent_dim=10 objective=beta,tcvae beta=$(SHAPES_BETAS) \
 	  seed=$(SEEDS) trainer.max_epochs=$(SHAPES_EPOCHS) hydra.sweep.dir=$(RESULTS)-shapes \
 	  hydra/launcher=joblib hydra.launcher.n_jobs=$(JOBS)
+
+# docs/results.md's unsupervised model selection: the summaries of the shapes study and the README's sweep again (UDR
+# of every group of seeds, selection.npz), then UDR against the supervised scores and its spread over image draws.
+UDR_DRAWS ?= 5
+results-udr: install
+	$(PYTHON) -m betavae.summarize sweep_dir=$(RESULTS)-shapes
+	$(PYTHON) benchmarks/udr_validation.py $(RESULTS)-shapes --draws $(UDR_DRAWS) --images 1000,2000,5000
+	$(PYTHON) -m betavae.summarize sweep_dir=$(RESULTS)
+	$(PYTHON) benchmarks/udr_validation.py $(RESULTS) --draws $(UDR_DRAWS) --images 1000,2000,5000,10000
 
 # Two pytest-xdist workers, whole files each (module fixtures: a Slurm cluster, a trained sweep), every job on one
 # torch thread: the Slurm, signal and sweep tests spend much of their time waiting, the other worker fills it.
