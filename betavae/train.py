@@ -49,9 +49,22 @@ def job_overrides() -> tuple[list[str], list[str]]:
     return list(hydra_cfg.overrides.task), list(hydra_cfg.job.config.override_dirname.exclude_keys)
 
 
-def instantiate_all(group: DictConfig | None) -> list[Any]:
-    """Instantiate every entry of a name → config mapping (the callbacks and logger groups)."""
-    return [instantiate(node) for node in (group or {}).values()]
+def chosen(group: DictConfig | None, name: str) -> dict[str, DictConfig]:
+    """The entries of a name → config mapping (the callbacks group) that build something (have a `_target_`). An
+    entry without one holds keys an experiment or an override set for an entry the group's choice does not
+    include (`experiment=shapes_smoke callbacks=none`): it is left out, with one line."""
+    entries = {}
+    for key, node in (group or {}).items():
+        if isinstance(node, DictConfig) and "_target_" in node:
+            entries[key] = node
+        else:
+            log.info("%s.%s is set, but %s=... does not choose it: left out", name, key, name)
+    return entries
+
+
+def instantiate_all(group: DictConfig | None, name: str) -> list[Any]:
+    """Instantiate every chosen entry of a name → config mapping (the callbacks group)."""
+    return [instantiate(node) for node in chosen(group, name).values()]
 
 
 def check_job(cfg: DictConfig) -> None:
@@ -70,17 +83,19 @@ def check_job(cfg: DictConfig) -> None:
 def train(cfg: DictConfig, output_dir: Path, hydra_cfg: DictConfig) -> RunRecord:
     """Fit (continuing the job's own checkpoint), test the best checkpoint, log hparams with test metrics, and
     return the job's record."""
-    loggers.check_installed(cfg.get("logger"))
+    logger_group = chosen(cfg.get("logger"), "logger")
+    loggers.check_installed(logger_group)
     changed = check_continuation(output_dir, cfg)
     if done := finished(cfg, output_dir):
         log.info("Already finished (%s); delete it to train this job again", output_dir / RunRecord.FILE)
         return done
     check_job(cfg)
-    logger_nodes = loggers.reachable(cfg.get("logger"), cfg.tracking_unreachable)  # before any work
+    logger_nodes = loggers.reachable(logger_group, cfg.tracking_unreachable)  # before any work
     parallel = jobs.parallel_jobs(hydra_cfg)
     log.info("torch threads: %d (%d parallel job(s) on this machine)", jobs.set_threads(parallel), parallel)
     torch.set_flush_denormal(cfg.flush_denormal)
-    callbacks = [*instantiate_all(cfg.callbacks), instantiate(cfg.scores, suite=Suite.configured(cfg, Stage.TEST))]
+    suite = Suite.configured(cfg, Stage.TEST)
+    callbacks = [*instantiate_all(cfg.callbacks, "callbacks"), instantiate(cfg.scores, suite=suite)]
     runs = TrackedRuns(output_dir)
     tracked = {name: loggers.make(name, node, runs) for name, node in logger_nodes.items()}
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=list(tracked.values()))

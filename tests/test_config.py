@@ -200,6 +200,23 @@ def test_evaluate_scores_the_families_whose_settings_its_config_holds(overrides,
     assert list(Suite.configured(compose_config("evaluate", *overrides), Stage.EVALUATE).scorers) == families
 
 
+EXPERIMENTS = sorted(path.stem for path in (REPO / "conf" / "experiment").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+@pytest.mark.parametrize("callbacks", ["none", "default"])
+def test_every_experiment_composes_with_either_callbacks_choice_into_callbacks_alone(experiment, callbacks):
+    import lightning.pytorch as pl
+
+    from betavae.train import chosen
+
+    cfg = compose_train(f"experiment={experiment}", f"callbacks={callbacks}")
+    nodes = chosen(cfg.callbacks, "callbacks")
+    built = [instantiate(node) for name, node in nodes.items() if not name.endswith("checkpoint")]  # Hydra's dir
+    assert all(isinstance(callback, pl.Callback) for callback in built)
+    assert set(cfg.callbacks) - set(nodes) <= {"latent_evolution"}  # what shapes_smoke tunes, not chosen by none
+
+
 def test_callbacks_are_tunable_and_removable_from_the_command_line():
     cfg = compose_train("callbacks.latent_evolution.every_n_epochs=5", "~callbacks.interpolation")
     # the checkpoint callback needs a Hydra run for its directory
