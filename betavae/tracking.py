@@ -79,6 +79,43 @@ def probe(kind: str, store: str) -> str | None:
     return None
 
 
+def upgraded(entry: Any) -> Any:
+    """A logger's entry as this version records it: one written before 0.7.0 (one run per logger) as one store."""
+    if isinstance(entry, dict) and "logger" in entry:
+        entry = dict(entry)
+        store = entry.pop("tracking_uri") if entry["logger"] == "mlflow" else entry.get("mode", "offline")
+        entry.pop("logger")
+        return {store if store != "online" else wandb_store(False): entry}
+    return entry
+
+
+TEXT = {"run_id": str, "experiment_id": str, "id": str, "dir": str}  # what reopens a run, where present
+
+
+def schema_problem(runs: Any) -> str | None:
+    """What makes tracking.json's runs unusable, in a few words (None: nothing): every reader relies on each
+    logger mapping stores to entries, an MLflow entry having a text run_id, a W&B entry a text id, dir and mode,
+    and each "missed" part a step and a reason."""
+    for name, stores in runs.items():
+        if not isinstance(stores, dict):
+            return f"{name}: not an object of stores"
+        for store, entry in stores.items():
+            where = f"{name} in {store}"
+            if not isinstance(entry, dict) or not ({"run_id"} <= entry.keys() or {"id", "dir", "mode"} <= entry.keys()):
+                return f"{where}: no run_id (MLflow) or id, dir and mode (W&B)"
+            if wrong := [k for k, kind in TEXT.items() if k in entry and not isinstance(entry[k], kind)]:
+                return f"{where}: {', '.join(wrong)} not text"
+            if "mode" in entry and entry["mode"] not in ("offline", "online"):
+                return f"{where}: mode {entry['mode']!r} is neither offline nor online"
+            if not isinstance(entry.get("project", ""), str | None):
+                return f"{where}: project not text"
+            missed = entry.get("missed", [])
+            if not isinstance(missed, list) or not all(isinstance(m, dict) and "at_step" in m and "reason" in m
+                                                       for m in missed):  # fmt: skip
+                return f"{where}: missed is not a list of parts with at_step and reason"
+    return None
+
+
 class TrackedRuns:
     """tracking.json: {logger name: {store: {what reopens the run (run_id, experiment_id; or id, project, dir,
     mode), and "missed": what a part could not send}}}. A damaged file is set aside with a warning, as damaged
@@ -90,17 +127,17 @@ class TrackedRuns:
         if not self.path.exists():
             return
         data = read_json(self.path)
-        if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        try:
+            runs = {name: upgraded(entry) for name, entry in data.items()} if isinstance(data, dict) else None
+        except (KeyError, TypeError, AttributeError):
+            runs = None
+        if (problem := "not a JSON object of runs" if runs is None else schema_problem(runs)) is not None:
             aside = self.path.with_name(f"{self.path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
             self.path.replace(aside)
-            log.warning("%s: unreadable, set aside as %s; the job's loggers start new runs", self.path, aside.name)
+            log.warning("%s: unreadable (%s), set aside as %s; the job's loggers start new runs", self.path,
+                        problem, aside.name)  # fmt: skip
             return
-        for name, entry in data.items():
-            if "logger" in entry:  # before 0.7.0: one run per logger
-                store = entry.pop("tracking_uri") if entry["logger"] == "mlflow" else entry.get("mode", "offline")
-                entry.pop("logger")
-                entry = {store if store != "online" else wandb_store(False): entry}
-            self.runs[name] = entry
+        self.runs = runs
 
     def get(self, name: str, store: str) -> dict[str, Any] | None:
         """What reopens logger ``name``'s run in ``store``, if the job has one there."""

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from betavae import tracking
+from betavae import loggers, tracking
 from betavae.loggers import Tolerant
 from betavae.runs import job_dirname
 from tests.helpers import WITHOUT_FIGURES, MlflowServer, limits, run_module, start_module, strict_json
@@ -66,13 +66,29 @@ def test_tracking_json_of_0_6_is_read_as_one_run_per_logger_and_store(tmp_path):
     assert runs.get("wandb", "offline") == {"id": "w1", "project": "betavae", "dir": "d", "mode": "offline"}
 
 
-def test_a_damaged_tracking_json_is_set_aside_with_a_warning(tmp_path, caplog):
-    (tmp_path / "tracking.json").write_text('{"mlflow": [1, 2')
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ('{"mlflow": [1, 2', "not a JSON object of runs"),
+        ('{"mlflow": {"sqlite:///m.db": {"run_id": 12345, "experiment_id": ["1"]}}}', "run_id, experiment_id not text"),
+        ('{"mlflow": {"sqlite:///m.db": "abc"}}', "no run_id (MLflow) or id, dir and mode (W&B)"),
+        ('{"mlflow": ["sqlite:///m.db"]}', "mlflow: not an object of stores"),
+        ('{"wandb": {"offline": {"id": "w", "dir": "d", "mode": "sometimes"}}}', "mode 'sometimes' is neither"),
+        ('{"mlflow": {"sqlite:///m.db": {"run_id": "r", "missed": [{"at": 1}]}}}', "missed is not a list of parts"),
+        ('{"mlflow": {"logger": 3}}', "mlflow in offline: no run_id"),  # a pre-0.7.0 entry without its keys
+    ],
+)
+def test_a_damaged_or_malformed_tracking_json_is_set_aside_with_a_warning_naming_what_is_wrong(
+    tmp_path, caplog, text, problem
+):
+    (tmp_path / "tracking.json").write_text(text)
     runs = tracking.TrackedRuns(tmp_path)
     assert list(runs.entries()) == []
     (aside,) = tmp_path.glob("tracking.json.damaged-*")
-    assert aside.read_text() == '{"mlflow": [1, 2'
+    assert aside.read_text() == text
     assert f"set aside as {aside.name}" in caplog.text
+    assert problem in caplog.text
+    assert loggers.check_stores(tmp_path, "stop") == set()  # evaluate asks the stores of recorded runs: none
 
 
 def test_no_logger_setting_is_part_of_a_jobs_directory_name():
