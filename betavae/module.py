@@ -13,7 +13,7 @@ from lightning.fabric.utilities.seed import seed_everything
 
 from betavae.checkpoints import load_checkpoint
 from betavae.config import is_number, require
-from betavae.errors import Diverged, RunError
+from betavae.errors import Diverged, RunError, first_line
 from betavae.jobs import in_process_group
 from betavae.loss import BetaObjective, KLParts, LossTerms, Objective, Progress, gaussian_kl, objective_from
 from betavae.model import VAE, build
@@ -100,7 +100,13 @@ class BetaVAEModule(pl.LightningModule):
         ):
             raise RunError(f"{path}: not a betavae checkpoint (no network, objective or state_dict in it)")
         module = cls(build(hparams["net"]), objective_from(hparams["objective"]), hparams["lr"])
-        module.load_state_dict(state)
+        try:
+            module.load_state_dict(state)
+        except RuntimeError as err:  # torch's message: a header line, then one line per mismatched tensor
+            detail = next((line.strip() for line in str(err).splitlines()[1:] if line.strip()), first_line(err))
+            raise RunError(
+                f"{path}: its weights do not fit the network its hyperparameters describe ({detail})"
+            ) from None
         return module.to(map_location).eval()
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

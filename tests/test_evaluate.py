@@ -114,6 +114,31 @@ def test_evaluate_takes_a_job_directory_as_the_sweep_wrote_it_and_limits_its_lat
     assert result["test/active_units"] == float(active_units(posterior))
 
 
+def test_a_run_whose_checkpoint_does_not_fit_its_hyperparameters_is_listed_in_one_line_and_the_others_go_on(
+    seeds_sweep, tmp_path
+):
+    copy = tmp_path / "sweep"
+    shutil.copytree(seeds_sweep, copy)
+    bad = next(copy.glob("beta=0.5,*seed=1*"))
+    for path in (bad / "checkpoints").glob("*.ckpt"):
+        checkpoint = torch.load(path, weights_only=True)
+        checkpoint["hyper_parameters"]["net"]["latent_dim"] = 2  # hand-edited
+        torch.save(checkpoint, path)
+    result = run_module("betavae.evaluate", f"sweep_dir={copy}", "eval.limit=20", "eval.iw_samples=5",
+                        "eval.probe=false", "eval.figures=false", "fid=none", "udr=none", check=False)  # fmt: skip
+    with pytest.raises(RunError) as refused:
+        load_run(bad)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert (
+        result.stderr.strip().splitlines()[-1] == f"error: 1 of 4 runs could not be evaluated: {bad} ({refused.value})"
+    )
+    assert "its weights do not fit the network its hyperparameters describe" in str(refused.value)
+    assert sorted(p.parent.name for p in copy.glob("*/evaluation.json")) == sorted(
+        d.name for d in copy.glob("beta=*") if d != bad)  # fmt: skip
+    assert (copy / "summary.md").is_file()
+
+
 def test_evaluate_needs_exactly_one_target(tmp_path):
     result = run_module("betavae.evaluate", check=False)
     assert result.returncode != 0

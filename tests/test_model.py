@@ -165,6 +165,24 @@ def test_a_checkpoint_alone_rebuilds_its_module(tmp_path):
         BetaVAEModule.load(tmp_path / "bare.ckpt")
 
 
+def test_a_checkpoint_whose_weights_do_not_fit_its_hyperparameters_is_refused_in_one_line(tmp_path):
+    import lightning.pytorch as pl
+
+    module = BetaVAEModule(MLPVAE(image_size=28, hidden_dims=[32], latent_dim=3), BetaObjective(1.0))
+    trainer = pl.Trainer(max_epochs=0, logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    trainer.strategy.connect(module)
+    trainer.save_checkpoint(tmp_path / "model.ckpt")
+    edited = torch.load(tmp_path / "model.ckpt", weights_only=True)
+    edited["hyper_parameters"]["net"]["latent_dim"] = 2  # a hand-edited latent_dim
+    torch.save(edited, tmp_path / "model.ckpt")
+    with pytest.raises(RunError) as refused:
+        BetaVAEModule.load(tmp_path / "model.ckpt")
+    message = str(refused.value)
+    assert "\n" not in message
+    expected = "its weights do not fit the network its hyperparameters describe (size mismatch for net.encoder.2"
+    assert message.startswith(f"{tmp_path}/model.ckpt: {expected}")
+
+
 def batch(loss: float, recon: float, kl: float, images: int = 4) -> tuple[torch.Tensor, int]:
     """A training batch's record as the module keeps it: its (loss, recon, KL) means and image count."""
     return torch.tensor([loss, recon, kl]), images
