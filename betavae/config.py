@@ -29,6 +29,11 @@ def require(ok: bool, name: str, value: Any, rule: str) -> None:
         raise ConfigError(f"{name}={value!r}: {rule}", name)
 
 
+def require_seed(name: str, value: Any) -> None:
+    """A seed torch and numpy both take: an integer in [0, 2**32)."""
+    require(is_int(value, 0) and value < 2**32, name, value, "must be an integer in [0, 2**32)")
+
+
 def config_error(err: BaseException, cfg: DictConfig | None = None) -> str | None:
     """The one-line message of a ConfigError behind ``err`` (also when Hydra's instantiate wrapped it), its
     argument named by its full config key, or by the top-level key it interpolates (``beta: ${beta}``)."""

@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from betavae import jobs, loggers, registry
 from betavae.checkpoints import checkpoint_callbacks, finished, resume_point
 from betavae.cli import quote_path_arguments
-from betavae.config import instantiate_copy, is_int, require
+from betavae.config import instantiate_copy, is_int, require, require_seed
 from betavae.errors import RunError
 from betavae.failures import stop
 from betavae.files import remove_temporaries
@@ -70,7 +70,7 @@ def instantiate_all(group: DictConfig | None, name: str) -> list[Any]:
 def check_job(cfg: DictConfig) -> None:
     """Refuse, before any work, the job keys that no constructor checks."""
     seed, epochs = cfg.seed, cfg.trainer.max_epochs
-    require(is_int(seed, 0) and seed < 2**32, "seed", seed, "must be an integer in [0, 2**32)")
+    require_seed("seed", seed)
     require(is_int(epochs, 1), "trainer.max_epochs", epochs, "must be an integer >= 1")
     tracking = cfg.tracking_unreachable
     require(tracking in ("stop", "skip"), "tracking_unreachable", tracking, "must be stop or skip")

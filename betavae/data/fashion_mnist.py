@@ -7,7 +7,7 @@ import logging
 
 import torch
 
-from betavae.config import is_int, require
+from betavae.config import is_int, require, require_seed
 from betavae.data.idx import SPLITS, SYSTEM_DIR, layouts, load_split, locate
 from betavae.data.memory import InMemoryDataModule
 from betavae.files import cache_path
@@ -61,6 +61,7 @@ class FashionMNISTDataModule(InMemoryDataModule):
             val_size,
             f"must be an integer in [1, {train_images})",
         )
+        require_seed("split_seed", split_seed)
         self.root = cache_path("BETAVAE_DATA", given=root)
         self.system_dir, self.download, self.split_seed = system_dir, download, split_seed
 

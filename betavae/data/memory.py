@@ -10,7 +10,7 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 
-from betavae.config import is_int, require
+from betavae.config import is_int, require, require_seed
 from betavae.data.contract import ImageData
 from betavae.errors import DataError
 
@@ -102,6 +102,9 @@ class InMemoryDataModule(ImageData, pl.LightningDataModule):
         super().__init__()
         for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
             require(is_int(value, 1), name, value, "must be an integer >= 1")
+        for name, value in (("seed", seed), ("binarize_seed", binarize_seed)):
+            require_seed(name, value)
+        require(isinstance(binarize, bool), "binarize", binarize, "must be true or false")
         self.batch_size, self.eval_batch_size, self.val_size, self.seed = batch_size, eval_batch_size, val_size, seed
         self.binarize, self.binarize_seed = binarize, binarize_seed
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}

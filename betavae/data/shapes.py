@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import torch
 
-from betavae.config import is_int, is_number, require
+from betavae.config import is_int, is_number, require, require_seed
 from betavae.data.contract import Factor
 from betavae.data.memory import InMemoryDataModule, to_unit
 
@@ -117,6 +117,7 @@ class ShapesDataModule(InMemoryDataModule):
         require(is_int(test_size, 1), "test_size", test_size, "must be an integer >= 1")
         require(val_size + test_size < self.grid_size, "val_size", val_size,
                 f"with test_size={test_size} must leave training images of the {self.grid_size}")  # fmt: skip
+        require_seed("split_seed", split_seed)
         self.test_size, self.split_seed = test_size, split_seed
         self.grid: torch.Tensor | None = None  # every image, in factor order, on the CPU
 
