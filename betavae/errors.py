@@ -12,6 +12,11 @@ class ConfigError(ValueError):
         self.name = name
 
 
+class UsageError(ValueError):
+    """A call of the Python API (`betavae.api`) with an argument it cannot take; the message names the argument and
+    what it accepts."""
+
+
 class DataError(RuntimeError):
     """A dataset file or directory that cannot be used, with the reason."""
 

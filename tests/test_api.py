@@ -54,6 +54,28 @@ def test_a_run_decodes_and_samples_as_its_model_does(example):
     assert torch.equal(run.sample(4, seed=1), run.model.decode_mean(z))  # the same seeded codes
 
 
+def test_a_run_whose_best_checkpoint_is_gone_loads_the_last_saying_its_metrics_are_not_of_it(example, tmp_path, caplog):
+    job = tmp_path / "job"
+    shutil.copytree(next((example / "multirun" / "example").glob("beta=2.0*")), job)
+    best = job / load_run(job).record.best_checkpoint
+    best.unlink()
+    run = load_run(job)
+    assert run.checkpoint.name == "last.ckpt"
+    assert (
+        run.untested
+        == f"{best} is gone: loaded last.ckpt, which the run's metrics (of the best checkpoint) do not describe"
+    )
+    assert run.untested in caplog.text
+    assert load_run(next((example / "multirun" / "example").glob("beta=2.0*"))).untested is None
+
+
+def test_load_run_on_a_device_this_machine_lacks_names_the_device_not_the_checkpoint(example):
+    from betavae.errors import UsageError
+
+    with pytest.raises(UsageError, match=r"^device='bogus': must be 'cpu', 'cuda' or 'cuda:N'$"):
+        load_run(next((example / "multirun" / "example").glob("beta=2.0*")), device="bogus")
+
+
 def test_a_sweep_loads_its_finished_jobs_and_summarises_every_job(example, tmp_path):
     sweep = tmp_path / "sweep"
     shutil.copytree(example / "multirun" / "example", sweep)
