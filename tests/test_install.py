@@ -67,6 +67,30 @@ def test_make_install_on_a_python_that_refuses_system_installs_installs_into_the
     assert "-m venv" not in again.stdout
 
 
+def test_make_install_with_a_base_python_that_does_not_exist_says_so_in_one_line_before_anything_else(
+    project, tmp_path
+):
+    apt = tmp_path / "bin" / "apt-get"
+    apt.parent.mkdir()
+    apt.write_text(f"#!/bin/sh\ntouch {tmp_path / 'apt-ran'}\n")
+    apt.chmod(0o755)
+    result = make_install(project, "/nonexistent/python3", path=f"{apt.parent}:{os.environ['PATH']}")
+    assert result.returncode != 0
+    assert "BASE_PYTHON=/nonexistent/python3: no such Python" in result.stderr
+    assert "python3-venv" not in result.stdout + result.stderr
+    assert not (tmp_path / "apt-ran").exists()
+    assert not (project / ".venv").exists()
+
+
+@pytest.mark.parametrize("target", ["test-fast", "test"])
+def test_make_test_and_test_fast_install_the_dev_extras_before_pytest(project, target):
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "CONDA_PREFIX", "PYTHON", "PIP")}
+    planned = subprocess.run(["make", "-n", target], cwd=project, env=env, capture_output=True, text=True, check=True)
+    commands = planned.stdout.splitlines()
+    install = next(i for i, c in enumerate(commands) if "pip install -q -e '.[dev]'" in c)
+    assert install < next(i for i, c in enumerate(commands) if "-m pytest" in c)
+
+
 def test_make_install_adds_python3_venv_where_the_python_cannot_make_environments(project, tmp_path):
     """A Python without ensurepip (Debian's without python3-venv) until apt-get installs the package."""
     bin_dir, installed = tmp_path / "bin", tmp_path / "apt-installed"
