@@ -66,7 +66,10 @@ def evaluate_run(run_dir: Path, cfg: DictConfig, suite: Suite) -> dict[str, Any]
     result = {"run_dir": str(run_dir), "checkpoint": str(run.checkpoint), "beta": module.beta,
               "weight": module.objective.weight, **evaluation.metrics, **evaluation.settings}  # fmt: skip
     path = write_json(job.evaluation, result)
-    loggers.attach(run_dir, path, registry.scores(result), cfg.tracking_unreachable)
+    try:
+        loggers.attach(run_dir, path, registry.scores(result), cfg.tracking_unreachable)
+    except RunError as err:  # the run is evaluated: only its tracked run misses the results, as in training
+        log.warning("%s: evaluated (%s written); its tracked run misses the results: %s", run_dir, path.name, err)
     log.info("%s: %s", run_dir, {k: round(v, 2) if isinstance(v, float) else v for k, v in evaluation.metrics.items()})
     return result
 

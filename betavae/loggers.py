@@ -307,7 +307,7 @@ def check_stores(run_dir: Path, unreachable: str) -> set[str]:
         if importlib.util.find_spec(kind) is None:
             raise RunError(f"tracking.json names a run of logger.{name}, and the {kind} package is missing: "
                            f"pip install 'betavae[{kind}]' (or remove {JobDir(Path(run_dir)).tracking})")  # fmt: skip
-        if reason := tracking.probe(kind, store):
+        if reason := tracking.probe(kind, store, create=False):
             message = f"logger.{name}: its tracking store {store} does not answer ({reason})"
             if unreachable == "stop":
                 raise RunError(f"{message}; evaluate again once it answers, or with tracking_unreachable=skip")

@@ -60,10 +60,14 @@ def sqlite_lock(uri: str) -> Iterator[None]:
         yield
 
 
-def probe(kind: str, store: str) -> str | None:
+def probe(kind: str, store: str, create: bool = True) -> str | None:
     """Why a tracking store does not answer, within seconds; None when it does. MLflow: one search of its
-    experiments (a SQLite store is created now, under `sqlite_lock`); W&B online: its server's URL."""
+    experiments (a SQLite store is created now, under `sqlite_lock`, unless ``create`` is false: a store a job
+    recorded and that is gone is not made again empty); W&B online: its server's URL."""
     use_short_timeouts()
+    database = Path(store.removeprefix("sqlite:///"))
+    if kind == "mlflow" and not create and store.startswith("sqlite:///") and not database.is_file():
+        return f"its SQLite file {database} does not exist"
     try:
         if kind == "mlflow":
             from mlflow.tracking import MlflowClient

@@ -236,3 +236,25 @@ def test_evaluate_without_the_mlflow_package_fails_each_tracked_run_in_one_line_
     assert line.startswith("error: 2 of 2 runs could not be evaluated:")
     assert line.count("and the mlflow package is missing: pip install 'betavae[mlflow]'") == 2
     assert (root / "summary.md").stat().st_mtime_ns > before
+
+
+@pytest.mark.slow
+def test_evaluate_never_makes_a_recorded_store_again_and_a_store_that_lost_the_run_costs_only_the_tracked_run(
+    tmp_path, real_data_dir
+):
+    run, database = tmp_path / "run", tmp_path / "a.db"
+    run_module("betavae.train", *TINY, "trainer.max_epochs=1", "logger=[tensorboard,mlflow]",
+               f"logger.mlflow.tracking_uri=sqlite:///{database}", f"hydra.run.dir={run}")  # fmt: skip
+    database.unlink()
+    evaluate = ["betavae.evaluate", f"run_dir={run}", "eval.limit=20", "eval.iw_samples=5", "fid=none",
+                "eval.figures=false"]  # fmt: skip
+    refused = run_module(*evaluate, check=False)
+    assert refused.returncode == 1
+    assert f"its SQLite file {database} does not exist" in refused.stderr.strip().splitlines()[-1]
+    assert not database.exists()
+    assert not (run / "evaluation.json").exists()
+    mlflow.tracking.MlflowClient(f"sqlite:///{database}").search_experiments()  # a store again, without the run
+    evaluated = run_module(*evaluate, check=False)
+    assert evaluated.returncode == 0
+    assert (run / "evaluation.json").exists()
+    assert "evaluated (evaluation.json written); its tracked run misses the results" in evaluated.stdout
