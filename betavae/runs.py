@@ -6,6 +6,7 @@ continued it), and the job directories of a sweep. The one owner of those paths;
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import logging
 import time
 from collections.abc import Sequence
@@ -85,6 +86,19 @@ class JobDir:
         """.lock: held by the one process that trains or evaluates in the directory."""
         return self.root / ".lock"
 
+    def holder(self) -> str | None:
+        """Who holds the directory's lock now (what `betavae.jobs.job_lock` wrote: pid and host), or None when
+        nobody does. Asked without taking it for longer than the question."""
+        if not self.lock.is_file():
+            return None
+        with self.lock.open("r") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return f.read().strip() or "unknown"
+            fcntl.flock(f, fcntl.LOCK_UN)
+        return None
+
     def arrays(self, name: str) -> Path:
         """<name>.npz: the arrays a metric family's scores come from (disentanglement.npz)."""
         return self.root / f"{name}.npz"
@@ -159,6 +173,7 @@ class Status(str, Enum):
     FAILED = "failed"
     INTERRUPTED = "interrupted"
     UNFINISHED = "unfinished"  # started, and killed or interrupted before it finished
+    RUNNING = "running"  # started, and its lock is held: training (or evaluate) is at it now
     NOT_RUN = "not run"  # planned by the sweep, never started
 
     def __str__(self) -> str:

@@ -4,7 +4,9 @@ Hydra multiruns of real Fashion-MNIST."""
 
 import csv
 import json
+import os
 import shutil
+import socket
 import statistics
 
 import pytest
@@ -222,6 +224,16 @@ def test_summarize_faults_are_one_line_naming_the_file(tmp_path):
     (empty := tmp_path / "empty").mkdir()
     with pytest.raises(RunError, match=rf"^{empty} holds no sweep: no multirun.yaml and no job directory"):
         summarize(empty)
+
+
+def test_a_job_still_training_is_listed_as_running_not_as_stopped_early(tmp_path):
+    from betavae.jobs import job_lock
+
+    sweep = started_run(tmp_path / "sweep" / "beta=1", "beta=1").parent
+    with job_lock(sweep / "beta=1"):  # as the training process holds it
+        table = summarize(sweep)[0]
+    assert f"| beta=1 | 1 | 1 | **running**: its lock is held (pid {os.getpid()} on {socket.gethostname()})" in table
+    assert "**unfinished**: no metrics.json: stopped early" in summarize(sweep)[0]  # released: the job stopped
 
 
 def test_a_planned_job_that_never_started_is_listed_at_its_value_of_the_swept_key(tmp_path):

@@ -24,6 +24,8 @@ def read_job(job: JobDir) -> Job:
     found = {"job": job.root.name, "overrides": overrides, "seed": int(cfg.seed), "config": cfg}
     if record is None and job.metrics.exists():
         return {**found, "status": Status.FAILED, "reason": f"{job.metrics}: unreadable, not a JSON object"}
+    if (record is None or not record.finished) and (holder := job.holder()):
+        return {**found, "status": Status.RUNNING, "reason": f"its lock is held ({holder}): training now"}
     if record is None or not record.finished:
         status = Status.FAILED if record and record.status is Status.FAILED else Status.UNFINISHED
         reason = record.reason if record else f"no {JobDir.METRICS}: stopped early"
