@@ -200,6 +200,21 @@ def test_the_swept_key_is_the_numeric_override_that_differs_between_groups(sweep
     assert swept_key(jobs) == key
 
 
+def test_a_metric_some_seeds_of_a_group_lack_says_how_many_jobs_its_cell_comes_from():
+    from betavae.summary.groups import group_rows
+    from betavae.summary.tables import markdown
+
+    jobs = [job(["beta=1", f"seed={s}"]) | {"seed": s, "config": None, "test/kl": 10.0 + s} for s in (1, 2, 3)]
+    jobs[0]["test/mig"] = 0.25  # one seed scored, the others not
+    label_groups(jobs)
+    (row,) = group_rows(jobs, "beta")
+    assert (row["test/mig n"], row["test/mig std"]) == (1, None)
+    assert "test/kl n" not in row
+    table = markdown([row], "beta")
+    assert "| 0.250 (1 of 3 jobs) |" in table
+    assert "| 12.00 ± 1.00 |" in table
+
+
 def test_a_sweeps_paired_comparisons_are_every_pair_along_one_swept_key():
     jobs = [job([f"beta={b}", f"objective={o}", f"seed={s}"]) for b in (1, 10, 4) for o in ("beta", "tcvae")
             for s in (1, 2)]  # fmt: skip

@@ -70,6 +70,8 @@ def group_rows(jobs: list[Job], along: str) -> list[Row]:
             if values:
                 row[metric.key] = statistics.fmean(values)
                 row[f"{metric.key} std"] = statistics.stdev(values) if len(values) > 1 else None
+                if len(values) < len(members):  # some seeds lack it: the mean is of fewer jobs than the row's
+                    row[f"{metric.key} n"] = len(values)
         rows.append(row)
     rows += [{"group": j["label"], along: j[along], "n": 1, "status": j["status"], "reason": j["reason"]}
              for j in jobs if j["status"] is not Status.OK]  # fmt: skip

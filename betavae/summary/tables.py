@@ -15,13 +15,17 @@ from betavae.summary.read import Job
 
 
 def cell(row: Row, key: str) -> str:
-    """'mean ± std' (or the mean alone, or '–') formatted for the table."""
+    """'mean ± std' (or the mean alone, or '–' where no job has it), with how many jobs it comes from where fewer
+    than the group's, formatted for the table."""
     if key not in row:
         return "–"
     digits = registry.metric(key).decimals
     text = f"{row[key]:.{digits}f}"
-    std = row.get(f"{key} std")
-    return text if std is None else f"{text} ± {std:.{digits}f}"
+    if (std := row.get(f"{key} std")) is not None:
+        text += f" ± {std:.{digits}f}"
+    if (count := row.get(f"{key} n")) is not None:
+        text += f" ({count} of {row['n']} jobs)"
+    return text
 
 
 def table_cell(text: str) -> str:
@@ -54,8 +58,9 @@ def write_markdown(path: Path, text: str) -> None:
 
 
 def write_csv(rows: list[Row], along: str, path: Path) -> None:
-    """One line per row: group, the swept key, n, status, then mean and std of each metric."""
-    fields = ["group", along, "n", "status"] + [f"{m.key}{s}" for m in registry.columns() for s in ("", " std")]
+    """One line per row: group, the swept key, n, status, then each metric's mean, std and (where fewer than the
+    group's jobs have it) the number of jobs it comes from."""
+    fields = ["group", along, "n", "status"] + [f"{m.key}{s}" for m in registry.columns() for s in ("", " std", " n")]
     with atomic(path) as tmp, tmp.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
