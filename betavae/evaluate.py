@@ -36,28 +36,46 @@ log = logging.getLogger(__name__)
 PATH_KEYS = ("run_dir", "sweep_dir")
 
 
-def figure_settings(run_config: DictConfig, cfg: DictConfig) -> DictConfig:
-    """What the run's figures show: the settings it was trained with (evaluate's `figures` for a run recorded
-    before they were), with evaluate's own `figures.<name>.<key>=` overrides on top."""
-    overrides = [o.removeprefix("figures.") for o in HydraConfig.get().overrides.task if o.startswith("figures.")]
-    return OmegaConf.merge(run_config.get("figures") or cfg.figures, OmegaConf.from_dotlist(overrides))
+RECORDED = ("figures", "fid", "disentanglement")  # settings a run records and evaluate uses again, as trained
 
 
-def evaluate_run(run_dir: Path, cfg: DictConfig, suite: Suite) -> dict[str, Any]:
-    """Evaluate one run's best checkpoint with the suite (and its figures); write and return evaluation.json. A
-    family with no meaning on the run's data (FID, the probe off Fashion-MNIST) is left out, with one line."""
+def run_settings(run_config: DictConfig, cfg: DictConfig, key: str) -> tuple[DictConfig, str]:
+    """Settings ``key`` for one run: those it was trained with (its .hydra/config.yaml), with evaluate's own
+    `<key>.<name>=` overrides on top; evaluate's where the run recorded none. And which they are, in words."""
+    given = [o.removeprefix(f"{key}.") for o in HydraConfig.get().overrides.task if o.startswith(f"{key}.")]
+    if not isinstance(recorded := run_config.get(key), DictConfig):
+        return cfg[key], f"evaluate's (the run recorded no {key})"
+    settings = OmegaConf.merge(recorded, OmegaConf.from_dotlist(given))
+    return settings, "the run's" + (f", with {' '.join(f'{key}.{o}' for o in given)}" if given else "")
+
+
+def configured_for(run_dir: Path, run_config: DictConfig, cfg: DictConfig) -> tuple[Suite, DictConfig]:
+    """The suite and the figure settings for one run: the fid and disentanglement families with the settings it was
+    trained with (evaluate's overrides on top; off where evaluate turns them off), each said in one line."""
+    chosen = {}
+    for key in RECORDED:
+        if key in cfg:
+            chosen[key], which = run_settings(run_config, cfg, key)
+            log.info("%s: %s settings: %s", run_dir, key, which)
+    return Suite.configured(OmegaConf.merge(cfg, chosen), Stage.EVALUATE), chosen.get("figures")
+
+
+def evaluate_run(run_dir: Path, cfg: DictConfig) -> dict[str, Any]:
+    """Evaluate one run's best checkpoint with the suite (its settings: `configured_for`) and its figures; write
+    and return evaluation.json. A family with no meaning on the run's data (FID, the probe off Fashion-MNIST) is
+    left out, with one line."""
     loggers.check_stores(run_dir, cfg.tracking_unreachable)  # within seconds, before any work
     device = torch.device(cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
     run = load_run(run_dir, device)
+    suite, figure_settings = configured_for(run_dir, run.config, cfg)
     module, data, job = run.module, instantiate(run.config.data), JobDir(Path(run_dir))
     for line in suite.announce(data):
         log.info("%s: %s", run_dir, line)
     label = module.objective.label
     evaluation = suite.evaluate(run.model, data, cfg.eval.limit, label)
     if cfg.eval.figures:
-        settings = figure_settings(run.config, cfg)
         for name in figures.END_OF_FIT:
-            image, document = figures.draw(name, run.model, data, label, **settings.get(name, {}))
+            image, document = figures.draw(name, run.model, data, label, **figure_settings.get(name, {}))
             evaluation.figures[name] = image
             if document is not None:
                 evaluation.documents[name] = document
@@ -103,7 +121,7 @@ def main(cfg: DictConfig) -> None:
     try:
         check_eval(cfg)
         runs = runs_to_evaluate(cfg)
-        suite = Suite.configured(cfg, Stage.EVALUATE)  # before any work
+        Suite.configured(cfg, Stage.EVALUATE)  # evaluate's own settings, refused before any work
     except Exception as err:
         if not isinstance(err, RunError) and (err := config_error(err, cfg)) is None:
             raise
@@ -113,7 +131,7 @@ def main(cfg: DictConfig) -> None:
         try:
             run_config(run)  # a run directory, before the lock creates anything in it
             with job_lock(run):  # not while training (or another evaluate) writes into the run
-                evaluate_run(run, cfg, suite)
+                evaluate_run(run, cfg)
         except (RunError, ConfigError) as err:
             log.error("%s: %s", run, err)
             failed.append(f"{run} ({first_line(err)})")

@@ -3,6 +3,7 @@ give the code-based ones again, draws the factor figures, leaves out what has no
 the summary report the same scores; asking for them on Fashion-MNIST is refused in one line."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -55,19 +56,30 @@ def test_the_saved_codes_and_factors_give_the_logged_scores_again(sweep):
                                                                          for k in again}, rel=1e-6)  # fmt: skip
 
 
-def test_evaluate_gives_the_scores_training_logged_and_the_summary_lists_them(sweep):
+def test_evaluate_scores_with_the_settings_the_run_was_trained_with_saying_so_and_gives_its_scores(sweep):
     job = sweep[1.0]
-    run_module("betavae.evaluate", f"run_dir={job}", "eval.limit=50", "eval.iw_samples=5", "eval.figures=false",
-               "disentanglement.num_train=1000", "disentanglement.num_test=500",
-               "disentanglement.num_variance_estimate=1000")  # fmt: skip
+    result = run_module("betavae.evaluate", f"run_dir={job}", "eval.limit=50", "eval.iw_samples=5",
+                        "eval.figures=false")  # fmt: skip  # no disentanglement.*: experiment=shapes_smoke's stand
     evaluation, metrics = strict_json(job / "evaluation.json"), strict_json(job / "metrics.json")
     assert {k: evaluation[k] for k in SCORES} == pytest.approx({k: metrics[k] for k in SCORES}, rel=1e-6)
-    assert evaluation["disentanglement"]["num_train"] == 1000
+    assert evaluation["disentanglement"]["num_train"] == 1000  # the run's, not evaluate's default 10,000
+    assert f"{job}: disentanglement settings: the run's" in result.stdout
     assert "test/fid" not in evaluation
     table = (job.parent / "summary.md").read_text()
     assert "| MIG | DCI disentanglement | DCI completeness | DCI informativeness | SAP |" in table
     paired = json.loads((job.parent / "summary.json").read_text())["paired"]
     assert paired == []  # one seed each: no paired differences
+
+
+def test_evaluates_overrides_go_over_the_runs_recorded_settings_and_are_named(sweep, tmp_path):
+    job = tmp_path / "job"
+    shutil.copytree(sweep[8.0], job)
+    result = run_module("betavae.evaluate", f"run_dir={job}", "eval.limit=50", "eval.iw_samples=5",
+                        "eval.figures=false", "disentanglement.bins=10")  # fmt: skip
+    assert f"{job}: disentanglement settings: the run's, with disentanglement.bins=10" in result.stdout
+    settings = strict_json(job / "evaluation.json")["disentanglement"]
+    assert (settings["bins"], settings["num_train"]) == (10, 1000)
+    assert json.loads(str(np.load(job / "disentanglement.npz")["settings"]))["bins"] == 10
 
 
 def test_asking_for_disentanglement_scores_of_fashion_mnist_is_refused_in_one_line(tmp_path, real_data_dir):
