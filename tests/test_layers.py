@@ -34,6 +34,18 @@ def test_the_records_the_registry_and_the_summary_import_neither_torch_nor_matpl
     assert imported.stdout.strip() == "[]"
 
 
+def test_a_job_directory_name_longer_than_a_file_name_may_be_keeps_what_fits_and_a_hash_of_the_whole():
+    from betavae.runs import NAME_MAX, job_dirname
+
+    long = [f"model.net.hidden_dims=[{','.join(['8'] * 100)}]", "beta=0.5", "seed=1", "lr=0.001"]
+    name = job_dirname(long, [])
+    assert len(name.encode()) <= NAME_MAX
+    assert name.startswith("beta=0.5,lr=0.001,")
+    assert name == job_dirname(list(reversed(long)), [])  # the same overrides, the same name
+    assert name != job_dirname([*long[:-1], "lr=0.01"], [])
+    assert job_dirname(["beta=0.5", "seed=1"], []) == "beta=0.5,seed=1"  # names that fit are Hydra's, as before
+
+
 def imports_of(path):
     """The betavae and callbacks modules a file imports, at its top level or in functions (`from pkg import sub`
     as both pkg and pkg.sub; the graph keeps those that are modules)."""

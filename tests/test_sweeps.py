@@ -118,3 +118,16 @@ def test_a_sweep_with_invalid_jobs_ends_with_its_summary_listing_each_in_one_lin
     reason = "Invalid config: objective.alpha=-1: must be a finite number >= 0"
     assert f"| objective.alpha=-1 | -1 | 1 | **failed**: {reason} |" in summary
     assert "| objective.alpha=1 | 1 | 1 | ok |" in summary
+
+
+def test_a_sweep_whose_overrides_make_names_too_long_for_a_file_runs_in_shortened_directories(tmp_path, real_data_dir):
+    root, deep = tmp_path / "sweep", f"model.net.hidden_dims=[{','.join(['8'] * 80)}]"
+    run_module(*sweep_command(root, "beta=0.5,1.0", deep, "trainer.max_epochs=1", "trainer.limit_train_batches=2"))
+    jobs = sorted(d for d in root.iterdir() if d.is_dir())
+    assert len(jobs) == 2
+    assert all(len(d.name.encode()) <= 255 for d in jobs)
+    assert all(strict_json(d / "metrics.json")["status"] == "ok" for d in jobs)
+    assert all(deep in (d / ".hydra" / "overrides.yaml").read_text() for d in jobs)  # every override kept
+    summary = (root / "summary.md").read_text()
+    assert "| beta=0.5 | 0.5 | 1 | ok |" in summary
+    assert "| beta=1.0 | 1 | 1 | ok |" in summary
