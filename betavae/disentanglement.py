@@ -71,10 +71,22 @@ def factor_information(codes: np.ndarray, factors: np.ndarray, bins: int = 20) -
     return mutual_information(discretize(codes, bins), factors) / entropy(factors)
 
 
+ACTIVE_VARIANCE = 0.01  # a latent whose mean varies less over the codes carries nothing (Burda et al.'s active units)
+
+
+def active_latents(codes: np.ndarray) -> np.ndarray:
+    """Which latents the codes [n, D] use: their variance over the codes above `ACTIVE_VARIANCE`, [D]. An inactive
+    latent's near-constant mean, cut into bins over its own tiny range, would otherwise look informative."""
+    return codes.var(axis=0, ddof=1) > ACTIVE_VARIANCE if len(codes) > 1 else np.zeros(codes.shape[1], dtype=bool)
+
+
 def mig(codes: np.ndarray, factors: np.ndarray, bins: int = 20) -> float:
     """Mutual information gap (Chen et al. 2018): per factor, the MI of its most informative code dimension less
-    that of the second, over the factor's entropy; the mean over factors. 1: each factor in one dimension alone."""
-    m = np.sort(factor_information(codes, factors, bins), axis=0)[::-1]
+    that of the second, over the factor's entropy; the mean over factors. 1: each factor in one dimension alone.
+    Inactive latents (`active_latents`) count as carrying no information, so is a missing second latent: with one
+    active latent MIG is that latent's own information, with none it is 0."""
+    informs = factor_information(codes, factors, bins) * active_latents(codes)[:, None]
+    m = np.sort(informs, axis=0)[::-1]
     second = m[1] if len(m) > 1 else np.zeros(m.shape[1])
     return float(np.mean(m[0] - second))
 
@@ -106,9 +118,12 @@ def dci_disentanglement(matrix: np.ndarray) -> float:
 
 
 def dci_completeness(matrix: np.ndarray) -> float:
-    """DCI completeness: per factor, 1 − the entropy (base D) of its importances over the code dimensions,
-    weighted by its share of all importance."""
-    per_factor = 1.0 - scipy.stats.entropy(matrix + 1e-11, base=matrix.shape[0])
+    """DCI completeness: per factor, 1 − the entropy (base D, at least 2: one latent cannot spread a factor, so its
+    factors are complete) of its importances over the code dimensions, weighted by its share of all importance;
+    0 where no latent has any importance."""
+    if not matrix.sum():
+        return 0.0
+    per_factor = 1.0 - scipy.stats.entropy(matrix + 1e-11, base=max(matrix.shape[0], 2))
     weights = matrix if matrix.sum() else np.ones_like(matrix)
     return float(np.sum(per_factor * weights.sum(axis=0) / weights.sum()))
 
@@ -117,8 +132,10 @@ def dci(
     codes_train: np.ndarray, factors_train: np.ndarray, codes_test: np.ndarray, factors_test: np.ndarray, seed: int = 0
 ) -> dict[str, float]:
     """DCI's disentanglement, completeness and informativeness (the trees' mean test accuracy), trees fitted on
-    the training codes."""
+    the training codes; inactive latents' importance counted 0 (with none active, disentanglement and completeness
+    are 0)."""
     matrix, accuracy = importances(codes_train, factors_train, codes_test, factors_test, seed)
+    matrix *= active_latents(codes_train)[:, None]  # the trees' splits on a near-constant latent are noise
     return {
         "disentanglement": dci_disentanglement(matrix),
         "completeness": dci_completeness(matrix),
@@ -130,7 +147,8 @@ def sap(codes_train: np.ndarray, factors_train: np.ndarray, codes_test: np.ndarr
     """Separated attribute predictability (Kumar et al. 2018), discrete factors: per factor, the test accuracy of
     a linear SVM on each code dimension alone; the mean over factors of the best less the second best. A
     linear threshold separates two classes, not many, so a factor of many values scores low even when one
-    dimension holds it exactly."""
+    dimension holds it exactly. An inactive latent, and a missing second latent, score what a guess of the most
+    frequent value scores: with one active latent SAP is its accuracy above that guess, with none it is 0."""
     from sklearn.svm import LinearSVC
 
     scores = np.zeros((codes_train.shape[1], factors_train.shape[1]))
@@ -138,9 +156,11 @@ def sap(codes_train: np.ndarray, factors_train: np.ndarray, codes_test: np.ndarr
         for k in range(factors_train.shape[1]):
             svm = LinearSVC(C=0.01, class_weight="balanced").fit(codes_train[:, d : d + 1], factors_train[:, k])
             scores[d, k] = np.mean(svm.predict(codes_test[:, d : d + 1]) == factors_test[:, k])
-    top = np.sort(scores, axis=0)
-    second = top[-2] if len(top) > 1 else np.zeros(top.shape[1])
-    return float(np.mean(top[-1] - second))
+    chance = np.array([np.unique(factors_test[:, k], return_counts=True)[1].max() / len(factors_test)
+                       for k in range(factors_test.shape[1])])  # fmt: skip  # a guess that reads no latent
+    scores[~active_latents(codes_train)] = chance
+    top = np.sort(np.vstack([scores, chance]) if len(scores) == 1 else scores, axis=0)  # a missing second: a guess
+    return float(np.mean(top[-1] - top[-2]))
 
 
 def fixed_factor_batches(
@@ -213,6 +233,18 @@ def betavae_score(
     train_x, train_y = features(num_train)
     model = LogisticRegression(max_iter=1000, random_state=0).fit(train_x, train_y)
     return float(model.score(*features(num_eval)))
+
+
+def score_notes(codes: np.ndarray) -> list[str]:
+    """The one-line reasons why a code's scores do not compare with others': no active latent, or one."""
+    active, dims = int(active_latents(codes).sum()), codes.shape[1]
+    if active == 0:
+        return [f"disentanglement scores of a code with no active latent (all {dims} have Var μ ≤ {ACTIVE_VARIANCE}): "
+                "it carries nothing; MIG, SAP, DCI disentanglement and completeness are 0"]  # fmt: skip
+    if active == 1:
+        return [f"disentanglement scores of a code with one active latent of {dims}: MIG and SAP have no second "
+                "latent to subtract, so they are that latent's own information, not a gap between latents"]  # fmt: skip
+    return []
 
 
 def scores_from_codes(
@@ -318,7 +350,8 @@ class DisentanglementScorer(Scorer):
         chart = heatmap(found.normalized_mi, found.factor_names, [f"z{d}" for d in range(len(found.normalized_mi))],
                         f"{label} · I(z_d; factor) / H(factor)")  # fmt: skip
         return Evaluation(found.metrics, {"disentanglement": found.arrays}, {"factor_information": chart},
-                          settings={"disentanglement": self.settings()})  # fmt: skip
+                          settings={"disentanglement": self.settings()},
+                          notes=score_notes(found.arrays["codes_train"]))  # fmt: skip
 
 
 @dataclass

@@ -82,7 +82,10 @@ def evaluate_run(run_dir: Path, cfg: DictConfig) -> dict[str, Any]:
     job.write_arrays(evaluation.arrays)
     job.write_figures(evaluation.figures, evaluation.documents)
     result = {"run_dir": str(run_dir), "checkpoint": str(run.checkpoint), "beta": module.beta,
-              "weight": module.objective.weight, **evaluation.metrics, **evaluation.settings}  # fmt: skip
+              "weight": module.objective.weight, **evaluation.metrics, **evaluation.settings,
+              "notes": evaluation.notes}  # fmt: skip
+    for note in evaluation.notes:
+        log.warning("%s: %s", run_dir, note)
     path = write_json(job.evaluation, result)
     try:
         loggers.attach(run_dir, path, registry.scores(result), cfg.tracking_unreachable)

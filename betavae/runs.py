@@ -129,6 +129,15 @@ class JobDir:
             return tested
         return tested | {k: v for k, v in evaluation.items() if k.startswith("test/")}
 
+    def notes(self) -> list[str]:
+        """Why some of the job's results do not compare with other runs': evaluate's where it ran (and is not
+        stale), else training's."""
+        record = RunRecord.read(self.root)
+        evaluation = read_json(self.evaluation)
+        if isinstance(evaluation, dict) and not stale(evaluation, record) and isinstance(evaluation.get("notes"), list):
+            return [str(note) for note in evaluation["notes"]]
+        return list(record.notes) if record else []
+
 
 def stale(evaluation: dict[str, Any], record: RunRecord | None) -> str | None:
     """Why an evaluation.json no longer describes the run (it scored another checkpoint than the record's best),
@@ -200,6 +209,7 @@ class RunRecord:
     epochs: int = 0
     wall_time_s: float | None = None  # training time, all parts of a continued run
     best_checkpoint: str | None = None  # relative to the job directory
+    notes: list[str] = field(default_factory=list)  # why some test metrics do not compare with other runs'
 
     @property
     def finished(self) -> bool:
@@ -208,11 +218,12 @@ class RunRecord:
 
     @classmethod
     def of_finished_job(cls, cfg: DictConfig, metrics: dict[str, float], epochs: int, wall_time_s: float | None,
-                        best_checkpoint: str | None, weight: dict[str, float]) -> RunRecord:  # fmt: skip
+                        best_checkpoint: str | None, weight: dict[str, float],
+                        notes: list[str] | None = None) -> RunRecord:  # fmt: skip
         """The record of a job that finished with these test metrics, trained with an objective of ``weight``."""
         objective = OmegaConf.to_container(cfg.objective, resolve=True)
         return cls(Status.OK, None, metrics, weight.get("beta"), cfg.seed, objective, weight, likelihood_label(cfg),
-                   str(cfg.trainer.precision), epochs, wall_time_s, best_checkpoint)  # fmt: skip
+                   str(cfg.trainer.precision), epochs, wall_time_s, best_checkpoint, list(notes or []))  # fmt: skip
 
     @classmethod
     def of_stopped_job(cls, cfg: DictConfig, status: Status, reason: str) -> RunRecord:

@@ -21,18 +21,21 @@ from betavae.registry import Scope, Stage
 @dataclass
 class Evaluation:
     """What scoring a model gives: metrics by key (test/…), arrays by file (<name>.npz in the job directory),
-    figures by name (figures/<name>.png), documents by name (figures/<name>.json), and each family's settings
-    (recorded in evaluation.json)."""
+    figures by name (figures/<name>.png), documents by name (figures/<name>.json), each family's settings
+    (recorded in evaluation.json), and one-line notes on scores that do not compare with other runs' (recorded
+    in metrics.json and evaluation.json, listed by the summary)."""
 
     metrics: dict[str, float] = field(default_factory=dict)
     arrays: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     figures: dict[str, np.ndarray] = field(default_factory=dict)
     documents: dict[str, Any] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     def __or__(self, other: Evaluation) -> Evaluation:
-        """Both, the other's entries winning."""
-        return Evaluation(*({**getattr(self, f), **getattr(other, f)} for f in self.__dataclass_fields__))
+        """Both, the other's entries winning; the notes of both."""
+        merged = {f: {**getattr(self, f), **getattr(other, f)} for f in self.__dataclass_fields__ if f != "notes"}
+        return Evaluation(**merged, notes=[*self.notes, *other.notes])
 
 
 class Scorer:

@@ -95,7 +95,8 @@ def train(cfg: DictConfig, output_dir: Path, hydra_cfg: DictConfig) -> RunRecord
     log.info("torch threads: %d (%d parallel job(s) on this machine)", jobs.set_threads(parallel), parallel)
     torch.set_flush_denormal(cfg.flush_denormal)
     suite = Suite.configured(cfg, Stage.TEST)
-    callbacks = [*instantiate_all(cfg.callbacks, "callbacks"), instantiate(cfg.scores, suite=suite)]
+    scores = instantiate(cfg.scores, suite=suite)  # its notes go into the job's record
+    callbacks = [*instantiate_all(cfg.callbacks, "callbacks"), scores]
     runs = TrackedRuns(output_dir)
     tracked = {name: loggers.make(name, node, runs) for name, node in logger_nodes.items()}
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=list(tracked.values()))
@@ -110,7 +111,7 @@ def train(cfg: DictConfig, output_dir: Path, hydra_cfg: DictConfig) -> RunRecord
             remove_temporaries(output_dir)  # of a killed write: this job holds the directory's lock
             record_part(output_dir, cfg, hydra_cfg, changed)
             loggers.record_ids(tracked, runs)
-        record = fit_and_test(cfg, output_dir, trainer, module, datamodule, resume)
+        record = fit_and_test(cfg, output_dir, trainer, module, datamodule, resume, scores)
     except BaseException:
         jobs.stop_other_processes(trainer)
         loggers.finish(trainer.loggers, "failed")
@@ -130,9 +131,10 @@ def fit_and_test(
     module: pl.LightningModule,
     datamodule: pl.LightningDataModule,
     resume: Path | None,
+    scores: Any,
 ) -> RunRecord:
     """Fit from ``resume`` (None: from scratch), test the best checkpoint, log hparams with the test metrics;
-    rank 0 writes metrics.json and gives it to the loggers."""
+    rank 0 writes metrics.json (with the notes of the test pass's ``scores``) and gives it to the loggers."""
     best_callback, last_callback = checkpoint_callbacks(trainer)
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
     timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
@@ -145,7 +147,7 @@ def fit_and_test(
         loggers.log_results(logger, loggers.hparams(cfg), metrics)
     best_relative = os.path.relpath(best, output_dir) if best else None
     record = RunRecord.of_finished_job(cfg, metrics, trainer.current_epoch, wall_time, best_relative,
-                                       module.objective.weight)  # fmt: skip
+                                       module.objective.weight, scores.notes)  # fmt: skip
     if trainer.is_global_zero:
         path = record.write(output_dir)
         for logger in trainer.loggers:

@@ -29,6 +29,7 @@ class TestScores(pl.Callback):
 
     def __init__(self, suite: Suite) -> None:
         self.suite, self.announced = suite, False
+        self.notes: list[str] = []  # the tested checkpoint's, for the job's record (rank 0)
 
     def setup(self, trainer: pl.Trainer, pl_module: BetaVAEModule, stage: str) -> None:
         if not self.announced:
@@ -45,6 +46,9 @@ class TestScores(pl.Callback):
             JobDir(Path(trainer.default_root_dir)).write_arrays(evaluation.arrays)
             for name, image in evaluation.figures.items():
                 publish(trainer, name, image)
+            for note in evaluation.notes:
+                log.warning("%s", note)
+            self.notes = evaluation.notes
             return evaluation.metrics
 
         pl_module.log_dict(from_rank_zero(trainer, compute))

@@ -157,3 +157,32 @@ def test_compute_false_turns_the_scores_off():
 
     node = OmegaConf.create({"_target_": "betavae.disentanglement.DisentanglementScorer", "compute": False})
     assert scores.DisentanglementScorer.configured(node) is None
+
+
+def test_a_collapsed_latent_that_still_orders_a_factor_scores_nothing_on_mig_sap_and_dci():
+    """A near-constant mean (variance far below 0.01) that rises with factor 0: cut into bins over its own tiny
+    range it looks informative; the scores count it as the inactive latent it is."""
+    sample = scores.factor_sampler(VALUES, np.random.default_rng(1))
+    train, test = sample(1000), sample(500)
+    collapsed = lambda f: 1e-3 * f[:, :1] + np.random.default_rng(2).normal(scale=1e-4, size=(len(f), 1))  # noqa: E731
+    found = scores.scores_from_codes(collapsed(train), train, collapsed(test), test)
+    assert scores.factor_information(collapsed(train), train)[0, 0] > 0.9  # what MIG read before
+    assert found["mig"] == 0
+    assert found["sap"] == 0
+    assert found["dci_disentanglement"] == pytest.approx(0, abs=1e-9)
+    assert found["dci_completeness"] == pytest.approx(0, abs=1e-9)
+    assert scores.score_notes(collapsed(train))[0].startswith(
+        "disentanglement scores of a code with no active latent (all 1 have Var μ ≤ 0.01)")  # fmt: skip
+
+
+def test_one_active_latent_scores_its_own_information_with_a_note_saying_there_is_no_gap():
+    sample = scores.factor_sampler(VALUES, np.random.default_rng(1))
+    train, test = sample(1000), sample(500)
+    found = scores.scores_from_codes(train[:, :1] * 1.0, train, test[:, :1] * 1.0, test)
+    assert found["mig"] == pytest.approx(1 / len(VALUES), abs=0.02)  # factor 0 alone, in its one latent
+    assert 0 < found["sap"] < 1 / len(VALUES)  # its accuracy above a guess, for factor 0 alone
+    assert found["dci_completeness"] > 0.99  # one latent cannot spread a factor: defined, not null
+    assert (
+        "one active latent of 1: MIG and SAP have no second latent to subtract" in scores.score_notes(train[:, :1])[0]
+    )
+    assert scores.score_notes(train * 1.0) == []

@@ -116,3 +116,17 @@ def test_an_experiment_that_tunes_a_callback_runs_with_callbacks_none_leaving_th
     assert strict_json(run / "metrics.json")["status"] == "ok"
     assert "callbacks.latent_evolution is set, but callbacks=... does not choose it: left out" in result.stdout + (
         run / "train.log").read_text()  # fmt: skip
+
+
+def test_a_one_latent_code_is_flagged_in_its_record_and_the_summary_and_never_outranks_for_a_gap(tmp_path):
+    root = tmp_path / "sweep"
+    run_module("betavae.train", "-m", SMALL_SHAPES, "model.net.latent_dim=1,4", "callbacks=none", "fid=none",
+               f"hydra.sweep.dir={root}")  # fmt: skip
+    one = strict_json(next(root.glob("*latent_dim=1*")) / "metrics.json")
+    (note,) = one["notes"]
+    assert note.startswith("disentanglement scores of a code with")
+    if "no active latent" in note:
+        assert (one["test/mig"], one["test/sap"]) == (0, 0)
+    assert strict_json(next(root.glob("*latent_dim=4*")) / "metrics.json")["notes"] == []
+    summary = (root / "summary.md").read_text()
+    assert f"## Notes\n\n- {next(root.glob('*latent_dim=1*')).name}: {note}" in summary

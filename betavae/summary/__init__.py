@@ -47,7 +47,9 @@ def summarize(sweep_dir: Path, cfg: DictConfig | None = None) -> tuple[str, list
     along = swept_key(jobs)
     rows = group_rows(jobs, along)
     table = tables.markdown(rows, along)
-    tables.write_markdown(sweep.summary("md"), "\n".join([f"# Sweep summary: {sweep.root}\n\n{table}", *sections]))
+    notes = tables.notes(jobs)
+    text = "\n".join([f"# Sweep summary: {sweep.root}\n\n{table}", *([notes] if notes else []), *sections])
+    tables.write_markdown(sweep.summary("md"), text)
     tables.write_csv(rows, along, sweep.summary("csv"))
     tables.write_summary_json(sweep.summary("json"), along, rows, jobs, entries)
     from betavae.summary.plot import tradeoff_plot  # here: modules that manage runs import summarize, not matplotlib

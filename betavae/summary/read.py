@@ -32,7 +32,7 @@ def read_job(job: JobDir) -> Job:
         return {**found, "status": status, "reason": reason}
     values = {**job.results(), "epochs": record.epochs, "wall_time_s": record.wall_time_s}
     metrics = {m.key: values[m.key] for m in registry.columns() if values.get(m.key) is not None}
-    return {**found, "status": Status.OK, **metrics}
+    return {**found, "status": Status.OK, "notes": job.notes(), **metrics}
 
 
 def not_run(overrides: list[str], sweep: DictConfig) -> Job:

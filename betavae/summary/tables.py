@@ -51,6 +51,12 @@ def markdown(rows: list[Row], along: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def notes(jobs: list[Job]) -> str:
+    """summary.md's section of the jobs whose scores do not compare with others', each note in one line."""
+    lines = [f"- {j['job']}: {table_cell(note)}" for j in jobs for note in j.get("notes", [])]
+    return "## Notes\n\n" + "\n".join(lines) + "\n" if lines else ""
+
+
 def write_markdown(path: Path, text: str) -> None:
     """Write summary.md, atomically."""
     with atomic(path) as tmp:
