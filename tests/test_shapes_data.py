@@ -63,3 +63,12 @@ def test_bad_shapes_settings_are_refused_naming_the_key():
         ShapesDataModule(positions=20)
     with pytest.raises(ConfigError, match=r"^val_size=40000: with test_size=10000 must leave training images"):
         ShapesDataModule(val_size=40_000, test_size=10_000)
+
+
+def test_the_splits_are_slices_of_the_one_rendered_grid_not_copies_of_it():
+    data = ShapesDataModule(scales=2, orientations=2, positions=4, image_size=8, val_size=5, test_size=10)
+    data.setup()
+    storage = data.grid.untyped_storage().data_ptr()
+    for split in ("train", "val", "test"):
+        assert data.splits[split][0].untyped_storage().data_ptr() == storage, split
+    assert sum(data.size(s) for s in ("train", "val", "test")) == len(data.grid)

@@ -48,19 +48,26 @@ def sprites(shapes: Sequence[str], scales: np.ndarray, angles: np.ndarray, side:
     return out
 
 
-def render(image_size: int, factors: Sequence[Factor]) -> np.ndarray:
-    """Every image of the factor grid (shape, scale, orientation, x, y), as uint8 0/255 [N, S, S] in the grid's
-    row-major order: the sprite patch, S − P + 1 pixels wide for P positions, placed at each of P × P pixel
-    offsets, so positions step by one pixel and no sprite is ever cut by the border."""
+def render(image_size: int, factors: Sequence[Factor], positions: np.ndarray | None = None) -> np.ndarray:
+    """Every image of the factor grid (shape, scale, orientation, x, y), as uint8 0/255 [N, S, S]: in the grid's
+    row-major order, or image g at row ``positions[g]`` (a permutation: the images in another order, written
+    there directly, without a second copy of them all). The sprite patch, S − P + 1 pixels wide for P positions,
+    is placed at each of P × P pixel offsets, so positions step by one pixel and no sprite is ever cut by the
+    border."""
     shape, scale, orientation, xs, ys = factors
     side = image_size - len(xs) + 1
-    patches = sprites(shape.values, np.asarray(scale.values), np.asarray(orientation.values), side)
-    grid = np.zeros((*patches.shape[:3], len(xs), len(ys), image_size, image_size), dtype=np.uint8)
+    patches = sprites(shape.values, np.asarray(scale.values), np.asarray(orientation.values), side) * np.uint8(255)
+    sizes = (*patches.shape[:3], len(xs), len(ys))
+    out = np.zeros((int(np.prod(sizes)), image_size, image_size), dtype=np.uint8)
+    flat = patches.reshape(-1, side, side)  # shape, scale, angle: the grid's leading factors, in its order
+    sprites_at = np.arange(len(flat))
     for i in range(len(xs)):
         for j in range(len(ys)):  # y position 0 at the bottom, as x is 0 at the left
             top = len(ys) - 1 - j
-            grid[:, :, :, i, j, top : top + side, i : i + side] = patches * np.uint8(255)
-    return grid.reshape(-1, image_size, image_size)
+            index = sprites_at * (len(xs) * len(ys)) + i * len(ys) + j  # grid index of each sprite at (i, j)
+            rows = index if positions is None else positions[index]
+            out[rows, top : top + side, i : i + side] = flat
+    return out
 
 
 def grid_factors(image_size: int, shapes: int, scales: int, orientations: int, orientation_span: float,
@@ -78,8 +85,9 @@ def grid_factors(image_size: int, shapes: int, scales: int, orientations: int, o
 
 class ShapesDataModule(InMemoryDataModule):
     """The shapes grid, one image per factor combination, split at random (by ``split_seed``) into ``test_size``
-    test, ``val_size`` validation and the remaining training images. ``grid`` holds every image in factor order
-    ([N, 1, S, S] uint8), for the disentanglement scores; labels are factor indices [N, 5]."""
+    test, ``val_size`` validation and the remaining training images. ``grid`` holds every image once ([N, 1, S, S]
+    uint8), stored in split order (grid index g at row ``position[g]``): the splits are slices of it, and the scores
+    look factor combinations up through ``position``. Labels are factor indices [N, 5]."""
 
     def __init__(
         self,
@@ -119,7 +127,8 @@ class ShapesDataModule(InMemoryDataModule):
                 f"with test_size={test_size} must leave training images of the {self.grid_size}")  # fmt: skip
         require_seed("split_seed", split_seed)
         self.test_size, self.split_seed = test_size, split_seed
-        self.grid: torch.Tensor | None = None  # every image, in factor order, on the CPU
+        self.grid: torch.Tensor | None = None  # every image, stored in split order (`position`), on the CPU
+        self.position: torch.Tensor | None = None  # the row of `grid` holding each grid index's image
 
     name = "shapes"
     groups = SHAPES  # figures show a row or a colour per shape
@@ -130,20 +139,23 @@ class ShapesDataModule(InMemoryDataModule):
         return labels[:, 0]
 
     def load(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """Render the grid once and split it at random into train, val and test."""
+        """Render the grid once, its images already in the order of a random split (by ``split_seed``) into test,
+        val and train, so each split is a slice of it, not a copy."""
+        order = torch.randperm(self.grid_size, generator=torch.Generator().manual_seed(self.split_seed))
+        self.position = torch.empty_like(order)
+        self.position[order] = torch.arange(self.grid_size)  # where each grid image is stored
         start = time.perf_counter()
-        self.grid = self.render_grid()
+        self.grid = self.render_in(self.position.numpy())
         log.info("Shapes: %d images of %d×%d rendered in %.1f s (%s)", len(self.grid), self.image_size,
                  self.image_size, time.perf_counter() - start,
                  " × ".join(f"{len(f)} {f.name}" for f in self.factors))  # fmt: skip
-        labels = self.labels_of(torch.arange(self.grid_size))
-        order = torch.randperm(self.grid_size, generator=torch.Generator().manual_seed(self.split_seed))
-        test, val, train = order.split([self.test_size, self.val_size, self.grid_size - self.test_size - self.val_size])
-        return {name: (self.grid[i], labels[i]) for name, i in (("train", train), ("val", val), ("test", test))}
+        sizes = [self.test_size, self.val_size, self.grid_size - self.test_size - self.val_size]
+        images, indices = self.grid.split(sizes), order.split(sizes)
+        return {name: (images[k], self.labels_of(indices[k])) for k, name in enumerate(("test", "val", "train"))}
 
-    def render_grid(self) -> torch.Tensor:
-        """Every image of the grid in factor order, uint8 [N, 1, S, S]."""
-        return torch.from_numpy(render(self.image_size, self.factors))[:, None]
+    def render_in(self, positions: np.ndarray) -> torch.Tensor:
+        """Every image of the grid, image g at row ``positions[g]``, uint8 [N, 1, S, S]."""
+        return torch.from_numpy(render(self.image_size, self.factors, positions))[:, None]
 
     def labels_of(self, index: torch.Tensor) -> torch.Tensor:
         """Factor indices [n, K] of grid images by their position in the grid."""
@@ -157,10 +169,11 @@ class ShapesDataModule(InMemoryDataModule):
 
     def images_of(self, factors: np.ndarray) -> torch.Tensor:
         """The images [n, C·S²] in [0, 1] of factor combinations [n, K] (the grid's)."""
-        index = np.ravel_multi_index(tuple(factors.T), self.factor_sizes)
-        return to_unit(self._grid()[torch.from_numpy(index)])
+        grid = self._grid()
+        return to_unit(grid[self.position[torch.from_numpy(np.ravel_multi_index(tuple(factors.T), self.factor_sizes))]])
 
     def grid_images(self, batch: int) -> Iterator[torch.Tensor]:
         """Every grid image in factor order, as floats in [0, 1], ``batch`` at a time."""
-        for chunk in self._grid().split(batch):
-            yield to_unit(chunk)
+        grid = self._grid()
+        for chunk in torch.arange(self.grid_size).split(batch):
+            yield to_unit(grid[self.position[chunk]])
