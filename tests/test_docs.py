@@ -94,3 +94,17 @@ def test_every_link_and_named_file_of_a_document_exists(doc):
     for code in re.findall(r"`([^`\n]+)`", text):
         for path in REPO_PATH.findall(code):
             assert (REPO / path.rstrip(".")).exists(), f"{doc.name}: {path} does not exist"
+
+
+def test_every_row_of_the_reliability_page_names_tests_that_exist():
+    tests = {path.stem: set(re.findall(r"^def (test_\w+)", path.read_text(), flags=re.M))
+             for path in (REPO / "tests").glob("test_*.py")}  # fmt: skip
+    rows = [line for line in (REPO / "docs" / "reliability.md").read_text().splitlines()
+            if line.startswith("| ") and not line.startswith(("| fault", "| ---"))]  # fmt: skip
+    assert len(rows) > 30
+    for row in rows:
+        shown = row.rstrip(" |").rsplit(" | ", 1)[1]
+        for part in shown.split(";"):
+            file, _, names = part.strip().partition(":")
+            assert file in tests, row
+            assert all(name.strip() in tests[file] for name in names.split(",") if name.strip()), row
