@@ -26,9 +26,8 @@ class ColouredShapesDataModule(ShapesDataModule):
         super().__init__(**shapes)
         self.channels = 3
         self.factors = (*self.factors, Factor("colour", tuple(COLOURS)[:colours]))
-        self.grid_size *= colours
 
-    def render_in(self, positions: np.ndarray) -> torch.Tensor:
+    def store(self, positions: np.ndarray) -> torch.Tensor:
         """Every image, the colour the fastest factor, image g at row ``positions[g]``: [N, 3, S, S] uint8."""
         gray = torch.from_numpy(render(self.image_size, self.factors[:-1]))[:, None]  # [n, 1, S, S], 0/255
         rgb = torch.tensor(list(COLOURS.values())[: len(self.factors[-1])], dtype=torch.int32)  # [colours, 3]

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 
-from betavae.config import is_int, is_number, require, require_seed
+from betavae.config import is_int, is_number, require
 from betavae.data.contract import Factor
-from betavae.data.memory import InMemoryDataModule, to_unit
+from betavae.data.grids import GridDataModule
 
 log = logging.getLogger(__name__)
 SHAPES = ("square", "ellipse", "heart")
@@ -83,11 +83,12 @@ def grid_factors(image_size: int, shapes: int, scales: int, orientations: int, o
     )
 
 
-class ShapesDataModule(InMemoryDataModule):
-    """The shapes grid, one image per factor combination, split at random (by ``split_seed``) into ``test_size``
-    test, ``val_size`` validation and the remaining training images. ``grid`` holds every image once ([N, 1, S, S]
-    uint8), stored in split order (grid index g at row ``position[g]``): the splits are slices of it, and the scores
-    look factor combinations up through ``position``. Labels are factor indices [N, 5]."""
+class ShapesDataModule(GridDataModule):
+    """The shapes grid (shape, scale, orientation, x, y), one image per factor combination, rendered by
+    `render` straight into split order ([N, 1, S, S] uint8; `betavae.data.grids`)."""
+
+    name = "shapes"
+    fid_features = ("inception",)  # the shipped network knows Fashion-MNIST alone
 
     def __init__(
         self,
@@ -107,7 +108,7 @@ class ShapesDataModule(InMemoryDataModule):
         binarize: bool = False,
         binarize_seed: int = 0,
     ) -> None:
-        super().__init__(batch_size, eval_batch_size, val_size, seed, binarize, binarize_seed)
+        super().__init__(batch_size, eval_batch_size, val_size, test_size, split_seed, seed, binarize, binarize_seed)
         require(is_int(image_size, 8), "image_size", image_size, "must be an integer >= 8")
         require(channels == 1, "channels", channels, "must be 1: the sprites are binary")
         require(is_int(shapes, 1) and shapes <= len(SHAPES), "shapes", shapes, f"must be in [1, {len(SHAPES)}]")
@@ -120,60 +121,12 @@ class ShapesDataModule(InMemoryDataModule):
                 "pixels wide")  # fmt: skip
         self.image_size = image_size
         self.factors = grid_factors(image_size, shapes, scales, orientations, orientation_span, positions)
-        self.grid_size = int(np.prod([len(f) for f in self.factors]))
-        require(is_int(val_size, 1), "val_size", val_size, "must be an integer >= 1")
-        require(is_int(test_size, 1), "test_size", test_size, "must be an integer >= 1")
-        require(val_size + test_size < self.grid_size, "val_size", val_size,
-                f"with test_size={test_size} must leave training images of the {self.grid_size}")  # fmt: skip
-        require_seed("split_seed", split_seed)
-        self.test_size, self.split_seed = test_size, split_seed
-        self.grid: torch.Tensor | None = None  # every image, stored in split order (`position`), on the CPU
-        self.position: torch.Tensor | None = None  # the row of `grid` holding each grid index's image
+        self.check_sizes()
 
-    name = "shapes"
-    groups = SHAPES  # figures show a row or a colour per shape
-    fid_features = ("inception",)  # the shipped network knows Fashion-MNIST alone
-
-    def group_of(self, labels: torch.Tensor) -> torch.Tensor:
-        """Each image's group: its shape index."""
-        return labels[:, 0]
-
-    def load(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """Render the grid once, its images already in the order of a random split (by ``split_seed``) into test,
-        val and train, so each split is a slice of it, not a copy."""
-        order = torch.randperm(self.grid_size, generator=torch.Generator().manual_seed(self.split_seed))
-        self.position = torch.empty_like(order)
-        self.position[order] = torch.arange(self.grid_size)  # where each grid image is stored
+    def store(self, positions: np.ndarray) -> torch.Tensor:
+        """Render every image of the grid, image g at row ``positions[g]``, uint8 [N, 1, S, S]."""
         start = time.perf_counter()
-        self.grid = self.render_in(self.position.numpy())
-        log.info("Shapes: %d images of %d×%d rendered in %.1f s (%s)", len(self.grid), self.image_size,
-                 self.image_size, time.perf_counter() - start,
-                 " × ".join(f"{len(f)} {f.name}" for f in self.factors))  # fmt: skip
-        sizes = [self.test_size, self.val_size, self.grid_size - self.test_size - self.val_size]
-        images, indices = self.grid.split(sizes), order.split(sizes)
-        return {name: (images[k], self.labels_of(indices[k])) for k, name in enumerate(("test", "val", "train"))}
-
-    def render_in(self, positions: np.ndarray) -> torch.Tensor:
-        """Every image of the grid, image g at row ``positions[g]``, uint8 [N, 1, S, S]."""
-        return torch.from_numpy(render(self.image_size, self.factors, positions))[:, None]
-
-    def labels_of(self, index: torch.Tensor) -> torch.Tensor:
-        """Factor indices [n, K] of grid images by their position in the grid."""
-        return torch.from_numpy(np.stack(np.unravel_index(index.numpy(), self.factor_sizes), axis=1).astype(np.int64))
-
-    def _grid(self) -> torch.Tensor:
-        """The grid, rendering it on first use."""
-        if self.grid is None:
-            self.setup()
-        return self.grid
-
-    def images_of(self, factors: np.ndarray) -> torch.Tensor:
-        """The images [n, C·S²] in [0, 1] of factor combinations [n, K] (the grid's)."""
-        grid = self._grid()
-        return to_unit(grid[self.position[torch.from_numpy(np.ravel_multi_index(tuple(factors.T), self.factor_sizes))]])
-
-    def grid_images(self, batch: int) -> Iterator[torch.Tensor]:
-        """Every grid image in factor order, as floats in [0, 1], ``batch`` at a time."""
-        grid = self._grid()
-        for chunk in torch.arange(self.grid_size).split(batch):
-            yield to_unit(grid[self.position[chunk]])
+        grid = torch.from_numpy(render(self.image_size, self.factors, positions))[:, None]
+        log.info("Shapes: %d images of %d×%d rendered in %.1f s (%s)", len(grid), self.image_size, self.image_size,
+                 time.perf_counter() - start, " × ".join(f"{len(f)} {f.name}" for f in self.factors))  # fmt: skip
+        return grid
