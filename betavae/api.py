@@ -20,12 +20,12 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from betavae.config import is_int
-from betavae.errors import RunError, UsageError
+from betavae.errors import RunError, UsageError, first_line
 from betavae.files import read_json
 from betavae.latents import encode_all
-from betavae.model import VAE, Posterior
+from betavae.model import VAE, Posterior, build
 from betavae.module import BetaVAEModule
-from betavae.runs import JobDir, RunRecord, SweepDir, job_dirs, run_config
+from betavae.runs import JobDir, ModelDir, RunRecord, SweepDir, job_dirs, run_config
 from betavae.summary import summarize
 
 log = logging.getLogger(__name__)
@@ -156,6 +156,27 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> Run:
     if reason := untested(run_dir, path, record):
         log.warning("%s", reason)
     return Run(run_dir, path, BetaVAEModule.load(path, device), run_config(run_dir), record, reason)
+
+
+def load_model(folder: str | Path, device: str | torch.device = "cpu") -> VAE:
+    """The network of a folder `python -m betavae.export` wrote, rebuilt from it alone (config.json's architecture,
+    model.safetensors' weights), in eval mode on ``device``. Nothing in the folder can run code."""
+    from safetensors.torch import load_file
+
+    model_dir, device = ModelDir(Path(folder)), device_of(device)
+    config = read_json(model_dir.config)
+    if not isinstance(config, dict) or config.get("format") != ModelDir.FORMAT or "architecture" not in config:
+        raise RunError(f"{model_dir.config}: not a betavae model's config (format {ModelDir.FORMAT}, an architecture)")
+    if not model_dir.weights.is_file():
+        raise RunError(f"{model_dir.weights}: missing; the folder holds no weights")
+    model = build(dict(config["architecture"]))
+    try:
+        model.load_state_dict(load_file(model_dir.weights))
+    except (RuntimeError, OSError) as err:
+        raise RunError(
+            f"{model_dir.weights}: its weights do not fit {model_dir.config}'s network ({first_line(err)})"
+        ) from None
+    return model.to(device).eval()
 
 
 def load_sweep(sweep_dir: str | Path, device: str | torch.device = "cpu") -> list[Run]:

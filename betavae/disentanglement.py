@@ -323,14 +323,19 @@ class DisentanglementScorer(Scorer):
         return {k: v for k, v in vars(self).items() if k != "compute"}
 
     def scores(self, model: object, data: ImageData) -> Scores:
-        """The five scores, their code-based inputs and the latent × factor mutual information."""
-        num_values = data.factor_sizes
+        """The five scores, their code-based inputs and the latent × factor mutual information, against the
+        factors that take two values or more (one of a single value has nothing to predict: a small file's)."""
+        grid_sizes = data.factor_sizes
+        varying = [k for k, size in enumerate(grid_sizes) if size > 1]
+        num_values = [grid_sizes[k] for k in varying]
         grid_codes = grid_means(model, data)
         rng = np.random.default_rng(self.seed)
         sample = factor_sampler(num_values, rng)
 
         def codes_of(factors: np.ndarray) -> np.ndarray:
-            return grid_codes[np.ravel_multi_index(tuple(factors.T), num_values)]
+            full = np.zeros((len(factors), len(grid_sizes)), dtype=np.int64)
+            full[:, varying] = factors
+            return grid_codes[np.ravel_multi_index(tuple(full.T), grid_sizes)]
 
         arrays = {"factors_train": sample(self.num_train), "factors_test": sample(self.num_test)}
         arrays |= {"codes_train": codes_of(arrays["factors_train"]), "codes_test": codes_of(arrays["factors_test"])}
@@ -340,7 +345,7 @@ class DisentanglementScorer(Scorer):
                                                      self.prune_threshold)  # fmt: skip
         metrics["betavae_score"] = betavae_score(codes_of, sample, k, rng, *sizes)
         informs = factor_information(arrays["codes_train"], arrays["factors_train"], self.bins)
-        names = [f.name for f in data.factors]
+        names = [data.factors[k].name for k in varying]
         arrays |= {"factor_names": np.array(names), "settings": np.array(json.dumps(self.settings()))}
         return Scores(metrics, arrays, informs, names)
 

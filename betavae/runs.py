@@ -25,7 +25,8 @@ from betavae.files import atomic, read_json, write_json, write_npz, write_png, w
 log = logging.getLogger(__name__)
 # Keys whose value is one path, taken as it is (`cli.quote_path_arguments`). All but Hydra's own directories are
 # also left out of job directory names and may change when a job continues (tests/test_config.py checks both).
-PATH_KEYS = ("ckpt_path", "hydra.run.dir", "hydra.sweep.dir", "data.root", "fid.cache_dir", "fid.inception_weights")
+PATH_KEYS = ("ckpt_path", "hydra.run.dir", "hydra.sweep.dir", "data.root", "data.path", "data.cache_dir",
+             "fid.cache_dir", "fid.inception_weights")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -174,6 +175,29 @@ class SweepDir:
     def jobs(self) -> list[JobDir]:
         """The job directories: subdirectories that hold a .hydra/config.yaml."""
         return [JobDir(path) for path in job_dirs(self.root)]
+
+
+@dataclass(frozen=True)
+class ModelDir:
+    """An exported model's folder (`python -m betavae.export`), in the Hugging Face Hub's model layout."""
+
+    root: Path
+    FORMAT: ClassVar[int] = 1  # of config.json: what `betavae.api.load_model` reads
+
+    @property
+    def weights(self) -> Path:
+        """model.safetensors: the network's weights alone."""
+        return self.root / "model.safetensors"
+
+    @property
+    def config(self) -> Path:
+        """config.json: what rebuilds the network and its likelihood, and what it was trained on and with."""
+        return self.root / "config.json"
+
+    @property
+    def card(self) -> Path:
+        """README.md: the model card."""
+        return self.root / "README.md"
 
 
 class Status(str, Enum):

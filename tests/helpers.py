@@ -49,6 +49,75 @@ def write_split(directory: Path, images: int = 4, gz: bool = True) -> None:
         write_idx(directory / f"{prefix}-labels-idx1-ubyte{suffix}", rng.integers(0, 10, images), LABEL_MAGIC)
 
 
+def sprite_images(sizes: tuple[int, ...], image_size: int = 64) -> np.ndarray:
+    """Binary sprites [N, S, S] (0/1) of every combination of shape, scale, orientation (a full turn), x and y
+    (the ``sizes`` of each, in that order): dSprites' images at a small scale, rendered as the shapes data is."""
+    from betavae.data.shapes import grid_factors, render
+
+    shapes, scales, orientations, xs, ys = sizes
+    assert xs == ys, "one number of positions for x and y"
+    return render(image_size, grid_factors(image_size, shapes, scales, orientations, 360.0, xs)) // 255
+
+
+def write_dsprites(path: Path, sizes: tuple[int, ...] = (3, 2, 3, 4, 4), payload: Path | None = None) -> Path:
+    """A file in dSprites' exact layout (an .npz of imgs uint8 [N, 64, 64] 0/1, latents_classes int64 [N, 6] and
+    latents_values float64 [N, 6], y fastest, and a pickled `metadata`, here one that creates ``payload`` if it is
+    ever unpickled), with ``sizes`` values of shape, scale, orientation, x and y."""
+    full = (1, *sizes)
+    classes = np.stack(np.unravel_index(np.arange(int(np.prod(full))), full), axis=1).astype(np.int64)
+    ranges = [np.ones(1), np.arange(1.0, 4.0)[: sizes[0]], np.linspace(0.5, 1, sizes[1]),
+              np.linspace(0, 2 * np.pi, sizes[2]), np.linspace(0, 1, sizes[3]),
+              np.linspace(0, 1, sizes[4])]  # fmt: skip
+    values = np.stack([ranges[k][classes[:, k]] for k in range(6)], axis=1)
+    metadata = np.array(Payload(payload) if payload else {"title": "dSprites"}, dtype=object)
+    np.savez_compressed(path, imgs=sprite_images(sizes).astype(np.uint8), latents_classes=classes,
+                        latents_values=values, metadata=metadata)  # fmt: skip
+    return path
+
+
+def coloured(images: np.ndarray, seed: int) -> np.ndarray:
+    """Binary images [N, S, S] as RGB uint8 [N, S, S, 3], each in a colour drawn from ``seed``."""
+    colours = np.random.default_rng(seed).integers(64, 256, size=(len(images), 3), dtype=np.uint8)
+    return images[..., None].astype(np.uint8) * colours[:, None, None, :]
+
+
+def write_shapes3d(path: Path, sizes: tuple[int, ...] = (2, 2, 2, 2, 3, 3)) -> Path:
+    """A file in 3D Shapes' exact layout (HDF5: images uint8 [N, 64, 64, 3], labels float64 [N, 6], orientation
+    fastest), with ``sizes`` values of floor hue, wall hue, object hue, scale, shape and orientation: a sprite per
+    (shape, scale, orientation) coloured by the three hues."""
+    import h5py
+
+    classes = np.stack(np.unravel_index(np.arange(int(np.prod(sizes))), sizes), axis=1)
+    ranges = [np.linspace(0, 0.9, sizes[0]), np.linspace(0, 0.9, sizes[1]), np.linspace(0, 0.9, sizes[2]),
+              np.linspace(0.75, 1.25, sizes[3]), np.arange(sizes[4], dtype=float),
+              np.linspace(-30, 30, sizes[5])]  # fmt: skip
+    sprites = sprite_images((sizes[4], sizes[3], sizes[5], 4, 4)).reshape(sizes[4], sizes[3], sizes[5], 16, 64, 64)
+    images = np.empty((len(classes), 64, 64, 3), dtype=np.uint8)
+    for i, (floor, wall, hue, scale, shape, angle) in enumerate(classes):
+        sprite = sprites[shape, scale, angle, 5].astype(np.uint8)
+        images[i] = sprite[..., None] * np.uint8(100 + 70 * hue) + (1 - sprite[..., None]) * np.array(
+            [40 + 100 * floor, 40 + 100 * wall, 60], dtype=np.uint8)  # fmt: skip
+    with h5py.File(path, "w") as f:
+        f["images"] = images
+        f["labels"] = np.stack([ranges[k][classes[:, k]] for k in range(6)], axis=1)
+    return path
+
+
+def write_mpi3d(path: Path, sizes: tuple[int, ...] = (2, 3, 1, 1, 2, 3, 3)) -> Path:
+    """A file in MPI3D's exact layout (an .npz of images uint8 [N, 64, 64, 3], no labels, the factors in the
+    published order, the last fastest), with ``sizes`` values of each: a sprite per (shape, horizontal, vertical)
+    position, coloured by object and background colour."""
+    classes = np.stack(np.unravel_index(np.arange(int(np.prod(sizes))), sizes), axis=1)
+    sprites = sprite_images((sizes[1], 1, 1, 8, 8))
+    images = np.empty((len(classes), 64, 64, 3), dtype=np.uint8)
+    for i, (colour, shape, size, height, background, h, v) in enumerate(classes):
+        sprite = sprites[shape * 64 + (h * 2) * 8 + v * 2].astype(np.uint8)[..., None]
+        images[i] = sprite * np.array([80 * colour + 60, 200, 50 + 60 * size], dtype=np.uint8) + (1 - sprite) * (
+            np.array([30 + 90 * background, 40 + 50 * height, 90], dtype=np.uint8))  # fmt: skip
+    np.savez_compressed(path, images=images)
+    return path
+
+
 class Payload:
     """Pickles into a call that would create a file when unpickled."""
 

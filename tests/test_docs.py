@@ -16,7 +16,7 @@ from tests.helpers import REPO
 
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 CONFIGS = {"betavae.train": "train", "betavae.evaluate": "evaluate", "betavae.summarize": "summarize",
-           "betavae.data": "find_data"}  # fmt: skip
+           "betavae.data": "find_data", "betavae.export": "export"}  # fmt: skip
 REPO_PATH = re.compile(
     r"(?<![\w/.~$-])(?:betavae|callbacks|conf|tests|benchmarks|scripts|docs|hydra_plugins|\.ci)/[\w./-]*"
 )

@@ -1,0 +1,145 @@
+"""The field's benchmark files from the user's own copy (dSprites, 3D Shapes, MPI3D): found where the user says, each
+checked against its published layout before any work (a missing, truncated or wrong-layout file is one line
+naming it, what was expected and where to get it), and its images converted once into a cache: uint8, channel
+first, in the order of the data module's split, memory-mapped, so a set larger than memory trains and its splits
+are slices of one file. Nothing is ever unpickled (`allow_pickle=False`)."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import logging
+import os
+import shutil
+import time
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from betavae.errors import DataError
+from betavae.files import atomic, cache_path, disk_full
+
+log = logging.getLogger(__name__)
+CACHE_VERSION = 1  # of the cache's layout: a new one converts again
+CHUNK = 8192  # images read and written at a time
+
+
+@dataclass(frozen=True)
+class Published:
+    """A benchmark file as its publishers describe it: its name, where to get it, its image count and shape."""
+
+    file: str
+    page: str
+    images: int
+    shape: tuple[int, ...]  # per image, as stored: (64, 64) or (64, 64, 3)
+
+    def refused(self, path: Path, problem: str, expected: str) -> DataError:
+        """The one line for a file that is not this one: what is wrong, what was expected, where to get it."""
+        return DataError(f"{path}: {problem}; expected {expected} ({self.file}, from {self.page})")
+
+
+def located(given: str | os.PathLike | None, published: Published) -> Path:
+    """The file to read: ``given`` (data.path), else ``$BETAVAE_DATA/<file>``, else ``~/.cache/betavae/<file>``;
+    DataError in one line, naming every place looked, where it is in none."""
+    path = cache_path("BETAVAE_DATA", published.file, given=given)
+    if not path.is_file():
+        raise published.refused(path, "no such file", "the publishers' file there, or data.path=<your copy>")
+    return path
+
+
+def read_header(f: object) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """An .npy stream's (shape, fortran order, dtype), the stream left at the first byte of data."""
+    version = np.lib.format.read_magic(f)
+    reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    return reader(f)
+
+
+class NpyMember:
+    """One array of an .npz file, read as it is stored: its header at once, its rows streamed (the member is
+    decompressed as it is read, never whole into memory). Nothing in it is unpickled."""
+
+    def __init__(self, path: Path, name: str, published: Published) -> None:
+        self.path, self.name, self.published = path, name, published
+        try:
+            with zipfile.ZipFile(path) as archive, archive.open(f"{name}.npy") as f:
+                self.shape, fortran, self.dtype = read_header(f)
+        except KeyError:
+            raise published.refused(path, f"it holds no array {name!r}", f"an .npz with {name}") from None
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
+            raise published.refused(path, f"truncated or not an .npz ({err})", "a whole .npz file") from None
+        if fortran:
+            raise published.refused(path, f"{name} is stored in Fortran order", "C order, as the publishers wrote it")
+
+    def rows(self, chunk: int = CHUNK) -> Iterator[np.ndarray]:
+        """The array's rows in file order, ``chunk`` at a time."""
+        row_bytes = int(np.prod(self.shape[1:])) * self.dtype.itemsize
+        with zipfile.ZipFile(self.path) as archive, archive.open(f"{self.name}.npy") as f:
+            read_header(f)
+            for start in range(0, self.shape[0], chunk):
+                count = min(chunk, self.shape[0] - start)
+                data = f.read(count * row_bytes)
+                if len(data) != count * row_bytes:
+                    raise self.published.refused(self.path, f"{self.name} ends after {start} rows", "the whole file")
+                yield np.frombuffer(data, dtype=self.dtype).reshape(count, *self.shape[1:])
+
+    def load(self) -> np.ndarray:
+        """The whole array (a small one: labels), without pickles."""
+        with np.load(self.path, allow_pickle=False) as archive:
+            return archive[self.name]
+
+
+def check_images(member_shape: tuple[int, ...], dtype: np.dtype, path: Path, published: Published) -> None:
+    """Refuse, in one line, images of another shape or type than the publishers'."""
+    if len(member_shape) != 1 + len(published.shape) or tuple(member_shape[1:]) != published.shape:
+        raise published.refused(path, f"its images are {tuple(member_shape)}",
+                                f"[N, {', '.join(map(str, published.shape))}]")  # fmt: skip
+    if dtype != np.uint8:
+        raise published.refused(path, f"its images are {dtype}", "uint8")
+
+
+def check_grid_order(indices: np.ndarray, sizes: tuple[int, ...], path: Path, published: Published) -> None:
+    """Refuse labels whose rows are not every factor combination once, in ravel order (the last factor fastest)."""
+    expected = np.stack(np.unravel_index(np.arange(int(np.prod(sizes))), sizes), axis=1)
+    if indices.shape != expected.shape or not np.array_equal(indices, expected):
+        raise published.refused(path, "its labels are not every factor combination once in ravel order",
+                                f"the factor grid {' × '.join(map(str, sizes))}, the last factor fastest")  # fmt: skip
+
+
+def file_key(path: Path, *settings: object) -> str:
+    """A short hash naming a cache of ``path`` (resolved, its size and modification time) made with ``settings``."""
+    stat = path.stat()
+    text = "|".join(map(str, (path.resolve(), stat.st_size, stat.st_mtime_ns, CACHE_VERSION, *settings)))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def cached(path: Path, shape: tuple[int, ...], rows: Callable[[], Iterator[np.ndarray]], positions: np.ndarray,
+           key: str, cache_dir: str | os.PathLike | None = None) -> torch.Tensor:  # fmt: skip
+    """The images of ``path`` as uint8 [N, C, H, W], image g (the g-th that ``rows`` yields, already channel
+    first) at row ``positions[g]``: a cache under ``cache_dir`` (null: $BETAVAE_CACHE/datasets or
+    ~/.cache/betavae/datasets) written once, under a file lock so a sweep's jobs do not write it together, then
+    memory-mapped (copy on write: nothing writes back)."""
+    directory = cache_path("BETAVAE_CACHE", "datasets", given=cache_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / f"{path.stem}-{key}.npy"
+    with open(directory / f"{target.name}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not target.is_file():
+            needed = int(np.prod(shape))
+            if shutil.disk_usage(directory).free < needed:
+                raise disk_full(target, needed)
+            start = time.perf_counter()
+            with atomic(target) as tmp:
+                out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+                done = 0
+                for chunk in rows():
+                    out[positions[done : done + len(chunk)]] = chunk
+                    done += len(chunk)
+                out.flush()
+                del out
+            log.info("%s: converted once into %s (%.1f GB, %.0f s)", path, target, needed / 1e9,
+                     time.perf_counter() - start)  # fmt: skip
+    return torch.from_numpy(np.load(target, mmap_mode="c"))

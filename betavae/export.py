@@ -1,0 +1,166 @@
+"""`python -m betavae.export run_dir=<job> out=<folder> | sweep_dir=<multirun> out=<folder>`: trained models in the
+Hugging Face Hub's model layout, to hand to someone without the run directory: `model.safetensors` (the network's
+weights alone), `config.json` (what rebuilds the network and its likelihood, and what it was trained on and with)
+and `README.md` (a model card: data, objective, its weights, seed, the test metrics with their spread over the
+sweep's seeds, the command that trained it, the package versions). `betavae.api.load_model(folder)` rebuilds the
+network from the folder alone. A sweep exports every finished job into a folder of its own, and an index."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+from pathlib import Path
+from typing import Any
+
+import hydra
+import yaml
+from omegaconf import DictConfig, OmegaConf
+
+from betavae import registry
+from betavae.api import load_run, summary_rows
+from betavae.cli import quote_path_arguments
+from betavae.errors import RunError, first_line
+from betavae.files import atomic, read_json, write_json
+from betavae.runs import JobDir, ModelDir, RunRecord, SweepDir, job_dirs
+from betavae.summary.groups import label_groups
+from betavae.summary.read import read_jobs
+
+log = logging.getLogger(__name__)
+PATH_KEYS = ("run_dir", "sweep_dir", "out")
+INDEX = "index.json"  # a sweep's export: its models
+PACKAGES = ("betavae", "torch", "lightning", "hydra-core", "safetensors")
+
+
+def versions() -> dict[str, str]:
+    """The versions of the packages a model was exported with."""
+    found = {}
+    for name in PACKAGES:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def command(job: JobDir) -> str:
+    """The command that trained the job, as its .hydra/overrides.yaml (and its continuations) record it."""
+    overrides = yaml.safe_load(job.overrides.read_text()) or [] if job.overrides.is_file() else []
+    parts = yaml.safe_load(job.continued.read_text()) or [] if job.continued.is_file() else []
+    text = " ".join(["python -m betavae.train", *map(str, overrides)])
+    return text + "".join(f"\n(continued: python -m betavae.train {' '.join(p['overrides'])})" for p in parts)
+
+
+def model_config(run: Any, record: RunRecord | None) -> dict[str, Any]:
+    """config.json: the network's architecture and likelihood (all load_model needs), and what it was trained
+    on and with."""
+    data = OmegaConf.to_container(run.config.data, resolve=False)
+    return {
+        "format": ModelDir.FORMAT,
+        "library": "betavae",
+        "architecture": run.model.architecture,
+        "image_shape": list(run.model.image_shape),
+        "objective": run.module.hparams["objective"],
+        "weight": run.module.objective.weight,
+        "lr": run.module.lr,
+        "data": {"class": str(data.get("_target_", "")).rsplit(".", 1)[-1], "settings": data},
+        "seed": record.seed if record else None,
+        "epochs": record.epochs if record else None,
+        "checkpoint": run.checkpoint.name,
+        "metrics": registry.scores(run.metrics),
+        "versions": versions(),
+    }
+
+
+def card(config: dict[str, Any], job: JobDir, spreads: dict[str, str]) -> str:
+    """README.md: the model card, with the Hub's YAML header."""
+    header = {"library_name": "betavae", "tags": ["beta-vae", "vae", "disentanglement", config["data"]["class"]]}
+    weight = ", ".join(f"{k} = {v:g}" for k, v in config["weight"].items())
+    rows = [f"| `{k}` | {registry.metric(k).label} | {v:.{registry.metric(k).decimals}f} | {spreads.get(k, '–')} |"
+            for k, v in config["metrics"].items() if registry.metric(k).column]  # fmt: skip
+    architecture = ", ".join(f"{k}={v}" for k, v in config["architecture"].items())
+    lines = [
+        "---", yaml.safe_dump(header, sort_keys=False).strip(), "---", "",
+        f"# {job.root.name}", "",
+        f"A β-VAE trained with [betavae](https://github.com/) on {config['data']['class']} "
+        f"({' × '.join(map(str, config['image_shape']))} images).", "",
+        f"- **Objective**: {config['objective']['name']} ({weight}), Adam at lr {config['lr']:g}, "
+        f"{config['epochs']} epochs, seed {config['seed']}; the checkpoint of the best validation loss "
+        f"({config['checkpoint']}).",
+        f"- **Network**: {architecture}.",
+        "- **Load it** (no run directory needed): `from betavae.api import load_model; model = load_model(folder)`;",
+        "  `model.encode(x).mu` are the codes of images x, flattened floats in [0, 1].", "",
+        "## Test metrics", "",
+        "| key | metric | this model | its group over the sweep's seeds |", "| --- | --- | --- | --- |", *rows, "",
+        "## How it was trained", "", "```bash", command(job), "```", "",
+        "Packages: " + ", ".join(f"{k} {v}" for k, v in config["versions"].items()) + ".", "",
+    ]  # fmt: skip
+    return "\n".join(lines)
+
+
+def export_run(run_dir: Path, out: Path, spreads: dict[str, str] | None = None) -> Path:
+    """Write one trained job's folder: weights, config and card; return the folder."""
+    from safetensors.torch import save_file
+
+    job, run, folder = JobDir(Path(run_dir)), load_run(run_dir), ModelDir(Path(out))
+    config = model_config(run, run.record)
+    folder.root.mkdir(parents=True, exist_ok=True)
+    with atomic(folder.weights) as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in run.model.state_dict().items()}, str(tmp),
+                  metadata={"format": "pt", "library": "betavae"})  # fmt: skip
+    write_json(folder.config, config)
+    with atomic(folder.card) as tmp:
+        tmp.write_text(card(config, job, spreads or {}))
+    log.info("%s: exported to %s", run_dir, out)
+    return out
+
+
+def group_spreads(sweep_dir: Path) -> dict[str, dict[str, str]]:
+    """For each finished job of a sweep, its group's mean ± sd over seeds per metric, as the summary gives it."""
+    rows = {row["group"]: row for row in summary_rows(sweep_dir)}
+    jobs = read_jobs(SweepDir(Path(sweep_dir)))
+    label_groups(jobs)
+    spreads = {}
+    for j in jobs:
+        row = rows.get(j["group"])
+        if row is None or row.get("n", 1) < 2:
+            continue
+        spreads[j["job"]] = {m.key: f"{row[m.key]:.{m.decimals}f} ± {row[f'{m.key} std']:.{m.decimals}f} "
+                             f"(seeds {', '.join(map(str, row['seeds']))})"
+                             for m in registry.columns() if row.get(m.key) is not None
+                             and row.get(f"{m.key} std") is not None}  # fmt: skip
+    return spreads
+
+
+def export_sweep(sweep_dir: Path, out: Path) -> list[Path]:
+    """Every finished job of a sweep into ``out/<job>/``, and ``out/index.json`` listing them."""
+    spreads, exported, index = group_spreads(sweep_dir), [], []
+    for job_dir in job_dirs(Path(sweep_dir)):
+        record = RunRecord.read(job_dir)
+        if record is None or not record.finished:
+            continue
+        folder = export_run(job_dir, out / job_dir.name, spreads.get(job_dir.name))
+        exported.append(folder)
+        index.append({"folder": job_dir.name, **{k: v for k, v in (read_json(ModelDir(folder).config) or {}).items()
+                                                 if k in ("weight", "seed", "metrics")}})  # fmt: skip
+    write_json(out / INDEX, {"sweep": str(sweep_dir), "models": index})
+    return exported
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="export")
+def main(cfg: DictConfig) -> None:
+    """Export one run or every finished run of a sweep."""
+    if bool(cfg.run_dir) == bool(cfg.sweep_dir) or not cfg.out:
+        raise SystemExit("error: give exactly one of run_dir=<job directory> or sweep_dir=<multirun directory>, and "
+                         "out=<folder> (python -m betavae.export run_dir=... out=...)")  # fmt: skip
+    try:
+        if cfg.run_dir:
+            export_run(Path(cfg.run_dir), Path(cfg.out))
+        else:
+            log.info("Exported %d models to %s", len(export_sweep(Path(cfg.sweep_dir), Path(cfg.out))), cfg.out)
+    except RunError as err:
+        raise SystemExit(f"error: {first_line(err)}") from None
+
+
+if __name__ == "__main__":
+    quote_path_arguments(PATH_KEYS)
+    main()

@@ -1,0 +1,178 @@
+"""dSprites, 3D Shapes and MPI3D from files in their exact published layouts (written small by the tests: the same
+keys, dtypes and ordering, few factor values; never the real data): their factors, grid order and values, the
+one line a missing, truncated or wrong-layout file gets, the cache the images are converted into once, and a
+smoke run of each with every score and UDR."""
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+
+from betavae.data import DSpritesDataModule, MPI3DDataModule, Shapes3DDataModule
+from betavae.errors import DataError
+from tests.helpers import run_module, sprite_images, strict_json, write_dsprites, write_mpi3d, write_shapes3d
+
+SMALL = {"val_size": 10, "test_size": 10}
+
+
+@pytest.fixture
+def dsprites(tmp_path):
+    return write_dsprites(tmp_path / "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz", payload=tmp_path / "ran")
+
+
+def test_dsprites_factors_come_from_its_labels_colour_left_out_y_fastest(dsprites, tmp_path):
+    data = DSpritesDataModule(path=dsprites, cache_dir=tmp_path / "cache", **SMALL)
+    assert [f.name for f in data.factors] == ["shape", "scale", "orientation", "x", "y"]
+    assert data.factor_sizes == (3, 2, 3, 4, 4)
+    assert data.factors[0].values == ("square", "ellipse", "heart")
+    assert data.factors[2].values == pytest.approx((0.0, np.pi, 2 * np.pi))
+    with np.load(dsprites, allow_pickle=False) as f:
+        images, classes = f["imgs"], f["latents_classes"]
+    assert torch.equal(data.images_of(classes[:, 1:]).view(-1, 64, 64), torch.from_numpy(images).float())
+    assert tuple(data.image_shape) == (1, 64, 64)
+
+
+def test_dsprites_pickled_metadata_is_never_unpickled(dsprites, tmp_path):
+    DSpritesDataModule(path=dsprites, cache_dir=tmp_path / "cache", **SMALL).setup()
+    assert not (tmp_path / "ran").exists()  # unpickling the metadata would have created it
+
+
+def test_shapes3d_factors_come_from_its_labels_orientation_fastest(tmp_path):
+    path = write_shapes3d(tmp_path / "3dshapes.h5")
+    data = Shapes3DDataModule(path=path, cache_dir=tmp_path / "cache", **SMALL)
+    assert [f.name for f in data.factors] == ["floor_hue", "wall_hue", "object_hue", "scale", "shape", "orientation"]
+    assert data.factor_sizes == (2, 2, 2, 2, 3, 3)
+    assert data.factors[5].values == (-30.0, 0.0, 30.0)
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        images = f["images"][()]
+    every = np.stack(np.unravel_index(np.arange(len(images)), data.factor_sizes), axis=1)
+    shown = data.images_of(every).view(-1, 3, 64, 64)
+    assert torch.equal(shown, torch.from_numpy(images).permute(0, 3, 1, 2).float().div(255))  # channel first
+    assert data.groups == ("0.0", "1.0", "2.0")  # by shape
+
+
+def test_mpi3d_factors_are_the_published_ones_in_their_order(tmp_path):
+    path = write_mpi3d(tmp_path / "mpi3d_real.npz")
+    data = MPI3DDataModule(variant="real", path=path, factor_sizes=[2, 3, 1, 1, 2, 3, 3], cache_dir=tmp_path / "c",
+                           **SMALL)  # fmt: skip
+    assert [f.name for f in data.factors][:3] == ["object_color", "object_shape", "object_size"]
+    assert data.factors[1].values == ("cone", "cube", "cylinder")
+    with np.load(path, allow_pickle=False) as f:
+        images = f["images"]
+    reshaped = images.reshape(2, 3, 1, 1, 2, 3, 3, 64, 64, 3)  # the publishers' reshape
+    assert torch.equal(data.images_of(np.array([[1, 2, 0, 0, 1, 2, 0]])).view(3, 64, 64),
+                       torch.from_numpy(reshaped[1, 2, 0, 0, 1, 2, 0]).permute(2, 0, 1).float().div(255))  # fmt: skip
+
+
+def test_the_images_are_converted_once_into_a_cache_whose_slices_are_the_splits(dsprites, tmp_path):
+    cache = tmp_path / "cache"
+    data = DSpritesDataModule(path=dsprites, cache_dir=cache, **SMALL)
+    data.setup()
+    (converted,) = cache.glob("*.npy")
+    storage = data.grid.untyped_storage().data_ptr()
+    assert all(data.splits[s][0].untyped_storage().data_ptr() == storage for s in ("train", "val", "test"))
+    stamp = converted.stat().st_mtime_ns
+    again = DSpritesDataModule(path=dsprites, cache_dir=cache, **SMALL)
+    again.setup()
+    assert converted.stat().st_mtime_ns == stamp  # read, not written again
+    assert torch.equal(again.splits["test"][0], data.splits["test"][0])
+
+
+def one_line(err) -> str:
+    message = str(err.value)
+    assert "\n" not in message
+    return message
+
+
+def test_a_missing_file_names_where_it_was_looked_for_what_and_where_to_get_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("BETAVAE_DATA", str(tmp_path))
+    with pytest.raises(DataError) as refused:
+        DSpritesDataModule()
+    assert one_line(refused).startswith(f"{tmp_path}/dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz: no such file;")
+    assert "https://github.com/google-deepmind/dsprites-dataset" in str(refused.value)
+    with pytest.raises(DataError, match=r"mpi3d_toy\.npz: no such file; .*rr-learning/disentanglement_dataset"):
+        MPI3DDataModule()
+
+
+def test_a_truncated_file_is_refused_before_any_work_in_one_line(dsprites, tmp_path):
+    cut = tmp_path / "cut.npz"
+    cut.write_bytes(dsprites.read_bytes()[: len(dsprites.read_bytes()) // 2])
+    with pytest.raises(DataError) as refused:
+        DSpritesDataModule(path=cut, cache_dir=tmp_path / "cache", **SMALL)
+    assert one_line(refused).startswith(f"{cut}: truncated or not an .npz")
+    broken = tmp_path / "3dshapes.h5"
+    broken.write_bytes(write_shapes3d(tmp_path / "whole.h5").read_bytes()[:5000])
+    with pytest.raises(DataError, match=rf"^{broken}: truncated or not HDF5"):
+        Shapes3DDataModule(path=broken, **SMALL)
+
+
+def test_a_file_of_another_layout_is_refused_naming_what_it_holds_and_what_was_expected(tmp_path):
+    wrong = tmp_path / "other.npz"
+    np.savez(wrong, imgs=np.zeros((4, 32, 32), np.uint8), latents_classes=np.zeros((4, 6), np.int64),
+             latents_values=np.zeros((4, 6)))  # fmt: skip
+    with pytest.raises(DataError) as refused:
+        DSpritesDataModule(path=wrong, **SMALL)
+    assert one_line(refused).startswith(f"{wrong}: its images are (4, 32, 32); expected [N, 64, 64]")
+    keyless = tmp_path / "keyless.npz"
+    np.savez(keyless, images=np.zeros((4, 64, 64), np.uint8))
+    with pytest.raises(DataError, match=r"it holds no array 'imgs'; expected an \.npz with imgs"):
+        DSpritesDataModule(path=keyless, **SMALL)
+    shuffled = tmp_path / "shuffled.npz"
+    with np.load(write_dsprites(tmp_path / "d.npz"), allow_pickle=False) as f:
+        arrays = {k: f[k] for k in ("imgs", "latents_classes", "latents_values")}
+    arrays["latents_classes"] = arrays["latents_classes"][::-1].copy()
+    np.savez(shuffled, **arrays)
+    with pytest.raises(DataError, match="its labels are not every factor combination once in ravel order"):
+        DSpritesDataModule(path=shuffled, **SMALL)
+    with pytest.raises(DataError, match=r"it holds 108 images; expected 1036800, one per 6 × 6 × 2"):
+        MPI3DDataModule(path=write_mpi3d(tmp_path / "mpi3d_toy.npz"), **SMALL)  # the published sizes
+
+
+def test_a_file_whose_images_end_early_is_one_line_when_converted(tmp_path):
+    path = tmp_path / "short.npz"
+    header = np.lib.format.header_data_from_array_1_0(np.zeros((100, 64, 64, 3), np.uint8))
+    with zipfile.ZipFile(path, "w") as archive, archive.open("images.npy", "w") as f:
+        np.lib.format.write_array_header_1_0(f, header)
+        f.write(bytes(64 * 64 * 3 * 10))  # 10 of the 100 images the header promises
+    data = MPI3DDataModule(path=path, factor_sizes=[2, 2, 1, 1, 1, 5, 5], cache_dir=tmp_path / "c", **SMALL)
+    with pytest.raises(DataError, match=rf"^{path}: images ends after 8192 rows|^{path}: images ends after 0 rows"):
+        data.setup()
+    assert not list((tmp_path / "c").glob("*.npy"))  # nothing half written is kept
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("name", "write", "extra"),
+    [
+        ("dsprites", write_dsprites, ["callbacks=none"]),
+        ("shapes3d", write_shapes3d, []),
+        ("mpi3d", write_mpi3d, ["data.factor_sizes=[2,3,1,1,2,3,3]"]),
+    ],
+)
+def test_a_smoke_sweep_on_each_set_gives_every_score_colour_figures_and_udr(tmp_path, name, write, extra):
+    path = write(tmp_path / ("file.h5" if name == "shapes3d" else "file.npz"))
+    root = tmp_path / "sweep"
+    run_module("betavae.train", "-m", "seed=1,2", f"experiment={name}_smoke", f"data.path={path}",
+               f"data.cache_dir={tmp_path / 'cache'}", "fid=none", *extra, f"hydra.sweep.dir={root}")  # fmt: skip
+    jobs = sorted(d for d in root.iterdir() if d.is_dir())
+    for job in jobs:
+        metrics = strict_json(job / "metrics.json")
+        for key in ("test/mig", "test/dci_disentanglement", "test/sap", "test/factorvae_score", "test/betavae_score"):
+            assert np.isfinite(metrics[key]), key
+    summary = json.loads((root / "summary.json").read_text())
+    assert all(j["udr_lasso"] is not None for j in summary["jobs"])
+    if name != "dsprites":  # RGB: the figures are in colour
+        import imageio.v3 as iio
+
+        image = iio.imread(jobs[0] / "figures" / "latent_traversal.png")[..., :3].astype(int)
+        assert ((image[..., 0] != image[..., 1]) | (image[..., 1] != image[..., 2])).sum() > 100
+
+
+def test_the_sprites_the_tests_write_are_one_per_factor_combination():
+    images = sprite_images((3, 2, 3, 4, 4))
+    assert images.shape == (288, 64, 64)
+    assert len({image.tobytes() for image in images}) == 288

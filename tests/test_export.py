@@ -1,0 +1,68 @@
+"""`python -m betavae.export`: a trained model in the Hugging Face Hub's layout, rebuilt by `betavae.api.load_model`
+from the folder alone with identical encodings and metrics; a sweep exported with its spreads and an index."""
+
+import json
+import shutil
+
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from betavae.api import load_model, load_run
+from betavae.errors import RunError
+from betavae.registry import Stage
+from betavae.suite import Suite
+from tests.helpers import WITHOUT_FIGURES, compose_train, run_module, strict_json
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """Two seeds on the small shapes grid, one short epoch, then the sweep exported."""
+    root = tmp_path_factory.mktemp("export")
+    run_module("betavae.train", "-m", "seed=1,2", "experiment=shapes_smoke", *WITHOUT_FIGURES,
+               f"hydra.sweep.dir={root / 'sweep'}")  # fmt: skip
+    run_module("betavae.export", f"sweep_dir={root / 'sweep'}", f"out={root / 'models'}")
+    return root
+
+
+def test_an_exported_model_is_weights_config_and_card_in_the_hubs_layout(sweep):
+    folders = sorted(d for d in (sweep / "models").iterdir() if d.is_dir())
+    assert len(folders) == 2
+    assert sorted(p.name for p in folders[0].iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    config = strict_json(folders[0] / "config.json")
+    assert config["architecture"]["name"] == "mlp"
+    assert config["image_shape"] == [1, 16, 16]
+    assert config["data"]["class"] == "ShapesDataModule"
+    assert config["weight"] == {"beta": 1.0}
+    assert "test/mig" in config["metrics"]
+    card = (folders[0] / "README.md").read_text()
+    assert card.startswith("---\nlibrary_name: betavae\n")
+    assert "python -m betavae.train" in card
+    assert " ± " in card  # the group's spread over the two seeds
+    index = json.loads((sweep / "models" / "index.json").read_text())
+    assert sorted(m["folder"] for m in index["models"]) == [f.name for f in folders]
+
+
+def test_a_model_rebuilt_from_its_folder_alone_encodes_and_scores_as_its_run_does(sweep, tmp_path):
+    job = sorted(d for d in (sweep / "sweep").iterdir() if d.is_dir())[0]
+    folder = tmp_path / "moved"
+    shutil.copytree(sweep / "models" / job.name, folder)  # no run directory beside it
+    model, run = load_model(folder), load_run(job)
+    images = run.images("test")
+    assert torch.equal(model.encode(images).mu, run.model.encode(images).mu)
+    suite = Suite.configured(compose_train("experiment=shapes_smoke"), Stage.TEST)
+    shapes = instantiate(run.config.data)
+    assert suite.evaluate(model, shapes, None, "x").metrics == suite.evaluate(run.model, shapes, None, "x").metrics
+
+
+def test_one_run_exports_from_the_command_line_and_a_folder_without_a_model_is_refused_in_one_line(sweep, tmp_path):
+    job = sorted(d for d in (sweep / "sweep").iterdir() if d.is_dir())[1]
+    run_module("betavae.export", f"run_dir={job}", f"out={tmp_path / 'one'}")
+    assert (tmp_path / "one" / "model.safetensors").is_file()
+    with pytest.raises(RunError, match=r"config.json: not a betavae model's config"):
+        load_model(tmp_path)
+    refused = run_module("betavae.export", f"out={tmp_path / 'x'}", check=False)
+    assert refused.returncode != 0
+    assert refused.stderr.strip().splitlines()[-1].startswith("error: give exactly one of run_dir=")
