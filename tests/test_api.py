@@ -34,6 +34,7 @@ def test_the_python_examples_of_the_api_page_run_on_the_sweep_it_describes(examp
     assert namespace["reconstructions"].shape == (8, 784)
     assert namespace["samples"].shape == (16, 784)
     assert namespace["row"].shape == (5, 784)
+    assert torch.equal(namespace["codes"], namespace["runs"][0].encode(namespace["images"]).mu)  # the exported one
 
 
 def test_a_traversal_through_the_posterior_mean_is_the_reconstruction(example):
