@@ -116,6 +116,25 @@ def file_key(path: Path, *settings: object) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def write_in_order(path: Path, shape: tuple[int, ...], rows: Iterator[np.ndarray], positions: np.ndarray) -> None:
+    """An .npy file of uint8 ``shape``, the g-th image ``rows`` yields at row ``positions[g]``, written image by image
+    at its offset: no map of the whole file is held, so the process stays small while a large set converts."""
+    row_bytes = int(np.prod(shape[1:]))
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False, "shape": shape}
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_2_0(f, header)
+        offset = f.tell()
+        f.truncate(offset + shape[0] * row_bytes)
+        done = 0
+        for chunk in rows:
+            flat = np.ascontiguousarray(chunk, dtype=np.uint8).reshape(len(chunk), row_bytes)
+            for k, row in enumerate(flat):
+                os.pwrite(f.fileno(), row, offset + int(positions[done + k]) * row_bytes)
+            done += len(chunk)
+    if done != shape[0]:
+        raise DataError(f"{path}: {done} images converted, {shape[0]} expected")
+
+
 def cached(path: Path, shape: tuple[int, ...], rows: Callable[[], Iterator[np.ndarray]], positions: np.ndarray,
            key: str, cache_dir: str | os.PathLike | None = None) -> torch.Tensor:  # fmt: skip
     """The images of ``path`` as uint8 [N, C, H, W], image g (the g-th that ``rows`` yields, already channel
@@ -133,13 +152,7 @@ def cached(path: Path, shape: tuple[int, ...], rows: Callable[[], Iterator[np.nd
                 raise disk_full(target, needed)
             start = time.perf_counter()
             with atomic(target) as tmp:
-                out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
-                done = 0
-                for chunk in rows():
-                    out[positions[done : done + len(chunk)]] = chunk
-                    done += len(chunk)
-                out.flush()
-                del out
+                write_in_order(tmp, shape, rows(), positions)
             log.info("%s: converted once into %s (%.1f GB, %.0f s)", path, target, needed / 1e9,
                      time.perf_counter() - start)  # fmt: skip
     return torch.from_numpy(np.load(target, mmap_mode="c"))
