@@ -1,6 +1,6 @@
-"""Unsupervised model selection in real sweeps: after a two-seed sweep on Fashion-MNIST and on the shapes data, the
-summary and selection.npz carry every job's UDR and label-free scores, recomputable from the saved codes; a group
-with one seed gets one line and the summary is still written."""
+"""Unsupervised model selection in real sweeps: after a two-seed sweep on the shapes data, the summary and
+selection.npz carry every job's UDR and label-free scores, recomputable from the saved codes (Fashion-MNIST's:
+tests/test_summary.py); a group with one seed gets one line and the summary is still written."""
 
 import json
 import shutil
@@ -12,42 +12,22 @@ from betavae import udr
 from betavae.runs import Status, SweepDir
 from betavae.selection import ModelSelection, read_selection
 from betavae.summary.read import Job
-from tests.helpers import WITHOUT_FIGURES, limits, run_module
+from tests.helpers import WITHOUT_FIGURES, run_module
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def fashion(tmp_path_factory, real_data_dir):
-    """Two seeds of one β on Fashion-MNIST, one epoch of 5 batches, UDR on 2,000 test images."""
-    root = tmp_path_factory.mktemp("fashion") / "sweep"
-    run_module("betavae.train", "-m", "seed=1,2", "trainer.max_epochs=1", *limits(train=5, val=1, test=1),
-               *WITHOUT_FIGURES, "udr.num_images=2000", f"hydra.sweep.dir={root}")  # fmt: skip
-    return root
 
 
 @pytest.fixture(scope="module")
 def shapes(tmp_path_factory):
     """Two seeds on the small shapes grid (its 200 test images: UDR takes all of them), no other score."""
     root = tmp_path_factory.mktemp("shapes") / "sweep"
-    small = [
-        "data=shapes",
-        "data.image_size=16",
-        "data.positions=8",
-        "data.scales=2",
-        "data.orientations=3",
-        "data.val_size=100",
-        "data.test_size=200",
-        "model.net.latent_dim=4",
-    ]  # experiment=shapes_smoke's grid
-    run_module("betavae.train", "-m", "seed=1,2", *small, "trainer.max_epochs=1", *limits(train=10), *WITHOUT_FIGURES,
-               "disentanglement=none", f"hydra.sweep.dir={root}")  # fmt: skip
+    run_module("betavae.train", "-m", "seed=1,2", "experiment=shapes_smoke", *WITHOUT_FIGURES, "disentanglement=none",
+               f"hydra.sweep.dir={root}")  # fmt: skip
     return root
 
 
-@pytest.mark.parametrize(("sweep", "images", "latents"), [("fashion", 2000, 20), ("shapes", 200, 4)])
-def test_a_two_seed_sweep_saves_its_codes_and_every_score_in_selection_npz(request, sweep, images, latents):
-    root = request.getfixturevalue(sweep)
+def test_a_two_seed_sweep_saves_its_codes_and_every_score_in_selection_npz(shapes):
+    root, images, latents = shapes, 200, 4  # the grid's 200 test images, UDR takes all of them
     saved = read_selection(root)
     assert sorted(saved["jobs"].tolist()) == sorted(d.name for d in root.iterdir() if d.is_dir())
     assert saved["codes"].shape == (2, images, latents)
@@ -59,9 +39,8 @@ def test_a_two_seed_sweep_saves_its_codes_and_every_score_in_selection_npz(reque
     assert json.loads(str(saved["settings"]))["kl_threshold"] == 0.01
 
 
-@pytest.mark.parametrize("sweep", ["fashion", "shapes"])
-def test_the_saved_codes_give_the_saved_scores_again(request, sweep):
-    saved = read_selection(request.getfixturevalue(sweep))
+def test_the_saved_codes_give_the_saved_scores_again(shapes):
+    saved = read_selection(shapes)
     for matrix in ("lasso", "spearman"):
         pairwise = udr.pairwise_scores(saved["codes"], saved["kl"], matrix)
         assert np.allclose(pairwise, saved[f"pairwise_{matrix}"], equal_nan=True)
@@ -69,9 +48,8 @@ def test_the_saved_codes_give_the_saved_scores_again(request, sweep):
     assert np.allclose([udr.gaussian_total_correlation(c) for c in saved["codes"]], saved["gaussian_tc"])
 
 
-@pytest.mark.parametrize("sweep", ["fashion", "shapes"])
-def test_the_summary_carries_each_jobs_udr_its_groups_mean_and_the_seed_it_keeps(request, sweep):
-    root = request.getfixturevalue(sweep)
+def test_the_summary_carries_each_jobs_udr_its_groups_mean_and_the_seed_it_keeps(shapes):
+    root = shapes
     summary = json.loads((root / "summary.json").read_text())
     saved = read_selection(root)
     jobs = {j["job"]: j for j in summary["jobs"]}

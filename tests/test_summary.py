@@ -9,6 +9,7 @@ import shutil
 import socket
 import statistics
 
+import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -75,6 +76,23 @@ def test_paired_differences_are_per_seed_differences_with_a_t_interval(seeds_swe
     assert pair["ci95"] == pytest.approx([mean - half, mean + half])
     assert pair["within_noise"] == (mean - half <= 0 <= mean + half)
     assert "## Paired differences over shared seeds" in (seeds_sweep / "summary.md").read_text()
+
+
+@pytest.mark.slow
+def test_a_fashion_sweeps_selection_holds_every_seeds_codes_of_the_same_images_and_compares_seeds_of_a_group_only(
+    seeds_sweep,
+):
+    from betavae.selection import read_selection
+
+    saved = read_selection(seeds_sweep)
+    assert saved["codes"].shape == (4, 10_000, 20)  # every Fashion-MNIST test image, by default
+    assert (saved["image_indices"] == np.arange(10_000)).all()
+    groups = saved["groups"].tolist()
+    same = np.equal.outer(groups, groups) & ~np.eye(4, dtype=bool)
+    assert np.isfinite(saved["pairwise_lasso"][same]).all()
+    assert np.isnan(saved["pairwise_lasso"][~same]).all()  # never across groups, nor a job with itself
+    keep = json.loads((seeds_sweep / "summary.json").read_text())["udr"]["keep"]
+    assert sorted(keep) == ["beta=0.5", "beta=2.0"]
 
 
 @pytest.mark.slow
