@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import logging
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -62,11 +63,19 @@ def recorded_failure(output_dir: Path, since: float) -> str | None:
     return record.reason
 
 
-def stop(err: BaseException, cfg: DictConfig, output_dir: Path, started: float, hydra_cfg: DictConfig) -> None:
+def stop(
+    err: BaseException,
+    cfg: DictConfig,
+    output_dir: Path,
+    started: float,
+    hydra_cfg: DictConfig,
+    release: Callable[[], None],
+) -> None:
     """Record a job's failure once and end it in one line. The process whose own fault it is records it: rank 0,
     or another rank (its reason prefixed "rank N: ") unless a process of this job already recorded one; a
     process stopped by another's failure records nothing and repeats that one's reason. In a multirun the
-    sweep goes on with its other jobs, unless every job would fail alike or the sweep was interrupted."""
+    sweep goes on with its other jobs, unless every job would fail alike or the sweep was interrupted (then
+    ``release`` gives up the job's lock first, so the summary lists it as stopped, not training)."""
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     if isinstance(err, SweepRefused):  # every job of the sweep would be refused alike
         raise SystemExit(f"error: {err}") from None
@@ -88,6 +97,7 @@ def stop(err: BaseException, cfg: DictConfig, output_dir: Path, started: float, 
         record_failure(output_dir, cfg, hydra_cfg, status, reason)
     log.error("Job %s: %s", status, reason, exc_info=known is None)
     if status is Status.INTERRUPTED and multirun and rank == 0:  # the remaining jobs will not run: summarise them
+        release()
         summarize(Path(hydra_cfg.sweep.dir), cfg)
     if multirun and status is not Status.INTERRUPTED:
         return

@@ -9,7 +9,7 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
@@ -29,12 +29,13 @@ log = logging.getLogger(__name__)
 
 
 @contextmanager
-def job_lock(directory: Path) -> Iterator[None]:
+def job_lock(directory: Path) -> Iterator[Callable[[], None]]:
     """Hold ``<directory>/.lock`` (an flock, so a killed job never leaves it stale) while the job runs; a second
     run in the same directory is refused instead of mixing its checkpoints and events with the first one's.
-    Only rank 0 of a distributed job takes it."""
+    Only rank 0 of a distributed job takes it. Yields a function that releases it early (a job that recorded its
+    end, before it summarises its sweep)."""
     if rank_zero_only.rank != 0:
-        yield
+        yield lambda: None
         return
     directory.mkdir(parents=True, exist_ok=True)
     path = JobDir(Path(directory)).lock
@@ -48,7 +49,7 @@ def job_lock(directory: Path) -> Iterator[None]:
         f.truncate()
         f.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
         f.flush()
-        yield
+        yield lambda: fcntl.flock(f, fcntl.LOCK_UN)
 
 
 @contextmanager

@@ -164,12 +164,12 @@ def main(cfg: DictConfig) -> float | None:
     log.info("Output directory: %s", output_dir)
     log.debug("Config:\n%s", OmegaConf.to_yaml(cfg))
     try:
-        with jobs.job_lock(output_dir):  # refuses a second run in the same directory, before touching anything
+        with jobs.job_lock(output_dir) as release:  # refuses a second run in the same directory, before any work
             try:
                 with jobs.raise_on_sigterm():
                     return train(cfg, output_dir, hydra_cfg).metrics.get(registry.LOSS)
             except BaseException as err:
-                stop(err, cfg, output_dir, started, hydra_cfg)
+                stop(err, cfg, output_dir, started, hydra_cfg, release)
                 return None
             finally:
                 jobs.end_process_group()
