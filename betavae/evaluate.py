@@ -115,7 +115,7 @@ def main(cfg: DictConfig) -> None:
             log.error("%s: %s", run, err)
             failed.append(f"{run} ({first_line(err)})")
     if cfg.sweep_dir:
-        log.info("Sweep summary:\n%s", summarize(Path(cfg.sweep_dir), cfg)[0])
+        log.info("%s", summarize(Path(cfg.sweep_dir), cfg)[0].rstrip("\n"))
     if failed:
         raise SystemExit(f"error: {len(failed)} of {len(runs)} runs could not be evaluated: {'; '.join(failed)}")
 

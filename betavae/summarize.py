@@ -24,7 +24,7 @@ __all__ = ["summarize"]
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="summarize")
 def main(cfg: DictConfig) -> None:
-    """Rebuild the summary files of an existing sweep directory and print the table."""
+    """Rebuild the summary files of an existing sweep directory and print summary.md."""
     if OmegaConf.is_missing(cfg, "sweep_dir") or not cfg.sweep_dir:
         raise SystemExit("error: give sweep_dir=<multirun directory> (python -m betavae.summarize sweep_dir=...)")
     try:

@@ -22,11 +22,11 @@ class SweepSummary(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         try:
-            table, jobs = summarize(sweep_dir, config)
+            text, jobs = summarize(sweep_dir, config)
         except Exception:  # a summary problem must not hide the finished jobs
             log.exception("Sweep summary failed; rebuild it with: python -m betavae.summarize sweep_dir=%s", sweep_dir)
             return
-        log.info("Sweep summary (%s):\n%s", sweep_dir / "summary.md", table)
+        log.info("%s", text.rstrip("\n"))  # summary.md, which names the sweep
         if missing := [j for j in jobs if j["status"] is not Status.OK]:
             names = "; ".join(f"{j['label']} ({j['status']})" for j in missing)
             raise SystemExit(f"error: {len(missing)} of {len(jobs)} jobs did not finish: {names}")

@@ -8,7 +8,6 @@ Every job the sweep planned is listed: ok, failed (with the reason its metrics.j
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +19,10 @@ from betavae.summary import across, tables
 from betavae.summary.groups import group_rows, label_groups, swept_key
 from betavae.summary.read import Job, read_jobs
 
-log = logging.getLogger(__name__)
-
 
 def summarize(sweep_dir: Path, cfg: DictConfig | None = None) -> tuple[str, list[Job]]:
     """Read every job of the sweep, score what is scored across runs (with the settings ``cfg`` holds: `udr`),
-    write the four summary files at its root; return the Markdown table and the jobs."""
+    write the four summary files at its root; return summary.md's text (table, notes, sections) and the jobs."""
     sweep = SweepDir(Path(sweep_dir))
     jobs = read_jobs(sweep)
     label_groups(jobs)
@@ -35,8 +32,6 @@ def summarize(sweep_dir: Path, cfg: DictConfig | None = None) -> tuple[str, list
         found = scorer.score(sweep, jobs)
         for j in jobs:
             j.update(found.per_job.get(j["job"], {}))
-        for note in found.notes:
-            log.info("%s", note)
         for array_name, arrays in found.arrays.items():
             if arrays is None:
                 sweep.arrays(array_name).unlink(missing_ok=True)  # of an earlier summary: it no longer holds
@@ -47,10 +42,11 @@ def summarize(sweep_dir: Path, cfg: DictConfig | None = None) -> tuple[str, list
     along = swept_key(jobs)
     rows = group_rows(jobs, along)
     table = tables.markdown(rows, along)
-    tables.write_markdown(sweep.summary("md"), "\n".join([f"# Sweep summary: {sweep.root}\n\n{table}", *sections]))
+    text = "\n".join([f"# Sweep summary: {sweep.root}\n\n{table}", *sections])
+    tables.write_markdown(sweep.summary("md"), text)
     tables.write_csv(rows, along, sweep.summary("csv"))
     tables.write_summary_json(sweep.summary("json"), along, rows, jobs, entries)
     from betavae.summary.plot import tradeoff_plot  # here: modules that manage runs import summarize, not matplotlib
 
     write_png(sweep.root, sweep.tradeoff.stem, tradeoff_plot(rows, along))
-    return table, jobs
+    return text, jobs
