@@ -134,7 +134,7 @@ def child(args: list[str]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("dir", type=Path)
+    parser.add_argument("dir", type=Path, nargs="?")  # absent in a child step
     parser.add_argument("--sets", default="dsprites,shapes3d,mpi3d")
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)

@@ -18,7 +18,7 @@ from betavae.api import load_run
 from betavae.errors import RunError
 from betavae.runs import Status
 from betavae.summary import summarize
-from betavae.summary.groups import comparisons, label_groups, swept_key
+from betavae.summary.groups import comparisons, group_rows, in_table_order, label_groups, swept_key
 from betavae.summary.plot import iso_elbo_lines, tradeoff_figure
 from tests.helpers import LATENT_STATS_ONLY, limits, run_module, started_run, strict_json
 
@@ -302,3 +302,14 @@ def test_iso_elbo_lines_keep_the_points_in_view_and_mark_the_best_bound():
     assert all(x0 < kl < x1 and y0 < recon < y1 for kl, recon in points)
     best = ax.get_legend().get_texts()[0].get_text()
     assert best.startswith("recon + KL = 239.4 (best −ELBO)")
+
+
+def test_jobs_in_table_order_go_along_the_swept_key_by_value_as_the_rows_do():
+    jobs = [{"group": f"beta={b}", "seed": s, "status": Status.OK, "config": OmegaConf.create({"beta": b})}
+            for b in ("1", "10", "4") for s in (2, 1)]  # fmt: skip  # the job directories' (alphabetical) order
+    for j in jobs:
+        j["config"].beta = float(j["config"].beta)
+    ordered = in_table_order(jobs, "beta")
+    assert [(j["group"], j["seed"]) for j in ordered] == [
+        ("beta=1", 1), ("beta=1", 2), ("beta=4", 1), ("beta=4", 2), ("beta=10", 1), ("beta=10", 2)]  # fmt: skip
+    assert [row["group"] for row in group_rows(jobs, "beta")] == ["beta=1", "beta=4", "beta=10"]

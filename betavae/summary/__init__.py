@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 from betavae.files import write_npz, write_png
 from betavae.runs import SweepDir
 from betavae.summary import across, tables
-from betavae.summary.groups import group_rows, label_groups, swept_key
+from betavae.summary.groups import group_rows, in_table_order, label_groups, swept_key
 from betavae.summary.read import Job, read_jobs
 
 
@@ -28,8 +28,9 @@ def summarize(sweep_dir: Path, cfg: DictConfig | None = None) -> tuple[str, list
     label_groups(jobs)
     entries: dict[str, Any] = {}
     sections = []
+    along = swept_key(jobs)
     for name, scorer in across.scorers(cfg).items():
-        found = scorer.score(sweep, jobs)
+        found = scorer.score(sweep, in_table_order(jobs, along))  # its section lists the groups as the table does
         for j in jobs:
             j.update(found.per_job.get(j["job"], {}))
         for array_name, arrays in found.arrays.items():
@@ -39,7 +40,6 @@ def summarize(sweep_dir: Path, cfg: DictConfig | None = None) -> tuple[str, list
                 write_npz(sweep.arrays(array_name), arrays)
         entries[name] = found.summary
         sections += [found.section] if found.section else []
-    along = swept_key(jobs)
     rows = group_rows(jobs, along)
     table = tables.markdown(rows, along)
     notes = tables.notes(jobs)

@@ -53,15 +53,20 @@ def key_label(key: str) -> str:
     return "β" if key == "beta" else key
 
 
+def in_table_order(jobs: list[Job], along: str) -> list[Job]:
+    """The jobs in the order the tables list their groups: along the swept key by value, then by group and seed;
+    each given its value along the key (None where its config has none)."""
+    for j in jobs:
+        j[along] = value_of(j, along)
+    return sorted(jobs, key=lambda j: (sort_value(j[along]), str(j.get("group")), j["seed"]))
+
+
 def group_rows(jobs: list[Job], along: str) -> list[Row]:
     """One row per group of finished jobs (mean, std, n), sorted along the swept key, then one row per job that
     did not finish; each with the swept key's value (None where its config has none)."""
     rows = []
-    finished = [j for j in jobs if j["status"] is Status.OK]
-    for j in jobs:
-        j[along] = value_of(j, along)
-    groups = {j["group"]: j for j in finished}  # a member of each, for its value along the swept key
-    for group in sorted(groups, key=lambda g: (sort_value(groups[g][along]), g)):
+    finished = [j for j in in_table_order(jobs, along) if j["status"] is Status.OK]
+    for group in dict.fromkeys(j["group"] for j in finished):
         members = [j for j in finished if j["group"] == group]
         row: Row = {"group": group, along: members[0][along], "n": len(members), "status": Status.OK}
         row["seeds"] = sorted(j["seed"] for j in members)
