@@ -77,8 +77,9 @@ def write(name: str, path: Path) -> None:
                 rows = np.stack(np.unravel_index(np.arange(start, min(total, start + 14_400)), sizes), axis=1)
                 index = (((rows[:, 1] % 3) * 2 + rows[:, 2]) * 32 + rows[:, 5] % 32) * 32 + rows[:, 6] % 32
                 sprite = base[index][..., None]
-                colour = (40 * rows[:, 0] + 30)[:, None, None, None]
-                yield sprite * colour + (1 - sprite) * (50 * rows[:, 4] + 20 * rows[:, 3])[:, None, None, None]
+                colour = np.stack([40 * rows[:, 0] + 30, 200 - 30 * rows[:, 0], 60 + 20 * rows[:, 3]], 1)
+                background = (50 * rows[:, 4] + 20 * rows[:, 3])[:, None, None, None]
+                yield sprite * colour[:, None, None, :] + (1 - sprite) * background  # [n, 64, 64, 3]
 
         with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
             write_npy_member(archive, "images", (int(np.prod(sizes)), 64, 64, 3), chunks())
@@ -162,7 +163,7 @@ def main() -> None:
         first, again = child(["setup", name, str(path), str(cache)]), child(["setup", name, str(path), str(cache)])
         trained = child(["steps", name, str(path), str(cache), str(args.steps)])
         epoch_min = trained["step_s"] * first["train"] / 64 / 60
-        print(f"| {name} | {written:.0f} | {path.stat().st_size / 1e9:.1f} | {first['seconds']:.0f} | "
+        print(f"| {name} | {written:.0f} | {path.stat().st_size / 1e9:.2f} | {first['seconds']:.0f} | "
               f"{first['peak_gb']:.1f} | {again['seconds']:.1f} | {again['peak_gb']:.1f} | {trained['step_s']:.3f} | "
               f"{epoch_min:.0f} | {trained['peak_gb']:.1f} |", flush=True)  # fmt: skip
         shutil.rmtree(work)
