@@ -81,13 +81,11 @@ results-udr: install
 	$(PYTHON) -m betavae.summarize sweep_dir=$(RESULTS)
 	$(PYTHON) benchmarks/udr_validation.py $(RESULTS) --draws $(UDR_DRAWS) --images 1000,2000,5000,10000
 
-# docs/results.md: UDR's spread with five seeds at one β (the README's sweep has three), and what UDR costs.
+# docs/results.md: UDR's spread with five seeds at one β (the README's sweep has three).
 UDR_BETA ?= 1.0
 results-udr-seeds: install data
 	$(PYTHON) -m betavae.train -m beta=$(UDR_BETA) seed=1,2,3,4,5 hydra.sweep.dir=$(RESULTS)-seeds \
 	  hydra/launcher=joblib hydra.launcher.n_jobs=$(JOBS)
-	$(PYTHON) benchmarks/udr_cost.py $(RESULTS)
-	$(PYTHON) benchmarks/udr_cost.py $(RESULTS)-seeds
 
 # Two pytest-xdist workers, whole files each (module fixtures: a Slurm cluster, a trained sweep), every job on one
 # torch thread: the Slurm, signal and sweep tests spend much of their time waiting, the other worker fills it.
