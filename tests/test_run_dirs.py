@@ -7,7 +7,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from contextlib import contextmanager
@@ -25,7 +24,16 @@ from betavae.failures import failure
 from betavae.files import atomic, remove_temporaries
 from betavae.jobs import job_lock
 from betavae.runs import RunRecord, Status, check_continuation, record_part
-from tests.helpers import REPO, WITHOUT_FIGURES, compose_train, limits, run_module, started_run, strict_json, train_job
+from tests.helpers import (
+    WITHOUT_FIGURES,
+    compose_train,
+    limits,
+    run_module,
+    start_module,
+    started_run,
+    strict_json,
+    train_job,
+)
 
 
 @contextmanager
@@ -258,9 +266,9 @@ def test_invalid_list_value_is_one_line_and_recorded_as_strict_json(tmp_path, re
     assert (tmp_path / ".hydra" / "config.yaml").is_file()  # a sweep's summary lists the failed job
 
 
-def kill_while_replacing_last_checkpoint(command, checkpoints, timeout=120):
-    """Start ``command``; SIGKILL it while it writes a new last.ckpt over an existing one."""
-    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def kill_while_replacing_last_checkpoint(args, checkpoints, timeout=120):
+    """Start ``python -m betavae.train <args>``; SIGKILL it while it writes a new last.ckpt over an existing one."""
+    process = start_module("betavae.train", *args)
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline and process.poll() is None:
@@ -270,8 +278,9 @@ def kill_while_replacing_last_checkpoint(command, checkpoints, timeout=120):
                 return
         raise AssertionError("the job never rewrote last.ckpt while it was watched")
     finally:
-        process.kill()
-        process.wait()
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+        process.communicate(timeout=60)
 
 
 @pytest.mark.slow
@@ -279,9 +288,8 @@ def test_a_kill_during_a_checkpoint_write_on_another_filesystem_leaves_a_usable_
     with tmpfs(tmp_path / "disk", "100m") as disk:
         run = disk / "run"
         args = [*limits(train=2, val=1, test=2), *WITHOUT_FIGURES, f"hydra.run.dir={run}"]
-        command = [sys.executable, "-m", "betavae.train", *args, "trainer.max_epochs=200"]
         started = time.time()
-        kill_while_replacing_last_checkpoint(command, run / "checkpoints")
+        kill_while_replacing_last_checkpoint([*args, "trainer.max_epochs=200"], run / "checkpoints")
         leaked = [e.name for e in os.scandir(tempfile.gettempdir())
                   if e.is_file() and e.stat().st_mtime >= started and e.stat().st_size > 1e6]  # fmt: skip
         assert not leaked  # Lightning's own save staged each checkpoint in the system's temporary directory
@@ -299,16 +307,20 @@ def test_sigkills_at_random_moments_leave_whole_checkpoints_and_a_run_that_conti
     with tmpfs(tmp_path / "disk", "100m") as disk:
         run, rng = disk / "run", random.Random(0)
         args = [*limits(train=2, val=1, test=2), *WITHOUT_FIGURES, f"hydra.run.dir={run}"]
-        for _ in range(2):  # import, training (two saves per epoch), start of a continuation
-            process = subprocess.Popen([sys.executable, "-m", "betavae.train", *args, "trainer.max_epochs=500"],
-                                       cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-            time.sleep(rng.uniform(12, 20))
+        last = run / "checkpoints" / "last.ckpt"
+        for _ in range(2):  # training (two saves per epoch), then a continuation of it
+            saved = last.stat().st_mtime_ns if last.exists() else None
+            process = start_module("betavae.train", *args, "trainer.max_epochs=500")
+            deadline = time.monotonic() + 120
+            while (last.stat().st_mtime_ns if last.exists() else None) == saved:  # until it has saved once
+                assert process.poll() is None and time.monotonic() < deadline, "no checkpoint saved within 120 s"
+                time.sleep(0.05)
+            time.sleep(rng.uniform(0, 1.5))  # then at a random moment of training and saving
             process.send_signal(signal.SIGKILL)
-            process.wait()
+            process.communicate(timeout=60)
             for path in (run / "checkpoints").glob("*.ckpt"):
                 load_checkpoint(path)
-        last = run / "checkpoints" / "last.ckpt"  # none if both kills came before a first epoch ended (a loaded CPU)
-        epochs = (torch.load(last, weights_only=True)["epoch"] if last.is_file() else -1) + 2
+        epochs = torch.load(last, weights_only=True)["epoch"] + 2
         run_module("betavae.train", *args, f"trainer.max_epochs={epochs}")
         assert strict_json(run / "metrics.json")["epochs"] == epochs
         assert not list(run.rglob("*.tmp"))
