@@ -19,6 +19,13 @@ def test_read_idx_round_trip_raw_and_gz(tmp_path):
         assert np.array_equal(read_idx(path, IMAGE_MAGIC), images)
 
 
+def test_a_gz_file_rewritten_in_place_with_other_images_of_its_size_is_read_anew(tmp_path):
+    path = tmp_path / "a-idx3-ubyte.gz"
+    for value in (1, 2):  # same shape, same size on disk, new contents: never the first read's decompressed bytes
+        write_idx(path, np.full((2, 28, 28), value, dtype=np.uint8), IMAGE_MAGIC)
+        assert (read_idx(path, IMAGE_MAGIC) == value).all()
+
+
 @pytest.mark.parametrize(
     ("corrupt", "message"),
     [

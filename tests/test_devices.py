@@ -5,7 +5,6 @@ from the device during training."""
 
 import json
 import subprocess
-import sys
 import time
 
 import pytest
@@ -130,8 +129,8 @@ def test_ddp_processes_draw_their_own_noise_resume_exactly_and_test_every_image_
 
 @pytest.mark.slow
 def test_a_ddp_multirun_on_the_basic_launcher_is_refused_before_any_work(tmp_path):
-    command = [sys.executable, "-m", "betavae.train", "-m", "beta=0.1,1.0", *DDP, *FIVE_BATCHES, *WITHOUT_FIGURES]
-    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    command = ["betavae.train", "-m", "beta=0.1,1.0", *DDP, *FIVE_BATCHES, *WITHOUT_FIGURES]
+    result = run_module(*command, cwd=tmp_path, check=False)
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert (

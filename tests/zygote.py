@@ -1,5 +1,5 @@
 """`python -m tests.zygote`: runs `python -m <module> <args>` for the tests in processes forked from this one,
-which has already imported torch, Lightning, Hydra and betavae.
+which has already imported torch, Lightning, Hydra and betavae, and decompressed Fashion-MNIST's files.
 
 Each run is a new process with its own arguments, working directory, stdin, stdout, stderr and exit status,
 running the entry point as `python -m` does (runpy, `__main__`, an uncaught SystemExit or exception ends it
@@ -63,7 +63,16 @@ def serve() -> None:
     import betavae.evaluate
     import betavae.summarize
     import betavae.train  # noqa: F401
+    from betavae.data.idx import SYSTEM_DIR, load_split, locate
+    from betavae.errors import DataError
+    from betavae.files import cache_path
 
+    try:  # the files every Fashion-MNIST run reads, decompressed once here for all (betavae.data.idx._gunzip)
+        files = locate(cache_path("BETAVAE_DATA"), SYSTEM_DIR, download=False)
+        for split in ("train", "test"):
+            load_split(files, split)
+    except DataError:
+        pass  # no data here: the tests that need it are skipped
     print("ZYGOTE " + json.dumps({"ready": os.getpid()}), flush=True)
     for line in sys.stdin:
         request = json.loads(line)
