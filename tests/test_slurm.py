@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import time
+import uuid
 from shutil import which
 
 import pytest
@@ -48,6 +49,12 @@ def wait_for_state(job_id, state, timeout=120):
             return
         time.sleep(0.2)
     raise AssertionError(f"Slurm job {job_id} never reached {state}")
+
+
+def job_name(kind):
+    """A Slurm job name no job of an earlier session has: Slurm lists ended jobs for MinJobAge (300 s), also
+    after a restart from its saved state, and a rerun's test would find, and cancel, an old job of its name."""
+    return f"{kind}-{uuid.uuid4().hex[:12]}"
 
 
 def slurm_job_id(name, timeout=120):
@@ -97,7 +104,7 @@ def test_a_job_reaching_its_time_limit_is_signalled_requeued_and_finishes_from_l
     could handle it: the job starts with 10 minutes and its limit is cut to 1 once its first checkpoint exists.
     slurmctld checks limits every 30 s, so the signal comes at most about 30 s after that cut: 20 epochs of 100
     batches (about 60 s on this machine's cores, 85 s with the other test worker busy) are still training then."""
-    root, name = tmp_path / "sweep", f"timeout-{tmp_path.name}"
+    root, name = tmp_path / "sweep", job_name("timeout")
     process = start_module("betavae.train", "-m", *SLURM, *ONE_BATCH_CHECKS_NO_FIGURES, f"hydra.launcher.name={name}",
                            "hydra.launcher.timeout_min=10", "hydra.launcher.signal_delay_s=60", "trainer.max_epochs=20",
                            "trainer.limit_train_batches=100", f"hydra.sweep.dir={root}")  # fmt: skip
@@ -121,7 +128,7 @@ def test_a_job_reaching_its_time_limit_is_signalled_requeued_and_finishes_from_l
 
 
 def test_a_job_no_node_can_run_is_ended_and_recorded_in_one_line(slurm, tmp_path):
-    root, name = tmp_path / "sweep", f"impossible-{tmp_path.name}"
+    root, name = tmp_path / "sweep", job_name("impossible")
     result = run_module(
         "betavae.train",
         "-m",
@@ -146,7 +153,7 @@ def test_a_job_no_node_can_run_is_ended_and_recorded_in_one_line(slurm, tmp_path
 
 
 def test_a_job_killed_without_a_result_is_recorded_and_the_sweep_ends_in_one_line(slurm, tmp_path):
-    root, name = tmp_path / "sweep", f"killed-{tmp_path.name}"
+    root, name = tmp_path / "sweep", job_name("killed")
     long_run = ["trainer.max_epochs=50", "trainer.limit_train_batches=100"]
     process = start_module(
         "betavae.train",
