@@ -198,7 +198,8 @@ def test_a_second_run_in_a_busy_directory_is_refused_and_changes_nothing(tmp_pat
 @pytest.mark.slow
 def test_a_one_dimensional_latent_space_trains_and_draws_every_default_figure(tmp_path, real_data_dir):
     train_job(tmp_path, "model.net.latent_dim=1", "callbacks=default", "callbacks.latent_evolution.per_class=30",
-              "trainer.max_epochs=1", "trainer.limit_train_batches=3")  # fmt: skip
+              "callbacks.latent_stats.probe=false", "trainer.max_epochs=1",
+              "trainer.limit_train_batches=3")  # fmt: skip
     assert strict_json(tmp_path / "metrics.json")["status"] == "ok"
     for name in ("latent_evolution", "latent_traversal", "interpolation", "kl_per_dim", "frozen_sigma"):
         assert (tmp_path / "figures" / f"{name}.png").is_file(), name
