@@ -30,6 +30,7 @@ def seeds_sweep(tmp_path_factory, real_data_dir):
         "beta=0.5,2.0",
         "seed=1,2",
         *ONE_EPOCH_OF_20_BATCHES_NO_FIGURES,
+        "udr=none",  # UDR's own tests are test_selection's
         f"hydra.sweep.dir={root}",
     )
     return root
@@ -39,7 +40,7 @@ def test_evaluate_sweep_writes_evaluation_figures_and_summary(seeds_sweep, tmp_p
     copy = tmp_path / "sweep"
     shutil.copytree(seeds_sweep, copy)
     run_module("betavae.evaluate", f"sweep_dir={copy}", "eval.limit=100", "eval.iw_samples=50",
-               "eval.probe=false", "fid=none")  # fmt: skip
+               "eval.probe=false", "fid=none", "udr=none")  # fmt: skip
     for job in copy.glob("beta=*"):
         result = json.loads((job / "evaluation.json").read_text())
         assert result["test/iw_images"] == 100
