@@ -1,5 +1,6 @@
 """`python -m tests.zygote`: runs `python -m <module> <args>` for the tests in processes forked from this one,
-which has already imported torch, Lightning, Hydra and betavae, and decompressed Fashion-MNIST's files.
+which has already imported torch, Lightning, Hydra, betavae (and mlflow, where installed), and decompressed
+Fashion-MNIST's files.
 
 Each run is a new process with its own arguments, working directory, stdin, stdout, stderr and exit status,
 running the entry point as `python -m` does (runpy, `__main__`, an uncaught SystemExit or exception ends it
