@@ -219,6 +219,8 @@ WITHOUT_FIGURES = ["callbacks=none", "fid=none"]  # checkpoints and the progress
 # regressions on 55,000 training codes (8 s a job) or FID.
 LATENT_STATS_ONLY = ["callbacks=[checkpoint,timer,progress_bar,latent_stats]", "callbacks.latent_stats.probe=false",
                      "fid=none"]  # fmt: skip
+# `python -m betavae.evaluate` on 20 test images with 5 importance samples, without FID, figures or the probe.
+EVALUATE_FEW = ["eval.limit=20", "eval.iw_samples=5", "eval.probe=false", "eval.figures=false", "fid=none"]
 
 
 def limits(train: int | None = None, val: int | None = None, test: int | None = None) -> list[str]:

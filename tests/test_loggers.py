@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import MlflowServer, limits, run_module, scalars, strict_json
+from tests.helpers import EVALUATE_FEW, MlflowServer, limits, run_module, scalars, strict_json
 
 pytestmark = pytest.mark.slow
 FEW_BATCHES_SMALL_FIGURES = [*limits(train=3, val=1, test=1), "callbacks.latent_evolution.per_class=20",
                              "callbacks.latent_stats.probe=false", "fid=none"]  # fmt: skip
-EVALUATE = ["eval.limit=20", "eval.iw_samples=5", "eval.probe=false", "eval.figures=false", "fid=none"]
 
 
 def tensorboard_scalars(job):
@@ -65,7 +64,7 @@ def tracked(tmp_path_factory, real_data_dir, mlflow_server):
     jobs = sorted(root.glob("beta=*"))
     first_ids = strict_json(jobs[0] / "tracking.json")
     run_module("betavae.train", "beta=0.1", "trainer.max_epochs=2", *overrides, f"hydra.run.dir={jobs[0]}")
-    run_module("betavae.evaluate", f"run_dir={jobs[0]}", *EVALUATE)
+    run_module("betavae.evaluate", f"run_dir={jobs[0]}", *EVALUATE_FEW)
     assert strict_json(jobs[0] / "tracking.json") == first_ids  # the continued job kept its runs
     return jobs
 

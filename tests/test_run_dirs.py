@@ -308,11 +308,15 @@ def test_sigkills_at_random_moments_leave_whole_checkpoints_and_a_run_that_conti
         run, rng = disk / "run", random.Random(0)
         args = [*limits(train=2, val=1, test=2), *WITHOUT_FIGURES, f"hydra.run.dir={run}"]
         last = run / "checkpoints" / "last.ckpt"
+
+        def saved_at():
+            return last.stat().st_mtime_ns if last.exists() else None
+
         for _ in range(2):  # training (two saves per epoch), then a continuation of it
-            saved = last.stat().st_mtime_ns if last.exists() else None
+            saved = saved_at()
             process = start_module("betavae.train", *args, "trainer.max_epochs=500")
             deadline = time.monotonic() + 120
-            while (last.stat().st_mtime_ns if last.exists() else None) == saved:  # until it has saved once
+            while saved_at() == saved:  # until it has saved once
                 assert process.poll() is None and time.monotonic() < deadline, "no checkpoint saved within 120 s"
                 time.sleep(0.05)
             time.sleep(rng.uniform(0, 1.5))  # then at a random moment of training and saving

@@ -10,11 +10,9 @@ import pytest
 from betavae import loggers, tracking
 from betavae.loggers import Tolerant
 from betavae.runs import job_dirname
-from tests.helpers import WITHOUT_FIGURES, MlflowServer, limits, run_module, start_module, strict_json
+from tests.helpers import EVALUATE_FEW, WITHOUT_FIGURES, MlflowServer, limits, run_module, start_module, strict_json
 
 TINY = [*limits(train=3, val=1, test=1), *WITHOUT_FIGURES]
-# evaluate on 20 images, without FID, figures or the probe (its regressions on 55,000 training codes take 8 s)
-EVALUATE = ["eval.limit=20", "eval.iw_samples=5", "eval.probe=false", "fid=none", "eval.figures=false"]
 mlflow = pytest.importorskip("mlflow", reason="needs the mlflow extra: pip install -e '.[mlflow]'")
 
 
@@ -181,13 +179,13 @@ def test_a_store_killed_mid_run_costs_no_training_and_a_continuation_says_what_t
     assert strict_json(run / "tracking.json")["mlflow"][server.uri]["run_id"] == entry["run_id"]
 
     start = time.monotonic()  # evaluate while the store is down: that run fails in one line, quickly
-    refused = run_module("betavae.evaluate", f"run_dir={run}", *EVALUATE, check=False)
+    refused = run_module("betavae.evaluate", f"run_dir={run}", *EVALUATE_FEW, check=False)
     assert time.monotonic() - start < 60
     assert refused.returncode == 1
     assert "Traceback" not in refused.stderr
     assert f"logger.mlflow: its tracking store {server.uri} does not answer" in refused.stderr.strip().splitlines()[-1]
     assert not (run / "evaluation.json").exists()
-    run_module("betavae.evaluate", f"run_dir={run}", *EVALUATE, "tracking_unreachable=skip")
+    run_module("betavae.evaluate", f"run_dir={run}", *EVALUATE_FEW, "tracking_unreachable=skip")
     assert (run / "evaluation.json").exists()
 
 
@@ -228,7 +226,7 @@ def test_evaluate_without_the_mlflow_package_fails_each_tracked_run_in_one_line_
     run_module("betavae.train", "-m", "beta=0.1,1.0", *TINY, "trainer.max_epochs=1", "logger=[tensorboard,mlflow]",
                f"logger.mlflow.tracking_uri={store}", f"hydra.sweep.dir={root}")  # fmt: skip
     before = (root / "summary.md").stat().st_mtime_ns
-    result = run_module("tests.without", "mlflow", "betavae.evaluate", f"sweep_dir={root}", *EVALUATE, check=False)
+    result = run_module("tests.without", "mlflow", "betavae.evaluate", f"sweep_dir={root}", *EVALUATE_FEW, check=False)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     line = result.stderr.strip().splitlines()[-1]
@@ -245,7 +243,7 @@ def test_evaluate_never_makes_a_recorded_store_again_and_a_store_that_lost_the_r
     run_module("betavae.train", *TINY, "trainer.max_epochs=1", "logger=[tensorboard,mlflow]",
                f"logger.mlflow.tracking_uri=sqlite:///{database}", f"hydra.run.dir={run}")  # fmt: skip
     database.unlink()
-    evaluate = ["betavae.evaluate", f"run_dir={run}", *EVALUATE]
+    evaluate = ["betavae.evaluate", f"run_dir={run}", *EVALUATE_FEW]
     refused = run_module(*evaluate, check=False)
     assert refused.returncode == 1
     assert f"its SQLite file {database} does not exist" in refused.stderr.strip().splitlines()[-1]
