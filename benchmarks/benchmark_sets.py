@@ -107,7 +107,7 @@ def steps(name: str, path: Path, cache: Path, count: int) -> dict[str, float]:
     from hydra.utils import instantiate
 
     torch.set_num_threads(1)
-    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
+    with initialize_config_dir(str(REPO / "betavae" / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=[f"experiment={name}", f"data.path={path}", f"data.cache_dir={cache}"])
     data, module = instantiate(cfg.data), instantiate(cfg.model)
     data.setup()

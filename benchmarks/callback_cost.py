@@ -1,7 +1,7 @@
 """Per-epoch and end-of-fit cost of each default callback, from Lightning's SimpleProfiler.
 
 Runs a short fit (few training batches, the full validation set) with every callback of
-conf/callbacks/default.yaml and prints, per callback, seconds per epoch (hooks that run every epoch,
+betavae/conf/callbacks/default.yaml and prints, per callback, seconds per epoch (hooks that run every epoch,
 averaged) and seconds once (start and end of fitting), next to the time of a training epoch measured
 on the same run.
 
@@ -23,10 +23,10 @@ from hydra.utils import instantiate
 from lightning.pytorch.profilers import SimpleProfiler
 
 from betavae.data import FashionMNISTDataModule
-from betavae.model import MLPVAE
-from betavae.module import BetaVAEModule
+from betavae.model.module import BetaVAEModule
+from betavae.model.networks import MLPVAE
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = Path(__file__).resolve().parents[1] / "betavae" / "conf"
 ONCE = ("on_train_start", "on_fit_end", "on_fit_start", "setup", "teardown", "on_train_end")
 
 

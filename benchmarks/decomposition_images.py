@@ -16,8 +16,9 @@ from pathlib import Path
 
 from hydra.utils import instantiate
 
-from betavae.api import load_run
-from betavae.latents import encode_all, kl_decomposition
+from betavae.metrics.latents import kl_decomposition
+from betavae.model.networks import encode_all
+from betavae.model.run import load_run
 
 
 def main() -> None:

@@ -30,9 +30,9 @@ def measure(run_dir: Path) -> dict[str, float]:
     import torch
     from hydra.utils import instantiate
 
-    from betavae import disentanglement as d
-    from betavae.api import load_run
     from betavae.data.shapes import render
+    from betavae.metrics import disentanglement as d
+    from betavae.model.run import load_run
 
     torch.set_num_threads(1)
     run = load_run(run_dir)

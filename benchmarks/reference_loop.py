@@ -20,8 +20,8 @@ import lightning.pytorch as pl
 import torch
 
 from betavae.data import FashionMNISTDataModule
-from betavae.loss import gaussian_kl
 from betavae.model import MLPVAE
+from betavae.model.objectives import gaussian_kl
 
 
 def batches(images: torch.Tensor, epoch: int, batch_size: int) -> Iterator[torch.Tensor]:

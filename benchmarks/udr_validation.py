@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import scipy.stats
 
-from betavae import registry
+from betavae.metrics import registry
 
 UDR = tuple(m.key for m in registry.FAMILIES["udr"].metrics if m.legend)  # both matrices' UDR
 SUPERVISED = tuple(m.key for m in registry.FAMILIES["disentanglement"].metrics if m.legend)  # MIG, DCI, FV, BV
@@ -72,9 +72,9 @@ def picks(jobs: list[dict], by: str = UDR[0], score: str = MIG) -> list[str]:
 
 def draw_scores(sweep: Path, images: int, seed: int) -> dict[str, dict[str, float]]:
     """Every job's UDR on ``images`` images drawn with ``seed``, computed in a fresh process."""
-    code = ("import json, sys; from pathlib import Path; from betavae.selection import ModelSelection; "
-            "from betavae.runs import SweepDir; from betavae.summary.read import read_jobs; "
-            "from betavae.summary.groups import label_groups; sweep = SweepDir(Path(sys.argv[1])); "
+    code = ("import json, sys; from pathlib import Path; from betavae.metrics.selection import ModelSelection; "
+            "from betavae.runs.layout import SweepDir; from betavae.runs.sweep import read_jobs; "
+            "from betavae.runs.sweep import label_groups; sweep = SweepDir(Path(sys.argv[1])); "
             "jobs = read_jobs(sweep); label_groups(jobs); "
             "found = ModelSelection(num_images=int(sys.argv[2]), seed=int(sys.argv[3])).score(sweep, jobs); "
             "print(json.dumps(found.per_job))")  # fmt: skip

@@ -1,6 +1,6 @@
 """`python -m betavae.evaluate run_dir=<job> | sweep_dir=<multirun>`: metrics and figures from best checkpoints.
 
-For each run, the evaluation suite (`betavae.suite`) at the evaluate stage: −ELBO and an importance-weighted NLL
+For each run, the evaluation suite (`betavae.metrics.suite`) at the evaluate stage: −ELBO and an importance-weighted NLL
 estimate with their standard errors and the IW effective sample size, active units, the KL's decomposition and
 the linear probes' scores, all on the first `eval.limit` test images; FID (as in training); on data with known
 factors the disentanglement scores (and disentanglement.npz); and the figures. Written to the run's
@@ -20,16 +20,19 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from betavae import figures, loggers, registry
-from betavae.api import load_run
-from betavae.cli import quote_path_arguments
-from betavae.config import config_error, is_int, require
-from betavae.errors import ConfigError, RunError, first_line
-from betavae.files import write_json
-from betavae.jobs import job_lock
-from betavae.registry import Stage
-from betavae.runs import JobDir, job_dirs, run_config
-from betavae.suite import Suite
+from betavae.base.cli import quote_path_arguments
+from betavae.base.config import config_error, is_int, require
+from betavae.base.errors import ConfigError, RunError, first_line
+from betavae.base.files import write_json
+from betavae.figures import draw as figures
+from betavae.loggers import job as loggers
+from betavae.metrics import registry
+from betavae.metrics.registry import Stage
+from betavae.metrics.suite import Suite
+from betavae.model.run import load_run
+from betavae.runs.continuation import run_config
+from betavae.runs.layout import JobDir, job_dirs
+from betavae.runs.process import job_lock
 from betavae.summary import summarize
 
 log = logging.getLogger(__name__)
@@ -118,7 +121,7 @@ def runs_to_evaluate(cfg: DictConfig) -> list[Path]:
     return runs
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+@hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
     """Evaluate each run; a run that cannot be evaluated is reported and the others go on."""
     try:

@@ -16,14 +16,14 @@ import hydra
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from betavae import registry
-from betavae.api import load_run, summary_rows
-from betavae.cli import quote_path_arguments
-from betavae.errors import RunError, first_line
-from betavae.files import atomic, read_json, write_json
-from betavae.runs import JobDir, ModelDir, RunRecord, SweepDir, job_dirs
-from betavae.summary.groups import label_groups
-from betavae.summary.read import read_jobs
+from betavae.api import summary_rows
+from betavae.base.cli import quote_path_arguments
+from betavae.base.errors import RunError, first_line
+from betavae.base.files import atomic, read_json, write_json
+from betavae.metrics import registry
+from betavae.model.run import load_run
+from betavae.runs.layout import JobDir, ModelDir, RunRecord, SweepDir, job_dirs
+from betavae.runs.sweep import label_groups, read_jobs
 
 log = logging.getLogger(__name__)
 PATH_KEYS = ("run_dir", "sweep_dir", "out")
@@ -146,7 +146,7 @@ def export_sweep(sweep_dir: Path, out: Path) -> list[Path]:
     return exported
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="export")
+@hydra.main(version_base="1.3", config_path="conf", config_name="export")
 def main(cfg: DictConfig) -> None:
     """Export one run or every finished run of a sweep."""
     if bool(cfg.run_dir) == bool(cfg.sweep_dir) or not cfg.out:

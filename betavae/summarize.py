@@ -13,8 +13,8 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from betavae.cli import quote_path_arguments
-from betavae.errors import RunError
+from betavae.base.cli import quote_path_arguments
+from betavae.base.errors import RunError
 from betavae.summary import summarize
 
 log = logging.getLogger(__name__)
@@ -22,7 +22,7 @@ PATH_KEYS = ("sweep_dir",)
 __all__ = ["summarize"]
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="summarize")
+@hydra.main(version_base="1.3", config_path="conf", config_name="summarize")
 def main(cfg: DictConfig) -> None:
     """Rebuild the summary files of an existing sweep directory and print summary.md."""
     if OmegaConf.is_missing(cfg, "sweep_dir") or not cfg.sweep_dir:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,20 +25,25 @@ from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import Timer
 from omegaconf import DictConfig, OmegaConf
 
-from betavae import jobs, loggers, registry
-from betavae.checkpoints import checkpoint_callbacks, finished, resume_point
-from betavae.cli import quote_path_arguments
-from betavae.config import instantiate_copy, is_int, require, require_seed
-from betavae.errors import RunError
-from betavae.failures import stop
-from betavae.files import remove_temporaries
-from betavae.registry import Stage
-from betavae.runs import PATH_KEYS, RunRecord, check_continuation, job_dirname, record_part
-from betavae.suite import Suite
-from betavae.tracking import TrackedRuns
+from betavae.base.cli import quote_path_arguments
+from betavae.base.config import instantiate_copy, is_int, require, require_seed
+from betavae.base.errors import RunError
+from betavae.base.files import remove_temporaries
+from betavae.loggers import job as loggers
+from betavae.loggers.tracking import TrackedRuns
+from betavae.metrics import registry
+from betavae.metrics.registry import Stage
+from betavae.metrics.suite import Suite
+from betavae.model.checkpoints import checkpoint_callbacks, finished, resume_point
+from betavae.runs import process
+from betavae.runs.continuation import check_continuation, record_part
+from betavae.runs.failures import stop
+from betavae.runs.layout import RunRecord
+from betavae.runs.names import PATH_KEYS, job_dirname
+from betavae.summary import summarize
 
 log = logging.getLogger(__name__)
-OmegaConf.register_new_resolver("job_gpu", jobs.job_gpu, replace=True)
+OmegaConf.register_new_resolver("job_gpu", process.job_gpu, replace=True)
 OmegaConf.register_new_resolver("job_name", loggers.job_name, replace=True)
 OmegaConf.register_new_resolver("sweep_name", loggers.sweep_name, replace=True)
 OmegaConf.register_new_resolver("job_dirname", lambda: job_dirname(*job_overrides()), replace=True)
@@ -91,8 +97,8 @@ def train(cfg: DictConfig, output_dir: Path, hydra_cfg: DictConfig) -> RunRecord
         return done
     check_job(cfg)
     logger_nodes = loggers.reachable(logger_group, cfg.tracking_unreachable)  # before any work
-    parallel = jobs.parallel_jobs(hydra_cfg)
-    log.info("torch threads: %d (%d parallel job(s) on this machine)", jobs.set_threads(parallel), parallel)
+    parallel = process.parallel_jobs(hydra_cfg)
+    log.info("torch threads: %d (%d parallel job(s) on this machine)", process.set_threads(parallel), parallel)
     torch.set_flush_denormal(cfg.flush_denormal)
     suite = Suite.configured(cfg, Stage.TEST)
     scores = instantiate(cfg.scores, suite=suite)  # its notes go into the job's record
@@ -100,8 +106,8 @@ def train(cfg: DictConfig, output_dir: Path, hydra_cfg: DictConfig) -> RunRecord
     runs = TrackedRuns(output_dir)
     tracked = {name: loggers.make(name, node, runs) for name, node in logger_nodes.items()}
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=list(tracked.values()))
-    jobs.check_launch(trainer, hydra_cfg)
-    jobs.warn_slow_precision(trainer)
+    process.check_launch(trainer, hydra_cfg)
+    process.warn_slow_precision(trainer)
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     module = instantiate_copy(cfg, "model")
@@ -113,7 +119,7 @@ def train(cfg: DictConfig, output_dir: Path, hydra_cfg: DictConfig) -> RunRecord
             loggers.record_ids(tracked, runs)
         record = fit_and_test(cfg, output_dir, trainer, module, datamodule, resume, scores)
     except BaseException:
-        jobs.stop_other_processes(trainer)
+        process.stop_other_processes(trainer)
         loggers.finish(trainer.loggers, "failed")
         raise
     else:
@@ -155,7 +161,13 @@ def fit_and_test(
     return record
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def summarize_stopped(release: Callable[[], None], hydra_cfg: DictConfig, cfg: DictConfig) -> None:
+    """Give up the job's lock, then summarise its interrupted sweep (listing the job as stopped, not training)."""
+    release()
+    summarize(Path(hydra_cfg.sweep.dir), cfg)
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns test/loss so Hydra sweepers can optimise it (None when the job failed)."""
     started = time.time()
@@ -164,15 +176,15 @@ def main(cfg: DictConfig) -> float | None:
     log.info("Output directory: %s", output_dir)
     log.debug("Config:\n%s", OmegaConf.to_yaml(cfg))
     try:
-        with jobs.job_lock(output_dir) as release:  # refuses a second run in the same directory, before any work
+        with process.job_lock(output_dir) as release:  # refuses a second run in the same directory, before any work
             try:
-                with jobs.raise_on_sigterm():
+                with process.raise_on_sigterm():
                     return train(cfg, output_dir, hydra_cfg).metrics.get(registry.LOSS)
             except BaseException as err:
-                stop(err, cfg, output_dir, started, hydra_cfg, release)
+                stop(err, cfg, output_dir, started, hydra_cfg, lambda: summarize_stopped(release, hydra_cfg, cfg))
                 return None
             finally:
-                jobs.end_process_group()
+                process.end_process_group()
     except RunError as err:  # the lock is held by another run
         raise SystemExit(f"error: {err}") from None
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from betavae.base.errors import DataError
+from betavae.base.files import cache_path
 from betavae.data.idx import SYSTEM_DIR, locate
-from betavae.errors import DataError
-from betavae.files import cache_path
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.strategies import SingleDeviceStrategy
 
-from betavae.errors import RunError
+from betavae.base.errors import RunError
 
 
 class LeavesAtTeardown(SingleDeviceStrategy):

@@ -241,7 +241,7 @@ def train_job(run: Path, *overrides: str, check: bool = True) -> subprocess.Comp
 def compose_config(name: str, *overrides: str, hydra: bool = False):
     """The composed config `name` (train, evaluate, ...), as its entry point would see it (with the `hydra` key
     if asked), interpolations unresolved."""
-    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
+    with initialize_config_dir(str(REPO / "betavae" / "conf"), version_base="1.3"):
         return compose(name, overrides=list(overrides), return_hydra_config=hydra)
 
 
@@ -254,7 +254,7 @@ def started_run(run: Path, *overrides: str) -> Path:
     """A run directory whose experiment was started with ``overrides`` (its config and one checkpoint)."""
     from omegaconf import OmegaConf
 
-    from betavae.runs import record_part
+    from betavae.runs.continuation import record_part
 
     hydra_cfg = OmegaConf.create({"overrides": {"task": list(overrides)}})
     record_part(run, compose_train(*overrides), hydra_cfg, {})

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from betavae.config import require
+from betavae.base.config import require
 from betavae.data.contract import Factor
 from betavae.data.shapes import ShapesDataModule, render
 

@@ -7,7 +7,8 @@ import shutil
 import pytest
 import torch
 
-from betavae.api import load_run, load_sweep, summary_rows
+from betavae.api import load_sweep, summary_rows
+from betavae.model.run import load_run
 from tests.helpers import REPO, WITHOUT_FIGURES, limits, run_module
 
 pytestmark = pytest.mark.slow
@@ -71,7 +72,7 @@ def test_a_run_whose_best_checkpoint_is_gone_loads_the_last_saying_its_metrics_a
 
 
 def test_load_run_on_a_device_this_machine_lacks_names_the_device_not_the_checkpoint(example):
-    from betavae.errors import UsageError
+    from betavae.base.errors import UsageError
 
     with pytest.raises(UsageError, match=r"^device='bogus': must be 'cpu', 'cuda' or 'cuda:N'$"):
         load_run(next((example / "multirun" / "example").glob("beta=2.0*")), device="bogus")

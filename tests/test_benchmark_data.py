@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
+from betavae.base.errors import DataError
 from betavae.data import DSpritesDataModule, MPI3DDataModule, Shapes3DDataModule
-from betavae.errors import DataError
 from tests.helpers import run_module, sprite_images, strict_json, write_dsprites, write_mpi3d, write_shapes3d
 
 SMALL = {"val_size": 10, "test_size": 10}

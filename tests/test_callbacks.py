@@ -11,15 +11,15 @@ from hydra.utils import instantiate
 from scipy.stats import special_ortho_group
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from betavae.callbacks.latent_evolution import LatentEvolution
+from betavae.callbacks.metrics import FIDMetrics
 from betavae.data.fashion_mnist import FashionMNISTDataModule
-from betavae.evolution import aligned_projections, pca_2d, shared_limits
-from betavae.fid import FIDScorer
-from betavae.latents import active_units
-from betavae.loss import BetaObjective
-from betavae.model import MLPVAE, ConvVAE, Posterior
-from betavae.module import BetaVAEModule
-from callbacks.latent_evolution import LatentEvolution
-from callbacks.metrics import FIDMetrics
+from betavae.figures.evolution import aligned_projections, pca_2d, shared_limits
+from betavae.metrics.fid import FIDScorer
+from betavae.metrics.latents import active_units
+from betavae.model.module import BetaVAEModule
+from betavae.model.networks import MLPVAE, ConvVAE, Posterior
+from betavae.model.objectives import BetaObjective
 from tests.helpers import compose_train
 
 FIGURES = {  # name: (height, width) of the PNG, from the grid layout (30 px per 28 px image with padding)
@@ -179,10 +179,10 @@ def test_a_one_dimensional_latent_is_shown_across_with_a_fixed_random_spread():
 @pytest.mark.parametrize("network", [MLPVAE, ConvVAE])
 @pytest.mark.parametrize("latent_dim", [1, 2, 3])
 def test_every_default_figure_is_drawn_from_the_smallest_latent_size_up_on_both_networks(network, latent_dim):
-    from betavae import figures
     from betavae.data.fashion_mnist import CLASS_NAMES
-    from betavae.evolution import Frame, evolution_images
-    from betavae.latents import encode_all
+    from betavae.figures import draw as figures
+    from betavae.figures.evolution import Frame, evolution_images
+    from betavae.model.networks import encode_all
 
     settings = compose_train().figures
     torch.manual_seed(0)

@@ -5,7 +5,7 @@ import re
 import pytest
 from hydra.utils import instantiate
 
-from betavae.config import config_error, instantiate_copy
+from betavae.base.config import config_error, instantiate_copy
 from tests.helpers import REPO, compose_config, compose_train, run_module
 
 
@@ -185,8 +185,8 @@ def test_callbacks_group_composes_every_callback_and_fid_none_leaves_nothing():
     ],
 )
 def test_the_test_pass_scores_the_families_whose_settings_the_config_holds(overrides, families):
-    from betavae.registry import Stage
-    from betavae.suite import Suite
+    from betavae.metrics.registry import Stage
+    from betavae.metrics.suite import Suite
 
     assert list(Suite.configured(compose_train(*overrides), Stage.TEST).scorers) == families
 
@@ -199,13 +199,13 @@ def test_the_test_pass_scores_the_families_whose_settings_the_config_holds(overr
     ],
 )
 def test_evaluate_scores_the_families_whose_settings_its_config_holds(overrides, families):
-    from betavae.registry import Stage
-    from betavae.suite import Suite
+    from betavae.metrics.registry import Stage
+    from betavae.metrics.suite import Suite
 
     assert list(Suite.configured(compose_config("evaluate", *overrides), Stage.EVALUATE).scorers) == families
 
 
-EXPERIMENTS = sorted(path.stem for path in (REPO / "conf" / "experiment").glob("*.yaml"))
+EXPERIMENTS = sorted(path.stem for path in (REPO / "betavae" / "conf" / "experiment").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)

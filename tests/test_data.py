@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
+from betavae.base.errors import DataError
 from betavae.data import idx
 from betavae.data.fashion_mnist import FashionMNISTDataModule
 from betavae.data.idx import IMAGE_MAGIC, LABEL_MAGIC, load_split, locate, read_idx
 from betavae.data.memory import EpochSampler, TensorBatches
-from betavae.errors import DataError
 from tests.helpers import run_module, write_idx, write_split
 
 
@@ -219,7 +219,7 @@ def test_binarize_draws_fresh_training_images_per_epoch_and_fixes_val_and_test(r
 
 @pytest.mark.slow
 def test_bernoulli_floor_on_the_test_images_is_189_9_nats(real_data_dir, tmp_path):
-    from betavae.likelihood import entropy_floor
+    from betavae.model.likelihoods import entropy_floor
 
     dm = FashionMNISTDataModule(root=str(tmp_path), system_dir=str(real_data_dir), download=False)
     test = dm.images("test")[0]

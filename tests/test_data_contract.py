@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
+from betavae.base.errors import DataError
 from betavae.data.contract import ImageData
 from betavae.data.fashion_mnist import FashionMNISTDataModule
 from betavae.data.memory import InMemoryDataModule
 from betavae.data.shapes import ShapesDataModule
-from betavae.errors import DataError
 from tests.helpers import REPO, limits, run_module, strict_json
 from tests.rgb_shapes import ColouredShapesDataModule
 

@@ -100,8 +100,8 @@ def test_ddp_processes_draw_their_own_noise_resume_exactly_and_test_every_image_
     FID, scored by rank 0 alone, reaches every rank's log."""
     from hydra.utils import instantiate
 
-    from betavae.api import load_run
-    from betavae.loss import gaussian_kl
+    from betavae.model.objectives import gaussian_kl
+    from betavae.model.run import load_run
 
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     noise = ["+callbacks.noise._target_=tests.faults.RecordNoise"]
@@ -172,7 +172,7 @@ def one_gpu(monkeypatch):
 
 
 def test_rng_states_saved_with_more_gpus_restore_on_a_machine_with_fewer(one_gpu):
-    from betavae.module import rng_state, set_rng_state
+    from betavae.model.module import rng_state, set_rng_state
 
     state = rng_state()
     for saved in (torch.full((16,), 7, dtype=torch.uint8), [torch.full((16,), 7, dtype=torch.uint8)] * 4):
@@ -182,7 +182,7 @@ def test_rng_states_saved_with_more_gpus_restore_on_a_machine_with_fewer(one_gpu
 
 
 def test_gpu_per_job_spreads_any_number_of_jobs_over_the_visible_gpus(monkeypatch):
-    from betavae.jobs import job_gpu
+    from betavae.runs.process import job_gpu
 
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     assert [job_gpu(k) for k in range(5)] == [[0], [1], [0], [1], [0]]
@@ -200,7 +200,7 @@ def test_gpu_per_job_without_a_gpu_is_refused_in_one_line(tmp_path):
 
 @pytest.mark.slow
 def test_bf16_mixed_is_recorded_and_warned_about_on_a_cpu_without_bfloat16_instructions(tmp_path, real_data_dir):
-    from betavae.jobs import cpu_has_bf16
+    from betavae.runs.process import cpu_has_bf16
 
     run = tmp_path / "run"
     job(run, "trainer.precision=bf16-mixed", "trainer.max_epochs=1", *WITHOUT_FIGURES)
@@ -220,10 +220,10 @@ def test_training_steps_read_values_back_from_the_device_only_at_the_divergence_
     batches 0, 50 and 99 (log_every_n_steps=50), with the progress bar redrawn every 10."""
     import lightning.pytorch as pl
 
+    from betavae.callbacks.progress import ProgressBar
     from betavae.data.fashion_mnist import FashionMNISTDataModule
-    from betavae.model import MLPVAE
-    from betavae.module import BetaVAEModule
-    from callbacks.progress import ProgressBar
+    from betavae.model.module import BetaVAEModule
+    from betavae.model.networks import MLPVAE
 
     reads, counting = [], [False]
 

@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from betavae import disentanglement as scores
+from betavae.base.errors import ConfigError
 from betavae.data.fashion_mnist import FashionMNISTDataModule
-from betavae.errors import ConfigError
-from betavae.suite import Suite
+from betavae.metrics import disentanglement as scores
+from betavae.metrics.suite import Suite
 
 VALUES = [3, 4, 5, 6]  # factor sizes of the known-answer cases: small, so the boosted trees fit in seconds
 GRID = np.stack(np.meshgrid(*[np.arange(v) for v in VALUES], indexing="ij"), -1).reshape(-1, len(VALUES))
@@ -155,7 +155,7 @@ def test_data_without_factors_is_left_out_saying_why_and_refused_in_one_line_whe
 def test_compute_false_turns_the_scores_off():
     from omegaconf import OmegaConf
 
-    node = OmegaConf.create({"_target_": "betavae.disentanglement.DisentanglementScorer", "compute": False})
+    node = OmegaConf.create({"_target_": "betavae.metrics.disentanglement.DisentanglementScorer", "compute": False})
     assert scores.DisentanglementScorer.configured(node) is None
 
 

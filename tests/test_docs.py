@@ -10,8 +10,8 @@ from shutil import which
 import pytest
 from hydra import compose, initialize_config_dir
 
-from betavae.cli import quote_path_arguments
-from betavae.summary.plan import expand
+from betavae.base.cli import quote_path_arguments
+from betavae.runs.plan import expand
 from tests.helpers import REPO
 
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
@@ -65,7 +65,7 @@ def test_every_documented_command_composes_or_names_what_exists(doc, words):
         module, *args = words[words.index("python") + 2 :]
         overrides = [a for a in args if a not in ("-m", "--multirun")]
         overrides = quote_path_arguments(getattr(entry_point(module), "PATH_KEYS", ()), ["", *overrides])[1:]
-        with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
+        with initialize_config_dir(str(REPO / "betavae" / "conf"), version_base="1.3"):
             for job in expand(overrides):
                 compose(CONFIGS[module], overrides=job, return_hydra_config=True)
     elif words[0] in (".", "source"):  # the project's environment, which the Makefile makes

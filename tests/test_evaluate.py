@@ -8,11 +8,12 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from betavae.api import load_run
-from betavae.bounds import elbo, iw_log_likelihood
-from betavae.checkpoints import load_checkpoint
-from betavae.errors import RunError
-from betavae.latents import active_units, encode_all, kl_decomposition
+from betavae.base.errors import RunError
+from betavae.metrics.bounds import elbo, iw_log_likelihood
+from betavae.metrics.latents import active_units, kl_decomposition
+from betavae.model.checkpoints import load_checkpoint
+from betavae.model.networks import encode_all
+from betavae.model.run import load_run
 from tests.helpers import WITHOUT_FIGURES, Payload, limits, run_module
 
 pytestmark = pytest.mark.slow

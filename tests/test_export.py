@@ -8,10 +8,11 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from betavae.api import load_model, load_run
-from betavae.errors import RunError
-from betavae.registry import Stage
-from betavae.suite import Suite
+from betavae.api import load_model
+from betavae.base.errors import RunError
+from betavae.metrics.registry import Stage
+from betavae.metrics.suite import Suite
+from betavae.model.run import load_run
 from tests.helpers import WITHOUT_FIGURES, compose_train, run_module, strict_json
 
 pytestmark = pytest.mark.slow

@@ -10,9 +10,9 @@ import pytest
 import torch
 from torchvision.transforms.functional import gaussian_blur
 
+from betavae.base.errors import ConfigError
 from betavae.data.idx import SYSTEM_DIR, load_split, locate
-from betavae.errors import ConfigError
-from betavae.fid import (
+from betavae.metrics.fid import (
     FEATURES_FILE,
     FEATURES_SHA256,
     FEATURES_TEST_ACCURACY,
@@ -23,7 +23,7 @@ from betavae.fid import (
     make_metric,
     set_real,
 )
-from betavae.fid_features import accuracy
+from betavae.metrics.fid_features import accuracy
 from tests.helpers import run_module
 
 N = 10_000
@@ -120,7 +120,7 @@ def test_damaged_real_statistics_cache_is_recomputed_with_a_warning(data, tmp_pa
         state["real_features_sum"] *= 1.1
         torch.save(state, path)
     cached = make_metric("fashion")
-    with caplog.at_level("WARNING", logger="betavae.fid"):
+    with caplog.at_level("WARNING", logger="betavae.metrics.fid"):
         assert set_real(cached, test, tmp_path) == path
     assert "ignoring cached real statistics" in caplog.text
     assert "recomputing" in caplog.text
@@ -174,7 +174,7 @@ def test_inception_without_weights_stops_before_training(tmp_path):
 
 def _inception_weights() -> str | None:
     """torch-fidelity's InceptionV3 weights, from $BETAVAE_INCEPTION_WEIGHTS or the torch hub cache."""
-    from betavae.fid import INCEPTION_WEIGHTS
+    from betavae.metrics.fid import INCEPTION_WEIGHTS
 
     for candidate in (
         os.environ.get("BETAVAE_INCEPTION_WEIGHTS"),

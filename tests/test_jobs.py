@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from betavae.errors import RunError, Terminated
-from betavae.files import write_json
-from betavae.jobs import job_lock, raise_on_sigterm, set_threads
-from betavae.module import rng_state, set_rng_state
+from betavae.base.errors import RunError, Terminated
+from betavae.base.files import write_json
+from betavae.model.module import rng_state, set_rng_state
+from betavae.runs.process import job_lock, raise_on_sigterm, set_threads
 from tests.helpers import Payload, scalars, strict_json, train_job, write_idx
 
 

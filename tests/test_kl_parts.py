@@ -6,10 +6,18 @@ import math
 import pytest
 import torch
 
-from betavae.errors import ConfigError
-from betavae.latents import kl_decomposition, posterior_sample
-from betavae.loss import KLParts, TCObjective, gaussian_kl, kl_parts, log_normal, objective_from, stratified_log_weights
-from betavae.model import Posterior
+from betavae.base.errors import ConfigError
+from betavae.metrics.latents import kl_decomposition, posterior_sample
+from betavae.model.networks import Posterior
+from betavae.model.objectives import (
+    KLParts,
+    TCObjective,
+    gaussian_kl,
+    kl_parts,
+    log_normal,
+    objective_from,
+    stratified_log_weights,
+)
 
 
 def mixture_entropy_1d(means, sd):
@@ -108,8 +116,7 @@ def test_the_parts_sum_to_the_analytic_kl_of_a_trained_encoder_within_monte_carl
 def trained_posterior(real_data_dir):
     """The posteriors of 2,000 real test images under an MLP VAE trained 300 Adam steps on real training images."""
     from betavae.data.fashion_mnist import FashionMNISTDataModule
-    from betavae.latents import encode_all
-    from betavae.model import MLPVAE
+    from betavae.model.networks import MLPVAE, encode_all
 
     torch.manual_seed(0)
     data = FashionMNISTDataModule(root=real_data_dir)
@@ -195,8 +202,8 @@ def test_tcvae_objective_is_rebuilt_from_its_hyperparameters_and_checks_them():
 def test_validation_parts_come_from_chunks_of_the_training_batch_whatever_the_evaluation_batches():
     """The images in the order they come, cut into chunks of the objective's batch size across the evaluation
     batches' boundaries: two ways of batching one epoch give the same chunks and the same estimates."""
-    from betavae.model import MLPVAE
-    from betavae.module import BetaVAEModule
+    from betavae.model.module import BetaVAEModule
+    from betavae.model.networks import MLPVAE
 
     module = BetaVAEModule(
         MLPVAE(image_size=2, hidden_dims=[3], latent_dim=2), TCObjective(batch_size=4, dataset_size=100)

@@ -1,5 +1,6 @@
-"""How the code is layered: errors at the bottom; the modules that manage runs (records, directories, summaries,
-loggers, the Slurm launcher) below the model, never importing it; the key lists that make one experiment agree."""
+"""How the code is layered: the folders are floors (base at the bottom, the doors at the top), no module imports
+from a floor above its own and none is in a cycle; the modules that manage runs (records, directories, summaries,
+loggers, the Slurm launcher) never import the model; the key lists that make one experiment agree."""
 
 import ast
 import subprocess
@@ -7,15 +8,25 @@ import sys
 
 import pytest
 
-from betavae.runs import PATH_KEYS, changes, may_change
+from betavae.runs.continuation import changes, may_change
+from betavae.runs.names import PATH_KEYS
 from tests.helpers import REPO, compose_config, compose_train
 
-RUN_MANAGEMENT = ["betavae.errors", "betavae.files", "betavae.config", "betavae.cli", "betavae.registry",
-                  "betavae.runs", "betavae.loggers", "betavae.summary", "betavae.summarize", "betavae.sweep",
-                  "hydra_plugins.betavae_slurm"]  # fmt: skip
-MODEL = ("betavae.model", "betavae.module", "betavae.figures", "betavae.latents", "betavae.suite")
-PLOTTING = ("betavae.plotting", "betavae.summary.plot")  # drawn only when a summary is written
-LIGHT = ["betavae.registry", "betavae.runs", "betavae.summary", "betavae.summarize", "betavae.sweep"]
+RUNS = ["betavae.runs.layout", "betavae.runs.names", "betavae.runs.continuation", "betavae.runs.sweep",
+        "betavae.runs.plan"]  # fmt: skip
+RUN_MANAGEMENT = ["betavae.base.errors", "betavae.base.files", "betavae.base.config", "betavae.base.cli",
+                  "betavae.metrics.registry", *RUNS, "betavae.loggers.job", "betavae.summary",
+                  "betavae.summarize", "betavae.summary.callback", "hydra_plugins.betavae_slurm"]  # fmt: skip
+MODEL = ("betavae.model.networks", "betavae.model.module", "betavae.figures.draw", "betavae.metrics.latents",
+         "betavae.metrics.suite")  # fmt: skip
+PLOTTING = ("betavae.base.plotting", "betavae.summary.plot")  # drawn only when a summary is written
+LIGHT = ["betavae.metrics.registry", *RUNS, "betavae.summary", "betavae.summarize", "betavae.summary.callback"]
+# The floors, bottom first: a module imports from its own floor or those below. The registry declares the metrics
+# (it imports nothing), so the run records and the summaries below the scorers can read it.
+FLOORS = [("betavae.base",), ("betavae.metrics.registry",), ("betavae.runs",), ("betavae.data",), ("betavae.model",),
+          ("betavae.metrics",), ("betavae.figures",), ("betavae.loggers",), ("betavae.callbacks",),
+          ("betavae.summary",), ("betavae.train", "betavae.evaluate", "betavae.summarize", "betavae.export",
+                                 "betavae.api", "hydra_plugins")]  # fmt: skip
 
 
 @pytest.mark.slow  # a fresh interpreter for each module: about 20 s in all
@@ -35,7 +46,7 @@ def test_the_records_the_registry_and_the_summary_import_neither_torch_nor_matpl
 
 
 def test_a_job_directory_name_longer_than_a_file_name_may_be_keeps_what_fits_and_a_hash_of_the_whole():
-    from betavae.runs import NAME_MAX, job_dirname
+    from betavae.runs.names import NAME_MAX, job_dirname
 
     long = [f"model.net.hidden_dims=[{','.join(['8'] * 100)}]", "beta=0.5", "seed=1", "lr=0.001"]
     name = job_dirname(long, [])
@@ -54,7 +65,7 @@ def imports_of(path):
     names += [f"{n.module}.{a.name}" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module
               for a in n.names]  # fmt: skip
     names += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
-    return {name for name in names if name.split(".")[0] in ("betavae", "callbacks")}
+    return {name for name in names if name.split(".")[0] in ("betavae", "hydra_plugins")}
 
 
 def module_name(path):
@@ -62,10 +73,38 @@ def module_name(path):
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def test_the_house_has_no_import_cycle():
-    graph = {module_name(p): imports_of(p) for folder in ("betavae", "callbacks")
+def import_graph():
+    """Every module of the package and the Slurm plugin, with the modules of ours it imports."""
+    graph = {module_name(p): imports_of(p) for folder in ("betavae", "hydra_plugins")
              for p in (REPO / folder).rglob("*.py")}  # fmt: skip
-    graph = {m: {i for i in deps if i in graph and i != m and not m.startswith(f"{i}.")} for m, deps in graph.items()}
+    return {m: {i for i in deps if i in graph and i != m and not m.startswith(f"{i}.")} for m, deps in graph.items()}
+
+
+def floor(module):
+    """The index in FLOORS of a module's floor: its longest matching prefix; None for the package's own docstring."""
+    found = [(len(p), i) for i, prefixes in enumerate(FLOORS) for p in prefixes
+             if module == p or module.startswith(f"{p}.")]  # fmt: skip
+    return max(found)[1] if found else None
+
+
+def test_every_module_stands_on_a_floor_and_imports_nothing_from_a_floor_above():
+    graph = import_graph()
+    only_docstrings = {module_name(p) for p in (REPO / "betavae").rglob("__init__.py")
+                       if all(isinstance(n, ast.Expr) for n in ast.parse(p.read_text()).body)}  # fmt: skip
+    graph = {m: deps - only_docstrings for m, deps in graph.items()}  # `from betavae.metrics import registry`
+    assert [m for m in graph if floor(m) is None] == ["betavae"]
+    upward = [f"{m} -> {dep}" for m, deps in graph.items() for dep in deps
+              if m != "betavae" and floor(dep) is not None and floor(dep) > floor(m)]  # fmt: skip
+    assert upward == []
+
+
+def test_the_package_top_holds_only_the_doors():
+    top = {p.stem for p in (REPO / "betavae").glob("*.py")}
+    assert top == {"__init__", "train", "evaluate", "summarize", "export", "api"}
+
+
+def test_the_house_has_no_import_cycle():
+    graph = import_graph()
     state: dict[str, int] = {}
 
     def visit(module, path):
@@ -83,7 +122,7 @@ def test_the_house_has_no_import_cycle():
 
 
 def test_the_errors_module_imports_nothing_of_betavae():
-    tree = ast.parse((REPO / "betavae" / "errors.py").read_text())
+    tree = ast.parse((REPO / "betavae" / "base" / "errors.py").read_text())
     imported = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
     imported += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
     assert [name for name in imported if name and name.startswith("betavae")] == []
@@ -100,11 +139,11 @@ def test_every_key_left_out_of_job_directory_names_may_change_when_a_job_continu
     base = compose_train()
     allowed = base.continue_may_change
     excluded = compose_config("train", hydra=True).hydra.job.config.override_dirname.exclude_keys
-    groups = {path.name for path in (REPO / "conf").iterdir() if path.is_dir()}
+    groups = {path.name for path in (REPO / "betavae" / "conf").iterdir() if path.is_dir()}
     for key in excluded:
         if key not in groups:
             assert may_change(key, allowed), key
             continue
-        for option in sorted((REPO / "conf" / key).glob("*.yaml")):
+        for option in sorted((REPO / "betavae" / "conf" / key).glob("*.yaml")):
             changed = changes(base, compose_train(f"{key}={option.stem}"))
             assert [k for k in changed if not may_change(k, allowed)] == [], f"{key}={option.stem}"

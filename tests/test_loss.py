@@ -6,11 +6,11 @@ import math
 import pytest
 import torch
 
-from betavae.bounds import iw_estimate, standard_error
-from betavae.errors import ConfigError
-from betavae.likelihood import Bernoulli, ContinuousBernoulli, entropy_floor
-from betavae.loss import BetaObjective, CapacityObjective, Progress, gaussian_kl, objective_from
-from betavae.model import MLPVAE
+from betavae.base.errors import ConfigError
+from betavae.metrics.bounds import iw_estimate, standard_error
+from betavae.model.likelihoods import Bernoulli, ContinuousBernoulli, entropy_floor
+from betavae.model.networks import MLPVAE
+from betavae.model.objectives import BetaObjective, CapacityObjective, Progress, gaussian_kl, objective_from
 
 
 def _sigmoid(z):

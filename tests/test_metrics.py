@@ -7,10 +7,10 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from betavae.bounds import LikelihoodBounds
-from betavae.fid import ToInception
-from betavae.latents import linear_probe_accuracy, probe_metrics
-from betavae.model import MLPVAE, Posterior
+from betavae.metrics.bounds import LikelihoodBounds
+from betavae.metrics.fid import ToInception
+from betavae.metrics.latents import linear_probe_accuracy, probe_metrics
+from betavae.model.networks import MLPVAE, Posterior
 
 
 def collapsed_posterior(labels: torch.Tensor, seed: int) -> Posterior:
@@ -76,7 +76,7 @@ def test_low_effective_sample_size_is_reported_and_warned(caplog):
     x = torch.rand(8, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     settings = OmegaConf.create({"seed": 0, "elbo_samples": 10, "iw_samples": 500, "batch_images": 4,
                                  "batch_samples": 100, "limit": None, "probe": True})  # fmt: skip  # eval's keys
-    with caplog.at_level(logging.WARNING, logger="betavae.bounds"):
+    with caplog.at_level(logging.WARNING, logger="betavae.metrics.bounds"):
         result = LikelihoodBounds.configured(settings).scores(_tiny_vae_with_wide_posterior(), x)
     assert result["iw_ess"] < 0.01
     assert "mean effective sample size" in caplog.text

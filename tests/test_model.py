@@ -3,10 +3,10 @@ import re
 import pytest
 import torch
 
-from betavae.errors import ConfigError, Diverged, RunError
-from betavae.loss import BetaObjective
-from betavae.model import MLPVAE, ConvVAE, build
-from betavae.module import BetaVAEModule
+from betavae.base.errors import ConfigError, Diverged, RunError
+from betavae.model.module import BetaVAEModule
+from betavae.model.networks import MLPVAE, ConvVAE, build
+from betavae.model.objectives import BetaObjective
 
 
 def test_reference_architecture_shapes():

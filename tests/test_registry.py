@@ -9,15 +9,17 @@ import json
 import numpy as np
 import pytest
 
-from betavae import registry
-from betavae.registry import Scope
-from betavae.runs import Status
-from betavae.suite import Evaluation, Scorer, Suite
-from betavae.summary.across import SweepScorer
+from betavae.metrics import registry
+from betavae.metrics.across import SweepScorer
+from betavae.metrics.registry import Scope
+from betavae.metrics.scorer import Evaluation, Scorer
+from betavae.metrics.suite import SCORERS, Suite
+from betavae.runs.layout import Status
+from betavae.summary import across_scorers
 from tests import toy_metric
 from tests.helpers import LATENT_STATS_ONLY, REPO, limits, run_module, strict_json
 
-CODE = [path for folder in ("betavae", "callbacks", "hydra_plugins", "benchmarks", "scripts")
+CODE = [path for folder in ("betavae", "hydra_plugins", "benchmarks", "scripts")
         for path in sorted((REPO / folder).rglob("*.py")) if path.name != "registry.py"]  # fmt: skip
 
 
@@ -38,12 +40,13 @@ def test_no_metric_key_is_spelled_anywhere_in_the_code_but_its_registry_entry():
     assert found == set()
 
 
-def test_every_registered_family_names_a_scorer_of_its_scope():
-    for family in registry.families():
-        if family.scorer is None:
-            continue  # training computes it: its test loop, its record
-        expected = Scorer if family.scope is Scope.PER_RUN else SweepScorer
-        assert issubclass(registry.scorer_class(family), expected), family.name
+def test_every_scorer_is_of_its_familys_scope_and_every_family_but_trainings_own_has_one():
+    per_run, across = SCORERS, across_scorers()
+    assert all(issubclass(cls, Scorer) and registry.FAMILIES[name].scope is Scope.PER_RUN
+               for name, cls in per_run.items())  # fmt: skip
+    assert all(issubclass(cls, SweepScorer) and registry.FAMILIES[name].scope is Scope.ACROSS_RUNS
+               for name, cls in across.items())  # fmt: skip
+    assert [f.name for f in registry.families() if f.name not in {*per_run, *across}] == ["elbo", "record"]
 
 
 def test_a_family_whose_name_or_key_is_taken_is_refused():
@@ -62,7 +65,9 @@ def test_a_scorer_giving_a_key_its_entry_does_not_declare_is_a_bug_said_in_one_l
     from betavae.data.shapes import ShapesDataModule
 
     data = ShapesDataModule(image_size=8, positions=4, scales=1, orientations=1, val_size=5, test_size=10)
-    with pytest.raises(RuntimeError, match=r"^metric family 'disentanglement' gave test/toy, which betavae\.registry"):
+    with pytest.raises(
+        RuntimeError, match=r"^metric family 'disentanglement' gave test/toy, which betavae\.metrics\.registry"
+    ):
         Suite({"disentanglement": Stray()}).evaluate(None, data)
 
 
@@ -79,7 +84,7 @@ def toy():
     """The toy family registered in this process too (the summary's plot reads it), and removed after."""
     toy_metric.register()
     yield toy_metric.TOY
-    registry.unregister(toy_metric.TOY.name)
+    toy_metric.unregister()
 
 
 @pytest.mark.slow

@@ -18,12 +18,13 @@ import yaml
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from betavae.checkpoints import AtomicCheckpointIO, check_resumable, load_checkpoint, own_checkpoint
-from betavae.errors import DiskFull, Refused, RunError
-from betavae.failures import failure
-from betavae.files import atomic, remove_temporaries
-from betavae.jobs import job_lock
-from betavae.runs import RunRecord, Status, check_continuation, record_part
+from betavae.base.errors import DiskFull, Refused, RunError
+from betavae.base.files import atomic, remove_temporaries
+from betavae.model.checkpoints import AtomicCheckpointIO, check_resumable, load_checkpoint, own_checkpoint
+from betavae.runs.continuation import MOVED, check_continuation, record_part, run_config
+from betavae.runs.failures import failure
+from betavae.runs.layout import RunRecord, Status
+from betavae.runs.process import job_lock
 from tests.helpers import (
     WITHOUT_FIGURES,
     compose_train,
@@ -111,6 +112,21 @@ def test_a_directory_of_0_7_0_whose_networks_took_no_channels_continues_as_the_s
     del recorded.model.net["image_channels"], recorded.data["channels"]  # how 0.7.0 and earlier recorded them
     OmegaConf.save(recorded, run / ".hydra" / "config.yaml")
     assert check_continuation(run, compose_train("model=conv")) == {}
+
+
+def test_a_directory_of_0_11_whose_config_names_classes_where_they_were_continues_and_builds(tmp_path):
+    run = started_run(tmp_path / "run", "objective=tcvae")
+    path = run / ".hydra" / "config.yaml"
+    text = path.read_text()
+    for old, new in MOVED.items():  # how 0.11 and earlier named the classes
+        text = text.replace(f"_target_: {new}.", f"_target_: {old}.")
+    assert "_target_: betavae.module.BetaVAEModule" in text and "_target_: callbacks.metrics.TestScores" in text
+    path.write_text(text)
+    assert check_continuation(run, compose_train("objective=tcvae")) == {}
+    recorded = run_config(run)
+    assert recorded.model._target_ == "betavae.model.module.BetaVAEModule"
+    assert recorded.scores._target_ == "betavae.callbacks.metrics.TestScores"
+    assert type(instantiate(recorded.model.net)).__name__ == "MLPVAE"
 
 
 def test_a_directory_without_work_starts_a_new_experiment(tmp_path):
@@ -371,7 +387,11 @@ def test_a_finished_jobs_record_round_trips_with_its_status_first_and_its_test_m
     written = strict_json(tmp_path / "metrics.json")
     assert list(written)[:3] == ["status", "test/loss", "test/kl"]
     assert written["status"] == "ok"
-    assert written["objective"] == {"_target_": "betavae.loss.BetaObjective", "beta": 0.5, "warmup_epochs": 2}
+    assert written["objective"] == {
+        "_target_": "betavae.model.objectives.BetaObjective",
+        "beta": 0.5,
+        "warmup_epochs": 2,
+    }
     assert (written["beta"], written["weight"]) == (0.5, {"beta": 0.5})
     assert (written["likelihood"], written["precision"], written["epochs"]) == ("Bernoulli", "32-true", 3)
     assert RunRecord.read(tmp_path) == record

@@ -4,8 +4,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from betavae.files import atomic, write_json
-from callbacks.schedule import due
+from betavae.base.files import atomic, write_json
+from betavae.callbacks.schedule import due
 
 
 @pytest.mark.parametrize(

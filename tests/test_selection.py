@@ -8,10 +8,10 @@ import shutil
 import numpy as np
 import pytest
 
-from betavae import udr
-from betavae.runs import Status, SweepDir
-from betavae.selection import ModelSelection, read_selection
-from betavae.summary.read import Job
+from betavae.metrics import udr
+from betavae.metrics.selection import ModelSelection, read_selection
+from betavae.runs.layout import Status, SweepDir
+from betavae.runs.sweep import Job
 from tests.helpers import WITHOUT_FIGURES, run_module
 
 pytestmark = pytest.mark.slow

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
+from betavae.base.errors import ConfigError
 from betavae.data.shapes import SHAPES, ShapesDataModule, grid_factors, render, sprites
-from betavae.errors import ConfigError
 
 
 def test_the_shapes_grid_has_every_factor_combination_once_as_a_binary_image_inside_the_frame():

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from betavae.disentanglement import CODE_ARRAYS, scores_from_codes
+from betavae.metrics.disentanglement import CODE_ARRAYS, scores_from_codes
 from tests.helpers import limits, run_module, scalars, strict_json, train_job
 
 pytestmark = pytest.mark.slow

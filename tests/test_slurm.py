@@ -14,7 +14,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from betavae.api import load_run
+from betavae.model.run import load_run
 from tests.helpers import REPO, WITHOUT_FIGURES, limits, run_module, start_module, strict_json
 
 pytestmark = pytest.mark.slow
@@ -193,7 +193,7 @@ def test_a_job_slurm_refuses_at_submission_is_one_line(slurm, tmp_path):
 
 
 def test_two_task_ddp_under_srun_logs_the_test_kl_of_one_process(slurm, tmp_path, real_data_dir):
-    from betavae.loss import gaussian_kl
+    from betavae.model.objectives import gaussian_kl
 
     run = tmp_path / "ddp"
     srun = ["srun", "--ntasks=2", "--ntasks-per-node=2", "--cpus-per-task=1", "--mem=4G"]

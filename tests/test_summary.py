@@ -14,11 +14,12 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from betavae.api import load_run
-from betavae.errors import RunError
-from betavae.runs import Status
+from betavae.base.errors import RunError
+from betavae.model.run import load_run
+from betavae.runs.layout import Status
+from betavae.runs.sweep import comparisons, label_groups
 from betavae.summary import summarize
-from betavae.summary.groups import comparisons, group_rows, in_table_order, label_groups, swept_key
+from betavae.summary.groups import group_rows, in_table_order, swept_key
 from betavae.summary.plot import iso_elbo_lines, tradeoff_figure
 from tests.helpers import LATENT_STATS_ONLY, limits, run_module, started_run, strict_json
 
@@ -82,7 +83,7 @@ def test_paired_differences_are_per_seed_differences_with_a_t_interval(seeds_swe
 def test_a_fashion_sweeps_selection_holds_every_seeds_codes_of_the_same_images_and_compares_seeds_of_a_group_only(
     seeds_sweep,
 ):
-    from betavae.selection import read_selection
+    from betavae.metrics.selection import read_selection
 
     saved = read_selection(seeds_sweep)
     assert saved["codes"].shape == (4, 10_000, 20)  # every Fashion-MNIST test image, by default
@@ -260,7 +261,7 @@ def test_summarize_faults_are_one_line_naming_the_file(tmp_path):
 
 
 def test_a_job_still_training_is_listed_as_running_not_as_stopped_early(tmp_path):
-    from betavae.jobs import job_lock
+    from betavae.runs.process import job_lock
 
     sweep = started_run(tmp_path / "sweep" / "beta=1", "beta=1").parent
     with job_lock(sweep / "beta=1"):  # as the training process holds it
@@ -291,7 +292,7 @@ def test_summarize_without_a_sweep_dir_is_one_line(tmp_path):
 
 
 def test_iso_elbo_lines_keep_the_points_in_view_and_mark_the_best_bound():
-    from betavae.plotting import new_figure
+    from betavae.base.plotting import new_figure
 
     ax = new_figure(4, 3).add_subplot()
     points = [(38.7, 214.7), (17.0, 222.4), (12.2, 227.5)]  # (KL, recon)

@@ -7,9 +7,10 @@ import time
 
 import pytest
 
-from betavae import loggers, tracking
-from betavae.loggers import Tolerant
-from betavae.runs import job_dirname
+from betavae.loggers import job as loggers
+from betavae.loggers import tracking
+from betavae.loggers.trackers import Tolerant
+from betavae.runs.names import job_dirname
 from tests.helpers import EVALUATE_FEW, WITHOUT_FIGURES, MlflowServer, limits, run_module, start_module, strict_json
 
 TINY = [*limits(train=3, val=1, test=1), *WITHOUT_FIGURES]

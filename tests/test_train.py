@@ -8,7 +8,7 @@ import torch
 from hydra.utils import instantiate
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from betavae.api import load_run
+from betavae.model.run import load_run
 from tests.helpers import WITHOUT_FIGURES, limits, run_module, scalars
 
 pytestmark = pytest.mark.slow
@@ -57,7 +57,11 @@ def test_sweep_job_writes_checkpoints_metrics_and_tensorboard(sweep, beta):
     assert metrics["test/tc"] > 0
     assert metrics["test/dimwise_kl"] > 0  # ≤ log n
     assert all(0 < metrics[f"test/{p}_se"] < 0.5 for p in ("mi", "tc", "dimwise_kl"))
-    assert metrics["objective"] == {"_target_": "betavae.loss.BetaObjective", "beta": beta, "warmup_epochs": 0}
+    assert metrics["objective"] == {
+        "_target_": "betavae.model.objectives.BetaObjective",
+        "beta": beta,
+        "warmup_epochs": 0,
+    }
 
     events, series = scalars(job)
     assert set(STAGE_METRICS) | {"test/elbo", "test/fid", "test/fid_recon", "val/active_units"} <= set(series)
@@ -76,8 +80,9 @@ def test_sweep_job_writes_checkpoints_metrics_and_tensorboard(sweep, beta):
 def test_logged_test_kl_and_its_decomposition_are_of_the_tested_images_only(sweep):
     """test/kl of the run equals a fresh pass of its best checkpoint over the same 2,000 test images, and the
     KL's decomposition and active units are of those images too (not of all 10,000), so the parts sum to it."""
-    from betavae.latents import active_units, encode_all, kl_decomposition
-    from betavae.loss import gaussian_kl
+    from betavae.metrics.latents import active_units, kl_decomposition
+    from betavae.model.networks import encode_all
+    from betavae.model.objectives import gaussian_kl
 
     run = load_run(sweep[1.0])
     module = run.module
@@ -138,7 +143,7 @@ def test_sweep_ends_with_a_summary_of_both_jobs(sweep):
 
 
 def test_continuous_bernoulli_capacity_run_logs_a_linear_capacity_and_a_normalised_recon(tmp_path, real_data_dir):
-    from betavae.likelihood import Bernoulli, ContinuousBernoulli
+    from betavae.model.likelihoods import Bernoulli, ContinuousBernoulli
 
     run = tmp_path / "run"
     run_module("betavae.train", *FEW_BATCHES_NO_FIGURES, "trainer.max_epochs=3", "likelihood=continuous_bernoulli",

@@ -8,7 +8,7 @@ import pytest
 import scipy.stats
 from scipy.stats import special_ortho_group
 
-from betavae import udr
+from betavae.metrics import udr
 
 RNG = np.random.default_rng(0)
 N, D = 1000, 10

@@ -1,18 +1,17 @@
 """`python -m tests.toy_metric <train overrides>`: `python -m betavae.train` with one more metric family in the
 registry, `toy` (the mean squared posterior mean of the tested images, in a panel of its own). The registry
-test runs it as a real Hydra multirun: adding the family is the only change."""
+test runs it as a real Hydra multirun: declaring the family and naming its scorer are the only changes."""
 
 from __future__ import annotations
 
-from betavae import registry
-from betavae.latents import encode_all
-from betavae.suite import Evaluation, Scorer
+from betavae.metrics import registry, suite
+from betavae.metrics.scorer import Evaluation, Scorer
+from betavae.model.networks import encode_all
 
 TOY = registry.Family(
     "toy",
     "toy score",
     (registry.Metric("test/toy", "toy score", decimals=4, paired=True, legend="mean μ²"),),
-    scorer="tests.toy_metric:ToyScore",
     settings=registry.EVERYWHERE,
     panel=registry.Panel("toy panel", "mean squared posterior mean"),
 )
@@ -27,9 +26,16 @@ class ToyScore(Scorer):
 
 
 def register() -> None:
-    """Add the toy family, once."""
+    """Add the toy family and its scorer, once."""
     if TOY.name not in registry.FAMILIES:
         registry.register(TOY)
+    suite.SCORERS[TOY.name] = ToyScore
+
+
+def unregister() -> None:
+    """Remove the toy family and its scorer."""
+    registry.unregister(TOY.name)
+    suite.SCORERS.pop(TOY.name, None)
 
 
 if __name__ == "__main__":

@@ -65,9 +65,9 @@ def serve() -> None:
     import betavae.evaluate
     import betavae.summarize
     import betavae.train  # noqa: F401
+    from betavae.base.errors import DataError
+    from betavae.base.files import cache_path
     from betavae.data.idx import SYSTEM_DIR, load_split, locate
-    from betavae.errors import DataError
-    from betavae.files import cache_path
 
     with contextlib.suppress(ImportError):  # the tracking extra, where installed: 1.3 s of each MLflow run's imports
         import mlflow  # noqa: F401

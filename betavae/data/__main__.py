@@ -6,15 +6,15 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from betavae.cli import quote_path_arguments
+from betavae.base.cli import quote_path_arguments
+from betavae.base.errors import DataError
+from betavae.base.files import cache_path
 from betavae.data.idx import locate
-from betavae.errors import DataError
-from betavae.files import cache_path
 
 PATH_KEYS = ("data.root", "data.system_dir")
 
 
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="find_data")
+@hydra.main(version_base="1.3", config_path="../conf", config_name="find_data")
 def main(cfg: DictConfig) -> None:
     """`python -m betavae.data [data.root=<dir>] [data.download=false]`: find (or download) the data and print
     the directory it is in."""

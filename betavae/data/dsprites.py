@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from betavae.config import require
+from betavae.base.config import require
 from betavae.data.contract import Factor
 from betavae.data.grids import GridDataModule
 from betavae.data.published import NpyMember, Published, cached, check_grid_order, check_images, file_key, located

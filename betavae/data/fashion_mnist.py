@@ -7,10 +7,10 @@ import logging
 
 import torch
 
-from betavae.config import is_int, require, require_seed
+from betavae.base.config import is_int, require, require_seed
+from betavae.base.files import cache_path
 from betavae.data.idx import SPLITS, SYSTEM_DIR, layouts, load_split, locate
 from betavae.data.memory import InMemoryDataModule
-from betavae.files import cache_path
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ class FashionMNISTDataModule(InMemoryDataModule):
 
     name = "fashion_mnist"
     classes = groups = CLASS_NAMES
-    fid_features = ("fashion", "inception")  # betavae/fid_features.pt was trained on its training images
+    fid_features = ("fashion", "inception")  # betavae/metrics/fid_features.pt was trained on its training images
 
     def __init__(
         self,

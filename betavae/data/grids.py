@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from betavae.config import is_int, require, require_seed
+from betavae.base.config import is_int, require, require_seed
 from betavae.data.memory import InMemoryDataModule, to_unit
 
 

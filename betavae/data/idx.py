@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from betavae.errors import DataError
+from betavae.base.errors import DataError
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 
-from betavae.config import is_int, require, require_seed
+from betavae.base.config import is_int, require, require_seed
+from betavae.base.errors import DataError
 from betavae.data.contract import ImageData
-from betavae.errors import DataError
 
 
 class EpochSampler:

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import torch
 
-from betavae.config import is_int, require
+from betavae.base.config import is_int, require
 from betavae.data.contract import Factor
 from betavae.data.grids import GridDataModule
 from betavae.data.published import NpyMember, Published, cached, check_images, file_key, located

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from betavae.errors import DataError
-from betavae.files import atomic, cache_path, disk_full
+from betavae.base.errors import DataError
+from betavae.base.files import atomic, cache_path, disk_full
 
 log = logging.getLogger(__name__)
 CACHE_VERSION = 1  # of the cache's layout: a new one converts again

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from betavae.config import is_int, is_number, require
+from betavae.base.config import is_int, is_number, require
 from betavae.data.contract import Factor
 from betavae.data.grids import GridDataModule
 

@@ -11,11 +11,11 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from betavae.config import require
+from betavae.base.config import require
+from betavae.base.errors import DataError
 from betavae.data.contract import Factor
 from betavae.data.grids import GridDataModule
 from betavae.data.published import CHUNK, Published, cached, check_grid_order, check_images, file_key, located
-from betavae.errors import DataError
 
 SHAPES3D = Published("3dshapes.h5", "https://github.com/google-deepmind/3d-shapes", 480_000, (64, 64, 3))
 NAMES = ("floor_hue", "wall_hue", "object_hue", "scale", "shape", "orientation")  # labels' columns, in order

@@ -1,7 +1,7 @@
-"""A sweep's summary, split by job: `read` (the job directories and the plan, `plan` the one use of Hydra's
-private sweep expansion), `groups` (grouping, the swept key, the design's comparisons), `across` (the room for
-scores computed across runs, e.g. `paired`), `tables` (summary.md, .csv, .json) and `plot` (tradeoff.png).
-`summarize` runs them in that order.
+"""A sweep's summary: the jobs as `betavae.runs.sweep` reads them (and the plan), the scores computed across runs
+(`betavae.metrics.across`: UDR, paired differences), then `groups` (grouping, the swept key, the design's
+comparisons), `tables` (summary.md, .csv, .json) and `plot` (tradeoff.png); `callback` runs `summarize` when a
+multirun ends.
 
 Every job the sweep planned is listed: ok, failed (with the reason its metrics.json records), unfinished
 (started, never finished: killed or interrupted) or not run."""
@@ -13,11 +13,22 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from betavae.files import write_npz, write_png
-from betavae.runs import SweepDir
-from betavae.summary import across, tables
-from betavae.summary.groups import group_rows, in_table_order, label_groups, swept_key
-from betavae.summary.read import Job, read_jobs
+from betavae.base.files import write_npz, write_png
+from betavae.metrics import across
+from betavae.metrics.across import SweepScorer
+from betavae.runs.layout import SweepDir
+from betavae.runs.sweep import Job, label_groups, read_jobs
+from betavae.summary import tables
+from betavae.summary.groups import group_rows, in_table_order, swept_key
+
+
+def across_scorers() -> dict[str, type[SweepScorer]]:
+    """Each across-runs family's scorer, by the family's name in the registry; imported when a summary is written,
+    so reading a sweep's records needs no torch."""
+    from betavae.metrics.paired import PairedDifferences
+    from betavae.metrics.selection import ModelSelection
+
+    return {"udr": ModelSelection, "paired": PairedDifferences}
 
 
 def summarize(sweep_dir: Path, cfg: DictConfig | None = None) -> tuple[str, list[Job]]:
@@ -29,7 +40,7 @@ def summarize(sweep_dir: Path, cfg: DictConfig | None = None) -> tuple[str, list
     entries: dict[str, Any] = {}
     sections = []
     along = swept_key(jobs)
-    for name, scorer in across.scorers(cfg).items():
+    for name, scorer in across.scorers(across_scorers(), cfg).items():
         found = scorer.score(sweep, in_table_order(jobs, along))  # its section lists the groups as the table does
         for j in jobs:
             j.update(found.per_job.get(j["job"], {}))

@@ -1,37 +1,17 @@
-"""Grouping a sweep's jobs: by their overrides except the seed, each group's mean and sd over its seeds; the key
-the sweep swept, which the tables sort and the plot reads along; the pairs of groups a design compares."""
+"""The summary's rows: each group's mean and sd over its seeds (groups: `betavae.runs.sweep.label_groups`), and
+the key the sweep swept, which the tables sort and the plot reads along."""
 
 from __future__ import annotations
 
-import itertools
 import statistics
 from typing import Any
 
-from betavae import registry
-from betavae.runs import Status
-from betavae.summary.read import Job, value_of
+from betavae.metrics import registry
+from betavae.runs.layout import Status
+from betavae.runs.sweep import Job, ordered, value_of
 
 Row = dict[str, Any]  # group, the swept key's value, n, status, seeds, mean and "<key> std" per metric
 WEIGHTS = ("beta", "objective.")  # keys of an objective's own weight (beta: top-level β; objective.c_max, ...)
-
-
-def label_groups(jobs: list[Job]) -> None:
-    """Set each job's group (its overrides except the seed and those every job shares: the swept values),
-    setting (the same as key → value) and label (the same with the seed)."""
-    common = set.intersection(*(set(j["overrides"]) for j in jobs)) if jobs else set()
-    for j in jobs:
-        varying = [o for o in j["overrides"] if o not in common]
-        j["setting"] = dict(o.split("=", 1) for o in varying if not o.startswith("seed=") and "=" in o)
-        j["group"] = ",".join(o for o in varying if not o.startswith("seed=")) or "(all jobs)"
-        j["label"] = ",".join(varying) or j["job"]  # the job alone, for rows of jobs that did not finish
-
-
-def ordered(value: str) -> tuple[int, float | str]:
-    """A sort key for override values: numbers by value, before other values by name."""
-    try:
-        return 0, float(value)
-    except ValueError:
-        return 1, value
 
 
 def swept_key(jobs: list[Job]) -> str:
@@ -86,29 +66,3 @@ def group_rows(jobs: list[Job], along: str) -> list[Row]:
 def sort_value(value: float | None) -> tuple[int, float]:
     """Rows with a value first, by value."""
     return (0, value) if value is not None else (1, 0.0)
-
-
-def comparisons(jobs: list[Job]) -> list[tuple[str, str]]:
-    """The comparisons a sweep's design makes: every pair of groups whose settings differ in one override only,
-    in the order of its values (numbers ascending): β = 1 → 4, 1 → 10 and 4 → 10 at each objective, and
-    β-VAE → β-TCVAE at each β, for `-m objective=beta,tcvae beta=1,4,10`."""
-    settings = {j["group"]: j["setting"] for j in jobs if j["status"] is Status.OK}
-    pairs = []
-    for key in sorted({k for setting in settings.values() for k in setting}):
-        lines: dict[tuple, list[str]] = {}  # the groups that agree on every other key, along this one
-        for group, setting in settings.items():
-            if key in setting:
-                others = tuple(sorted((k, ordered(v)) for k, v in setting.items() if k != key))
-                lines.setdefault(others, []).append(group)
-        for _, line in sorted(lines.items()):
-            pairs += itertools.combinations(sorted(line, key=lambda g: ordered(settings[g][key])), 2)
-    return pairs
-
-
-def by_seed(jobs: list[Job]) -> dict[str, dict[int, Job]]:
-    """The finished jobs of each group, by seed."""
-    groups: dict[str, dict[int, Job]] = {}
-    for j in jobs:
-        if j["status"] is Status.OK:
-            groups.setdefault(j["group"], {})[j["seed"]] = j
-    return groups

@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from betavae import registry
-from betavae.plotting import new_figure, render
-from betavae.runs import Status
+from betavae.base.plotting import new_figure, render
+from betavae.metrics import registry
+from betavae.runs.layout import Status
 from betavae.summary.groups import Row, key_label
 
 COLORS = ("C0", "C1", "C2", "C3", "C4", "C5", "C6")

@@ -7,11 +7,11 @@ import csv
 from pathlib import Path
 from typing import Any
 
-from betavae import registry
-from betavae.files import atomic, write_json
-from betavae.runs import Status
+from betavae.base.files import atomic, write_json
+from betavae.metrics import registry
+from betavae.runs.layout import Status
+from betavae.runs.sweep import Job
 from betavae.summary.groups import Row, key_label
-from betavae.summary.read import Job
 
 
 def cell(row: Row, key: str) -> str:

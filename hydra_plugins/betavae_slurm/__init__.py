@@ -62,7 +62,8 @@ if SubmititSlurmLauncher is not None:
     from hydra.core.utils import JobReturn, JobStatus
     from omegaconf import open_dict
 
-    from betavae.runs import Status, record_failure
+    from betavae.runs.continuation import record_failure
+    from betavae.runs.layout import Status
 
     class SqueueWatcher(SlurmInfoWatcher):
         """submitit's job-state poller, reading `squeue` (which knows jobs until MinJobAge after they end)."""

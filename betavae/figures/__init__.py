@@ -1,0 +1,1 @@
+"""Every figure of a model (`draw`) and the latent-evolution frames (`evolution`)."""

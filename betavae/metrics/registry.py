@@ -1,0 +1,224 @@
+"""Every metric betavae reports, declared once: its key as logged and written, its label and decimals in the
+summaries, whether sweeps compare it by per-seed differences, the panel of tradeoff.png it is drawn in, what data
+it needs, and which scorer computes it where. The summaries, the loggers, the test pass and evaluate read this
+registry; no metric key is listed anywhere else.
+
+A family is one scorer's metrics. A per-run family is computed for one model (`betavae.metrics.suite` runs it, at the
+test pass and in evaluate); an across-runs family is computed by the sweep summary from all of a sweep's jobs.
+docs/configuration.md (Layout) says what a contributor touches to add either. This module imports nothing
+heavy: the summaries read it without importing torch."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class Scope(str, Enum):
+    """What a family is computed from: one run's model, or every job of a sweep."""
+
+    PER_RUN = "per run"
+    ACROSS_RUNS = "across runs"
+
+
+class Stage(str, Enum):
+    """Where a family may be computed: training's test pass or `python -m betavae.evaluate` (per run), or a
+    sweep's summary (across runs)."""
+
+    TEST = "test"
+    EVALUATE = "evaluate"
+    SUMMARY = "summary"
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One number: ``key`` as logged and written (metrics.json, evaluation.json, every logger); ``label`` its
+    summary column; ``paired``: sweeps compare it between groups by per-seed differences; ``column``: the
+    summary shows it; ``legend``: its line's label in its family's panel (None: not drawn); ``spread``: the key
+    of its sd within one run, the error bar where a group has one seed (FID over sample draws)."""
+
+    key: str
+    label: str
+    decimals: int = 2
+    paired: bool = False
+    column: bool = True
+    legend: str | None = None
+    spread: str | None = None
+
+    @property
+    def name(self) -> str:
+        """The key without its split ("test/mig" → "mig"): what a scorer returns."""
+        return self.key.split("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class Panel:
+    """A panel of tradeoff.png: its family's metrics that have a legend, against the swept key."""
+
+    title: str
+    ylabel: str
+
+
+@dataclass(frozen=True)
+class Family:
+    """One scorer's metrics. ``title`` names it in the one line saying it was left out; ``needs``: what the data
+    must offer (`betavae.data.contract.ImageData.lacks`: "classes", "factors", "fid_features"); ``settings``: per
+    stage, the config key its scorer is built from (None: built with no settings; a stage absent: not computed
+    there; the key absent from the config: off). The scorer classes are imported by what runs them
+    (`betavae.metrics.suite.SCORERS`, `betavae.summary.across_scorers`); a family without one is computed by
+    training itself, in its test loop or its record."""
+
+    name: str
+    title: str
+    metrics: tuple[Metric, ...]
+    scope: Scope = Scope.PER_RUN
+    needs: tuple[str, ...] = ()
+    settings: Mapping[Stage, str | None] = field(default_factory=dict)
+    panel: Panel | None = None
+
+    def keys(self) -> tuple[str, ...]:
+        """Every key the family's scorer may log or write."""
+        return tuple(m.key for m in self.metrics)
+
+
+EVERYWHERE = {Stage.TEST: None, Stage.EVALUATE: None}  # a family with no settings, computed wherever a model is scored
+RATE, DISTORTION = "test/kl", "test/recon"  # the rate–distortion plane of tradeoff.png
+LOSS = "test/loss"  # the tested objective: what a job returns to Hydra's sweepers
+
+FAMILIES: dict[str, Family] = {}
+
+
+def register(family: Family) -> Family:
+    """Add a family (its name and keys new), so every summary, logger, test pass and evaluate sees it."""
+    taken = {key for f in FAMILIES.values() for key in f.keys()}  # noqa: SIM118 (Family.keys: its metric keys)
+    if family.name in FAMILIES or taken & set(family.keys()):
+        raise ValueError(f"metric family {family.name!r}: its name or a key of it is registered already")
+    FAMILIES[family.name] = family
+    return family
+
+
+def unregister(name: str) -> None:
+    """Remove a family (a test's toy metric)."""
+    FAMILIES.pop(name, None)
+
+
+def families(scope: Scope | None = None) -> list[Family]:
+    """The registered families in order (summary columns and panels follow it), of one scope if given."""
+    return [f for f in FAMILIES.values() if scope is None or f.scope is scope]
+
+
+def metrics() -> list[Metric]:
+    """Every registered metric, in family order."""
+    return [m for f in families() for m in f.metrics]
+
+
+def metric(key: str) -> Metric:
+    """The registered metric of ``key``; KeyError if none is."""
+    found = {m.key: m for m in metrics()}
+    return found[key]
+
+
+def columns() -> list[Metric]:
+    """The metrics a sweep summary shows, in order."""
+    return [m for m in metrics() if m.column]
+
+
+def paired() -> list[Metric]:
+    """The metrics sweeps compare between groups by per-seed differences."""
+    return [m for m in metrics() if m.paired]
+
+
+def panels() -> list[tuple[Panel, dict[str, str]]]:
+    """tradeoff.png's panels against the swept key: each panel with its metrics' keys and legends."""
+    return [(f.panel, {m.key: m.legend for m in f.metrics if m.legend}) for f in families() if f.panel]
+
+
+def scores(values: Mapping[str, object]) -> dict[str, float]:
+    """The registered metrics among ``values`` (a result file's or a logger's), as numbers; the rest dropped."""
+    known = {m.key for m in metrics()}
+    return {k: v for k, v in values.items() if k in known and isinstance(v, int | float) and not isinstance(v, bool)}
+
+
+def undeclared(family: Family, keys: Iterable[str]) -> list[str]:
+    """The keys a family's scorer gave that its registry entry does not declare (a bug: say it, never log it)."""
+    return sorted(set(keys) - set(family.keys()))
+
+
+# The families, in summary order. Training's test loop: the objective's own terms (betavae.model.module).
+register(Family("elbo", "test loss", (
+    Metric(LOSS, "loss (nats)", column=False),
+    Metric(DISTORTION, "recon (nats)", paired=True),
+    Metric(RATE, "KL (nats)", paired=True),
+    Metric("test/elbo", "ELBO (nats)", paired=True),
+    Metric("test/mi_batch", "MI, minibatch estimate (nats)", column=False),
+    Metric("test/tc_batch", "TC, minibatch estimate (nats)", column=False),
+    Metric("test/dimwise_kl_batch", "dim-wise KL, minibatch estimate (nats)", column=False),
+)))  # fmt: skip
+# betavae.metrics.latents: active units and the KL's decomposition over every tested image.
+register(Family("latents", "latent statistics", (
+    Metric("test/mi", "MI (nats)", paired=True, legend="index-code MI"),
+    Metric("test/tc", "TC (nats)", paired=True, legend="total correlation"),
+    Metric("test/dimwise_kl", "dim-wise KL (nats)", paired=True, legend="dimension-wise KL"),
+    Metric("test/mi_se", "MI s.e.", column=False),
+    Metric("test/tc_se", "TC s.e.", column=False),
+    Metric("test/dimwise_kl_se", "dim-wise KL s.e.", column=False),
+    Metric("test/active_units", "active units", decimals=1),
+    Metric("val/active_units", "active units (val)", decimals=1, column=False),
+), settings={Stage.TEST: "callbacks.latent_stats", Stage.EVALUATE: "eval"},
+    panel=Panel("where the KL goes", "nats / image (test images, q(z) over them all)")))  # fmt: skip
+# betavae.metrics.bounds: evaluate's likelihood bounds on the same images.
+register(Family("bounds", "likelihood bounds", (
+    Metric("test/nll_elbo", "−ELBO, IW images (nats)"),
+    Metric("test/nll_elbo_se", "−ELBO s.e.", column=False),
+    Metric("test/nll_iw", "NLL IW (nats)", paired=True),
+    Metric("test/nll_iw_se", "NLL IW s.e."),
+    Metric("test/iw_ess", "IW ESS / K", decimals=3),
+    Metric("test/iw_samples", "IW samples K", decimals=0, column=False),
+    Metric("test/elbo_samples", "ELBO samples", decimals=0, column=False),
+    Metric("test/iw_images", "IW images", decimals=0, column=False),
+), settings={Stage.EVALUATE: "eval"}))  # fmt: skip
+# betavae.metrics.fid: Fréchet distances of decoder means, on data whose contract names the scorer's feature network.
+register(Family("fid", "FID", (
+    Metric("test/fid", "FID of decoder means", paired=True, legend="FID", spread="test/fid_std"),
+    Metric("test/fid_std", "FID sd over draws"),
+    Metric("test/fid_recon", "FID recon", paired=True),
+    Metric("val/fid", "FID of decoder means (val)", column=False),
+    Metric("val/fid_std", "FID sd over draws (val)", column=False),
+), needs=("fid_features",), settings={Stage.TEST: "fid", Stage.EVALUATE: "fid"},
+    panel=Panel("generation quality", "test FID of decoder means (prior samples)")))  # fmt: skip
+# betavae.metrics.latents: linear probes of the classes, on data with classes.
+register(Family("probe", "linear probe (test/probe_accuracy)", (
+    Metric("test/probe_accuracy", "probe on z ~ q (%)", paired=True),
+    Metric("test/probe_accuracy_active", "probe on active μ (%)", paired=True),
+), needs=("classes",),
+    settings={Stage.TEST: "callbacks.latent_stats", Stage.EVALUATE: "eval"}))  # fmt: skip
+# betavae.metrics.disentanglement: scores against the known factors of variation, on data with factors.
+register(Family("disentanglement", "disentanglement scores", (
+    Metric("test/mig", "MIG", decimals=3, paired=True, legend="MIG"),
+    Metric("test/dci_disentanglement", "DCI disentanglement", decimals=3, paired=True, legend="DCI disentanglement"),
+    Metric("test/dci_completeness", "DCI completeness", decimals=3, paired=True),
+    Metric("test/dci_informativeness", "DCI informativeness", decimals=3, paired=True),
+    Metric("test/sap", "SAP", decimals=3, paired=True),
+    Metric("test/factorvae_score", "FactorVAE score", decimals=3, paired=True, legend="FactorVAE"),
+    Metric("test/betavae_score", "BetaVAE score", decimals=3, paired=True, legend="BetaVAE"),
+), needs=("factors",),
+    settings={Stage.TEST: "disentanglement", Stage.EVALUATE: "disentanglement"},
+    panel=Panel("disentanglement", "score (1: each factor in one latent)")))  # fmt: skip
+# The job's record (metrics.json): what was trained, written by training.
+register(Family("record", "training record", (
+    Metric("epochs", "epochs", decimals=0),
+    Metric("wall_time_s", "wall time (s)", decimals=1),
+)))  # fmt: skip
+# Across the runs of a sweep: betavae.metrics.selection, unsupervised model selection among the seeds of each group
+# (UDR), and the label-free scores of each job's codes on the same images; then betavae.metrics.paired, per-seed
+# differences of every paired metric (the UDR family's included).
+register(Family("udr", "unsupervised model selection (UDR)", (
+    Metric("udr_lasso", "UDR (Lasso)", decimals=3, legend="UDR, Lasso"),
+    Metric("udr_spearman", "UDR (Spearman)", decimals=3, legend="UDR, Spearman"),
+    Metric("gaussian_tc", "Gaussian TC of μ (nats)", decimals=3, paired=True),
+    Metric("mutual_info", "mean MI of μ (nats)", decimals=3, paired=True),
+), scope=Scope.ACROSS_RUNS, settings={Stage.SUMMARY: "udr"},
+    panel=Panel("unsupervised model selection", "UDR (1: seeds agree up to permutation and sign)")))  # fmt: skip
+register(Family("paired", "paired differences", (), scope=Scope.ACROSS_RUNS,
+               ))  # fmt: skip

@@ -1,0 +1,47 @@
+"""Names of things in a run's command line and directory: the path keys (one path each, taken as written) and
+a sweep job's directory name (Hydra's override_dirname, cut to what a file name may hold)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+# Keys whose value is one path, taken as it is (`cli.quote_path_arguments`). All but Hydra's own directories are
+# also left out of job directory names and may change when a job continues (tests/test_config.py checks both).
+PATH_KEYS = ("ckpt_path", "hydra.run.dir", "hydra.sweep.dir", "data.root", "data.path", "data.cache_dir",
+             "fid.cache_dir", "fid.inception_weights")  # fmt: skip
+
+
+NAME_MAX = 255  # bytes in one file name, on Linux's file systems
+
+
+def job_dirname(overrides: Sequence[str], exclude: Sequence[str]) -> str:
+    """A sweep job's directory name, as Hydra's override_dirname makes it (the overrides as given, sorted, joined
+    by commas), without those of the keys in ``exclude``: a key, or every key under one given as ``name.*``
+    (``logger.*``: where a job logs is not what it trains). A name longer than a file name may be keeps the
+    overrides that fit and ends in a hash of all of them (`short_name`)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    prefixes = tuple(key[:-1] for key in exclude if key.endswith(".*"))
+    kept = [o.input_line for o in OverridesParser.create().parse_overrides(list(overrides))
+            if o.key_or_group not in exclude and not o.key_or_group.startswith(prefixes)]  # fmt: skip
+    return short_name(sorted(kept))
+
+
+def short_name(parts: Sequence[str], limit: int = NAME_MAX) -> str:
+    """``parts`` joined by commas, or, where that is longer than ``limit`` bytes, the leading parts that fit (cut
+    inside the first if none does) then `~` and 12 hex digits of the SHA-256 of the whole: the same overrides
+    always give the same name, and the job's .hydra/overrides.yaml and the summary keep them all."""
+    whole = ",".join(parts)
+    if len(whole.encode()) <= limit:
+        return whole
+    tail = "~" + hashlib.sha256(whole.encode()).hexdigest()[:12]
+    head = ""
+    for part in parts:
+        longer = f"{head},{part}" if head else part
+        if len((longer + tail).encode()) > limit:
+            break
+        head = longer
+    if not head:
+        head = parts[0].encode()[: limit - len(tail)].decode(errors="ignore")
+    return head + tail

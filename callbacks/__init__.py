@@ -1,1 +1,0 @@
-"""Lightning callbacks: each decides when to call `betavae` for a figure or metric, and where the result goes."""
