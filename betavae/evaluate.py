@@ -27,7 +27,7 @@ from betavae.base.files import write_json
 from betavae.figures import draw as figures
 from betavae.loggers import job as loggers
 from betavae.metrics import registry
-from betavae.metrics.registry import Stage
+from betavae.metrics.registry import Scope, Stage
 from betavae.metrics.suite import Suite
 from betavae.model.run import load_run
 from betavae.runs.continuation import run_config
@@ -39,38 +39,48 @@ log = logging.getLogger(__name__)
 PATH_KEYS = ("run_dir", "sweep_dir")
 
 
-RECORDED = ("figures", "fid", "disentanglement")  # settings a run records and evaluate uses again, as trained
+def recorded() -> list[str]:
+    """The settings a run records and evaluate uses again, as trained: the figures', and those of every metric
+    family whose settings are one key in training and in evaluate (fid, disentanglement: the registry's)."""
+    same = [
+        f.settings[Stage.TEST]
+        for f in registry.families(Scope.PER_RUN)
+        if f.settings.get(Stage.TEST) is not None and f.settings.get(Stage.TEST) == f.settings.get(Stage.EVALUATE)
+    ]
+    return ["figures", *same]  # fmt: skip
 
 
-def run_settings(run_config: DictConfig, cfg: DictConfig, key: str) -> tuple[DictConfig, str]:
+def run_settings(run_config: DictConfig, cfg: DictConfig, key: str, overrides: list[str]) -> tuple[DictConfig, str]:
     """Settings ``key`` for one run: those it was trained with (its .hydra/config.yaml), with evaluate's own
-    `<key>.<name>=` overrides on top; evaluate's where the run recorded none. And which they are, in words."""
-    given = [o.removeprefix(f"{key}.") for o in HydraConfig.get().overrides.task if o.startswith(f"{key}.")]
+    `<key>.<name>=` ``overrides`` on top; evaluate's where the run recorded none. And which they are, in words."""
+    given = [o.removeprefix(f"{key}.") for o in overrides if o.startswith(f"{key}.")]
     if not isinstance(recorded := run_config.get(key), DictConfig):
         return cfg[key], f"evaluate's (the run recorded no {key})"
     settings = OmegaConf.merge(recorded, OmegaConf.from_dotlist(given))
     return settings, "the run's" + (f", with {' '.join(f'{key}.{o}' for o in given)}" if given else "")
 
 
-def configured_for(run_dir: Path, run_config: DictConfig, cfg: DictConfig) -> tuple[Suite, DictConfig]:
+def configured_for(
+    run_dir: Path, run_config: DictConfig, cfg: DictConfig, overrides: list[str]
+) -> tuple[Suite, DictConfig]:
     """The suite and the figure settings for one run: the fid and disentanglement families with the settings it was
     trained with (evaluate's overrides on top; off where evaluate turns them off), each said in one line."""
     chosen = {}
-    for key in RECORDED:
+    for key in recorded():
         if key in cfg:
-            chosen[key], which = run_settings(run_config, cfg, key)
+            chosen[key], which = run_settings(run_config, cfg, key, overrides)
             log.info("%s: %s settings: %s", run_dir, key, which)
     return Suite.configured(OmegaConf.merge(cfg, chosen), Stage.EVALUATE), chosen.get("figures")
 
 
-def evaluate_run(run_dir: Path, cfg: DictConfig) -> dict[str, Any]:
+def evaluate_run(run_dir: Path, cfg: DictConfig, overrides: list[str]) -> dict[str, Any]:
     """Evaluate one run's best checkpoint with the suite (its settings: `configured_for`) and its figures; write
     and return evaluation.json. A family with no meaning on the run's data (FID, the probe off Fashion-MNIST) is
     left out, with one line."""
     loggers.check_stores(run_dir, cfg.tracking_unreachable)  # within seconds, before any work
     device = torch.device(cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
     run = load_run(run_dir, device)
-    suite, figure_settings = configured_for(run_dir, run.config, cfg)
+    suite, figure_settings = configured_for(run_dir, run.config, cfg, overrides)
     module, data, job = run.module, instantiate(run.config.data), JobDir(Path(run_dir))
     for line in suite.announce(data):
         log.info("%s: %s", run_dir, line)
@@ -121,30 +131,46 @@ def runs_to_evaluate(cfg: DictConfig) -> list[Path]:
     return runs
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
-def main(cfg: DictConfig) -> None:
-    """Evaluate each run; a run that cannot be evaluated is reported and the others go on."""
+def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict[Path, dict[str, Any]]:
+    """Evaluate each run as `python -m betavae.evaluate` does and return what it wrote (each evaluation.json's
+    contents, by run directory); then, for a sweep, write its summary. A run that cannot be evaluated is reported
+    and the others go on; then `RunError` says how many failed. ``overrides``: the command line's (Hydra's job's
+    where Hydra runs it), whose `fid.*`, `disentanglement.*` and `figures.*` go over each run's recorded settings."""
+    if overrides is None:
+        overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     try:
         check_eval(cfg)
         runs = runs_to_evaluate(cfg)
         Suite.configured(cfg, Stage.EVALUATE)  # evaluate's own settings, refused before any work
     except Exception as err:
-        if not isinstance(err, RunError) and (err := config_error(err, cfg)) is None:
+        if isinstance(err, RunError | ConfigError):
             raise
-        raise SystemExit(f"error: {err}") from None
-    failed = []
+        if (message := config_error(err, cfg)) is None:
+            raise
+        raise ConfigError(message) from None
+    results, failed = {}, []
     for run in runs:
         try:
             run_config(run)  # a run directory, before the lock creates anything in it
             with job_lock(run):  # not while training (or another evaluate) writes into the run
-                evaluate_run(run, cfg)
+                results[run] = evaluate_run(run, cfg, overrides)
         except (RunError, ConfigError) as err:
             log.error("%s: %s", run, err)
             failed.append(f"{run} ({first_line(err)})")
     if cfg.sweep_dir:
         log.info("%s", summarize(Path(cfg.sweep_dir), cfg)[0].rstrip("\n"))
     if failed:
-        raise SystemExit(f"error: {len(failed)} of {len(runs)} runs could not be evaluated: {'; '.join(failed)}")
+        raise RunError(f"{len(failed)} of {len(runs)} runs could not be evaluated: {'; '.join(failed)}")
+    return results
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
+def main(cfg: DictConfig) -> None:
+    """Evaluate each run; a run that cannot be evaluated is reported and the others go on."""
+    try:
+        evaluate(cfg)
+    except (RunError, ConfigError) as err:
+        raise SystemExit(f"error: {err}") from None
 
 
 if __name__ == "__main__":

@@ -200,7 +200,7 @@ def test_gpu_per_job_without_a_gpu_is_refused_in_one_line(tmp_path):
 
 @pytest.mark.slow
 def test_bf16_mixed_is_recorded_and_warned_about_on_a_cpu_without_bfloat16_instructions(tmp_path, real_data_dir):
-    from betavae.runs.process import cpu_has_bf16
+    from betavae.runs.devices import cpu_has_bf16
 
     run = tmp_path / "run"
     job(run, "trainer.precision=bf16-mixed", "trainer.max_epochs=1", *WITHOUT_FIGURES)

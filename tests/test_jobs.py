@@ -13,7 +13,8 @@ import torch
 from betavae.base.errors import RunError, Terminated
 from betavae.base.files import write_json
 from betavae.model.module import rng_state, set_rng_state
-from betavae.runs.process import job_lock, raise_on_sigterm, set_threads
+from betavae.runs.devices import set_threads
+from betavae.runs.process import job_lock, raise_on_sigterm
 from tests.helpers import Payload, scalars, strict_json, train_job, write_idx
 
 

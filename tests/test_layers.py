@@ -8,8 +8,10 @@ import sys
 
 import pytest
 
-from betavae.runs.continuation import changes, may_change
-from betavae.runs.names import PATH_KEYS
+from betavae.metrics import registry
+from betavae.metrics.registry import Scope
+from betavae.runs.continuation import changes, continuable, may_change
+from betavae.runs.names import PATH_KEYS, job_dirname
 from tests.helpers import REPO, compose_config, compose_train
 
 RUNS = ["betavae.runs.layout", "betavae.runs.names", "betavae.runs.continuation", "betavae.runs.sweep",
@@ -128,19 +130,24 @@ def test_the_errors_module_imports_nothing_of_betavae():
     assert [name for name in imported if name and name.startswith("betavae")] == []
 
 
-def test_every_path_key_but_hydras_directories_is_left_out_of_job_directory_names():
-    excluded = compose_config("train", hydra=True).hydra.job.config.override_dirname.exclude_keys
-    assert [key for key in PATH_KEYS if not key.startswith("hydra.") and key not in excluded] == []
+def test_every_path_key_but_hydras_directories_and_the_summarys_settings_are_left_out_of_job_directory_names():
+    given = [f"{key}=/x" for key in PATH_KEYS if not key.startswith("hydra.")]
+    summary = [f"{key}.seed=3" for key in registry.settings_keys(Scope.ACROSS_RUNS)]
+    assert job_dirname([*given, *summary, "beta=0.5"], []) == "beta=0.5"
 
 
 def test_every_key_left_out_of_job_directory_names_may_change_when_a_job_continues():
     """A key left out of the names runs in the same directory when it changes, so continuing there must allow it:
     a config key directly, a group (trainer, logger) through every change each of its options makes."""
     base = compose_train()
-    allowed = base.continue_may_change
-    excluded = compose_config("train", hydra=True).hydra.job.config.override_dirname.exclude_keys
+    allowed = continuable(base)
+    excluded = [*compose_config("train", hydra=True).hydra.job.config.override_dirname.exclude_keys,
+                *(key for key in PATH_KEYS if not key.startswith("hydra.")),
+                *registry.settings_keys(Scope.ACROSS_RUNS)]  # fmt: skip
     groups = {path.name for path in (REPO / "betavae" / "conf").iterdir() if path.is_dir()}
     for key in excluded:
+        if key.endswith(".*"):
+            continue  # what is under a key the list names too
         if key not in groups:
             assert may_change(key, allowed), key
             continue

@@ -46,7 +46,7 @@ def test_every_scorer_is_of_its_familys_scope_and_every_family_but_trainings_own
                for name, cls in per_run.items())  # fmt: skip
     assert all(issubclass(cls, SweepScorer) and registry.FAMILIES[name].scope is Scope.ACROSS_RUNS
                for name, cls in across.items())  # fmt: skip
-    assert [f.name for f in registry.families() if f.name not in {*per_run, *across}] == ["elbo", "record"]
+    assert [f.name for f in registry.families() if f.name not in {*per_run, *across}] == ["elbo", "curves", "record"]
 
 
 def test_a_family_whose_name_or_key_is_taken_is_refused():

@@ -34,6 +34,16 @@ def require_seed(name: str, value: Any) -> None:
     require(is_int(value, 0) and value < 2**32, name, value, "must be an integer in [0, 2**32)")
 
 
+def require_weight(name: str, value: Any) -> None:
+    """An objective's weight (β, γ): a finite number >= 0."""
+    require(is_number(value) and value >= 0, name, value, "must be a finite number >= 0")
+
+
+def require_positive(name: str, value: Any) -> None:
+    """A rate or scale (the learning rate): a finite number > 0."""
+    require(is_number(value) and value > 0, name, value, "must be a finite number > 0")
+
+
 def config_error(err: BaseException, cfg: DictConfig | None = None) -> str | None:
     """The one-line message of a ConfigError behind ``err`` (also when Hydra's instantiate wrapped it), its
     argument named by its full config key, or by the top-level key it interpolates (``beta: ${beta}``)."""

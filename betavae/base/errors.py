@@ -41,6 +41,14 @@ class LaunchRefused(SweepRefused):
     """A multirun job that Lightning would start its DDP processes for by re-running the command line."""
 
 
+class JobStopped(RunError):
+    """A job that ended without finishing, its end recorded: ``line`` is what the command prints as it exits."""
+
+    def __init__(self, line: str) -> None:
+        super().__init__(line)
+        self.line = line
+
+
 class Diverged(RunError):
     """Training reached a non-finite loss; the message names the step, the epoch and the term."""
 

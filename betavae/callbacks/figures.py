@@ -9,12 +9,13 @@ import lightning.pytorch as pl
 from betavae.callbacks.publish import log_scalars, publish, publish_json
 from betavae.callbacks.schedule import AtFitEnd, due
 from betavae.figures import draw as figures
+from betavae.metrics import registry
 from betavae.model.module import BetaVAEModule
 
 
 class FigureCallback(AtFitEnd):
-    """Draw figure ``name`` of `betavae.figures` with its settings (betavae/conf/figures/) every ``every_n_epochs`` epochs
-    (0: only when fitting ends) and when fitting ends."""
+    """Draw figure ``name`` of `betavae.figures.draw` with its settings (betavae/conf/figures/) every
+    ``every_n_epochs`` epochs (0: only when fitting ends) and when fitting ends."""
 
     name = "figure"
 
@@ -89,7 +90,11 @@ class TrainingCurves(AtFitEnd):
     def _record(self, trainer: pl.Trainer, epochs_done: int) -> None:
         """Keep the last finished epoch's logged values (they reach callback_metrics after its end hooks)."""
         logged = {k: float(v) for k, v in trainer.callback_metrics.items() if k.split("/")[0] in ("train", "val")}
-        if "train/loss" in logged and epochs_done > 0 and (not self.history or self.history[-1]["epoch"] < epochs_done):
+        if (
+            registry.TRAIN_LOSS in logged
+            and epochs_done > 0
+            and (not self.history or self.history[-1]["epoch"] < epochs_done)
+        ):
             self.history.append({"epoch": epochs_done, **logged})
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: BetaVAEModule) -> None:

@@ -13,6 +13,7 @@ from betavae.callbacks.publish import figure_dir, publish, publish_file
 from betavae.callbacks.schedule import AtFitEnd, due
 from betavae.data.memory import first_per_class
 from betavae.figures.evolution import Frame, evolution_images
+from betavae.metrics import registry
 from betavae.model.module import BetaVAEModule
 from betavae.model.networks import encode_all
 
@@ -46,7 +47,7 @@ class LatentEvolution(AtFitEnd):
 
     def _snapshot_after_epoch(self, trainer: pl.Trainer, pl_module: BetaVAEModule, epochs_done: int) -> None:
         """A snapshot titled with the last logged val/loss."""
-        val_loss = trainer.callback_metrics.get("val/loss")
+        val_loss = trainer.callback_metrics.get(registry.VAL_LOSS)
         self._snapshot(trainer, pl_module, epochs_done, None if val_loss is None else float(val_loss))
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: BetaVAEModule) -> None:

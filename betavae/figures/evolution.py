@@ -9,6 +9,7 @@ import numpy as np
 from scipy.linalg import orthogonal_procrustes
 
 from betavae.base.plotting import new_figure, render
+from betavae.metrics import registry
 
 Limits = tuple[tuple[float, float], tuple[float, float]]
 
@@ -69,7 +70,7 @@ def draw_frame(
     ax.set_ylim(*limits[1])
     title = f"{label} · epoch {frame.epoch}"
     if frame.val_loss is not None:
-        title += f" · val/loss {frame.val_loss:.1f} nats"
+        title += f" · {registry.VAL_LOSS} {frame.val_loss:.1f} nats"
     elif frame.epoch == 0:
         title += " · before training"
     ax.set_title(title)

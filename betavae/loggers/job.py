@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
@@ -27,18 +25,6 @@ from betavae.runs.layout import JobDir, likelihood_label
 
 log = logging.getLogger(__name__)
 EXTRAS = {"MLFlowLogger": "mlflow", "WandbLogger": "wandb"}  # class → the extra (and package) it needs
-
-
-def job_name() -> str:
-    """A job's name for the trackers, as TensorBoard shows it: its directory's name (its overrides in a sweep),
-    which a continued job keeps whatever its own overrides."""
-    return Path(HydraConfig.get().runtime.output_dir).name
-
-
-def sweep_name() -> str:
-    """The multirun directory a job belongs to, grouping its sweep's runs; "" for a single run."""
-    hydra_cfg = HydraConfig.get()
-    return str(hydra_cfg.sweep.dir) if hydra_cfg.mode == RunMode.MULTIRUN else ""
 
 
 def logger_class(node: DictConfig) -> str:

@@ -85,6 +85,7 @@ class Family:
 EVERYWHERE = {Stage.TEST: None, Stage.EVALUATE: None}  # a family with no settings, computed wherever a model is scored
 RATE, DISTORTION = "test/kl", "test/recon"  # the rate–distortion plane of tradeoff.png
 LOSS = "test/loss"  # the tested objective: what a job returns to Hydra's sweepers
+TRAIN_LOSS, VAL_LOSS = "train/loss", "val/loss"  # each epoch's mean objective; val/loss picks the best checkpoint
 
 FAMILIES: dict[str, Family] = {}
 
@@ -138,6 +139,13 @@ def scores(values: Mapping[str, object]) -> dict[str, float]:
     """The registered metrics among ``values`` (a result file's or a logger's), as numbers; the rest dropped."""
     known = {m.key for m in metrics()}
     return {k: v for k, v in values.items() if k in known and isinstance(v, int | float) and not isinstance(v, bool)}
+
+
+def settings_keys(scope: Scope | None = None) -> list[str]:
+    """The config keys the families' settings are under (of one scope if given): what a job may change when it
+    continues (its scores are recomputed, its training is not), and, across runs, what no job's name holds."""
+    keys = [key for f in families(scope) for key in f.settings.values() if key is not None]
+    return list(dict.fromkeys(keys))
 
 
 def undeclared(family: Family, keys: Iterable[str]) -> list[str]:
@@ -205,6 +213,16 @@ register(Family("disentanglement", "disentanglement scores", (
 ), needs=("factors",),
     settings={Stage.TEST: "disentanglement", Stage.EVALUATE: "disentanglement"},
     panel=Panel("disentanglement", "score (1: each factor in one latent)")))  # fmt: skip
+# Training's own loop: each epoch's means over every image (betavae.model.module), logged, drawn as training curves;
+# val/loss is what callbacks.checkpoint (conf/callbacks/checkpoint.yaml: monitor) keeps the best checkpoint by.
+register(Family("curves", "training curves", (
+    Metric(TRAIN_LOSS, "train loss (nats)", column=False),
+    Metric("train/recon", "train recon (nats)", column=False),
+    Metric("train/kl", "train KL (nats)", column=False),
+    Metric(VAL_LOSS, "val loss (nats)", column=False),
+    Metric("val/recon", "val recon (nats)", column=False),
+    Metric("val/kl", "val KL (nats)", column=False),
+)))  # fmt: skip
 # The job's record (metrics.json): what was trained, written by training.
 register(Family("record", "training record", (
     Metric("epochs", "epochs", decimals=0),

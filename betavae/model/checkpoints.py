@@ -19,7 +19,6 @@ from omegaconf import DictConfig
 from betavae.base.errors import Refused, RunError, first_line
 from betavae.base.files import write_bytes
 from betavae.model.networks import named
-from betavae.runs.layout import RunRecord
 
 log = logging.getLogger(__name__)
 
@@ -99,11 +98,3 @@ def resume_point(cfg: DictConfig, module: pl.LightningModule, last: ModelCheckpo
     check_resumable(path, checkpoint, cfg, module)
     log.info("Resuming from %s", path)
     return path
-
-
-def finished(cfg: DictConfig, output_dir: Path) -> RunRecord | None:
-    """The job's record if it says the job finished at least the configured epochs."""
-    record = RunRecord.read(output_dir)
-    if record is not None and record.finished and record.epochs >= cfg.trainer.max_epochs:
-        return record
-    return None

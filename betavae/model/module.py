@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from lightning.fabric.utilities.seed import seed_everything
 
-from betavae.base.config import is_number, require
+from betavae.base.config import require_positive
 from betavae.base.errors import Diverged, RunError, first_line
 from betavae.model.checkpoints import load_checkpoint
 from betavae.model.networks import VAE, build
@@ -64,7 +64,7 @@ class BetaVAEModule(pl.LightningModule):
 
     def __init__(self, net: VAE, objective: Objective | None = None, lr: float = 1e-3) -> None:
         super().__init__()
-        require(is_number(lr) and lr > 0, "lr", lr, "must be a finite number > 0")
+        require_positive("lr", lr)
         self.objective = objective if objective is not None else BetaObjective()
         # Plain values, so a checkpoint alone rebuilds its model and objective (see `load`).
         self.save_hyperparameters({"net": net.architecture, "objective": self.objective.hparams(), "lr": lr})

@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from betavae.base.config import is_int, is_number, require
+from betavae.base.config import is_int, is_number, require, require_positive, require_weight
 from betavae.base.errors import ConfigError
 
 
@@ -114,7 +114,7 @@ class BetaObjective(Objective):
     name = "beta"
 
     def __init__(self, beta: float = 1.0, warmup_epochs: float = 0.0) -> None:
-        require(is_number(beta) and beta >= 0, "beta", beta, "must be a finite number >= 0")
+        require_weight("beta", beta)
         require(is_number(warmup_epochs) and warmup_epochs >= 0, "warmup_epochs", warmup_epochs, "must be >= 0")
         self.beta, self.warmup_epochs = float(beta), float(warmup_epochs)
 
@@ -148,8 +148,8 @@ class CapacityObjective(Objective):
     name = "capacity"
 
     def __init__(self, gamma: float = 100.0, c_max: float = 25.0, c_steps: int = 10_000) -> None:
-        require(is_number(gamma) and gamma > 0, "gamma", gamma, "must be a finite number > 0")
-        require(is_number(c_max) and c_max >= 0, "c_max", c_max, "must be a finite number >= 0")
+        require_positive("gamma", gamma)
+        require_weight("c_max", c_max)
         require(is_int(c_steps, 1), "c_steps", c_steps, "must be an integer >= 1")
         self.gamma, self.c_max, self.c_steps = float(gamma), float(c_max), c_steps
 
@@ -194,7 +194,7 @@ class TCObjective(Objective):
         batch_size: int | None = None,
     ) -> None:
         for key, value in (("beta", beta), ("alpha", alpha), ("gamma", gamma)):
-            require(is_number(value) and value >= 0, key, value, "must be a finite number >= 0")
+            require_weight(key, value)
         require(batch_size is None or is_int(batch_size, 2), "batch_size", batch_size,
                 "must be an integer >= 2 for objective=tcvae: with one image a batch its MI and TC estimates are "
                 "0 whatever the code")  # fmt: skip

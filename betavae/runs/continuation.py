@@ -15,7 +15,9 @@ from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from betavae.base.errors import Refused, RunError, first_line
 from betavae.base.files import atomic, write_yaml
+from betavae.metrics import registry
 from betavae.runs.layout import JobDir, RunRecord, Status
+from betavae.runs.names import PATH_KEYS
 
 log = logging.getLogger(__name__)
 # Where the classes that configs name lived before 0.12.0, when the package's modules moved into its folders: an
@@ -117,13 +119,21 @@ def may_change(key: str, allowed: Sequence[str]) -> bool:
     return any(key == a or key.startswith(f"{a}.") for a in allowed)
 
 
+def continuable(cfg: DictConfig) -> list[str]:
+    """The keys a run may change when it continues a directory's experiment (and everything under them): the
+    config's `continue_may_change`, the path keys, and every metric family's settings (its scores are recomputed
+    on the checkpoint; what was trained is not)."""
+    return [*cfg.continue_may_change, *PATH_KEYS, *registry.settings_keys()]
+
+
 def check_continuation(run_dir: Path, cfg: DictConfig) -> dict[str, tuple[Any, Any]]:
     """Refuse, in one line, a run that would continue ``run_dir``'s experiment with other hyperparameters
-    (any key outside cfg.continue_may_change); return what it changes (empty for a new experiment)."""
+    (any key outside `continuable`); return what it changes (empty for a new experiment)."""
     if not holds_work(run_dir):
         return {}
     changed = changes(run_config(run_dir), cfg)
-    refused = {k: v for k, v in changed.items() if not may_change(k, cfg.continue_may_change)}
+    allowed = continuable(cfg)
+    refused = {k: v for k, v in changed.items() if not may_change(k, allowed)}
     if refused:
         listed = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in refused.items())
         raise Refused(
@@ -165,3 +175,11 @@ def record_failure(output_dir: Path, cfg: DictConfig, hydra_cfg: DictConfig, sta
             record_part(output_dir, cfg, hydra_cfg, {})
     except (OSError, RunError) as err:
         log.error("Could not record the failure in %s: %s", output_dir / RunRecord.FILE, err)
+
+
+def finished(cfg: DictConfig, output_dir: Path) -> RunRecord | None:
+    """The job's record if it says the job finished at least the configured epochs."""
+    record = RunRecord.read(output_dir)
+    if record is not None and record.finished and record.epochs >= cfg.trainer.max_epochs:
+        return record
+    return None

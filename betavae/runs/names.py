@@ -1,10 +1,17 @@
-"""Names of things in a run's command line and directory: the path keys (one path each, taken as written) and
-a sweep job's directory name (Hydra's override_dirname, cut to what a file name may hold)."""
+"""Names of things in a run's command line and directory: the path keys (one path each, taken as written), a
+sweep job's directory name (Hydra's override_dirname, cut to what a file name may hold), and the names a job and
+its sweep go by in the trackers."""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+
+from betavae.metrics import registry
 
 # Keys whose value is one path, taken as it is (`cli.quote_path_arguments`). All but Hydra's own directories are
 # also left out of job directory names and may change when a job continues (tests/test_config.py checks both).
@@ -17,11 +24,14 @@ NAME_MAX = 255  # bytes in one file name, on Linux's file systems
 
 def job_dirname(overrides: Sequence[str], exclude: Sequence[str]) -> str:
     """A sweep job's directory name, as Hydra's override_dirname makes it (the overrides as given, sorted, joined
-    by commas), without those of the keys in ``exclude``: a key, or every key under one given as ``name.*``
-    (``logger.*``: where a job logs is not what it trains). A name longer than a file name may be keeps the
-    overrides that fit and ends in a hash of all of them (`short_name`)."""
+    by commas), without those of the keys in ``exclude``, the path keys and the across-runs families' settings
+    (`udr.*`: the summary's, not the job's): a key, or every key under one given as ``name.*`` (``logger.*``:
+    where a job logs is not what it trains). A name longer than a file name may be keeps the overrides that fit and
+    ends in a hash of all of them (`short_name`)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
+    across = registry.settings_keys(registry.Scope.ACROSS_RUNS)
+    exclude = [*exclude, *PATH_KEYS, *across, *(f"{key}.*" for key in across)]
     prefixes = tuple(key[:-1] for key in exclude if key.endswith(".*"))
     kept = [o.input_line for o in OverridesParser.create().parse_overrides(list(overrides))
             if o.key_or_group not in exclude and not o.key_or_group.startswith(prefixes)]  # fmt: skip
@@ -45,3 +55,15 @@ def short_name(parts: Sequence[str], limit: int = NAME_MAX) -> str:
     if not head:
         head = parts[0].encode()[: limit - len(tail)].decode(errors="ignore")
     return head + tail
+
+
+def job_name() -> str:
+    """A job's name for the trackers, as TensorBoard shows it: its directory's name (its overrides in a sweep),
+    which a continued job keeps whatever its own overrides."""
+    return Path(HydraConfig.get().runtime.output_dir).name
+
+
+def sweep_name() -> str:
+    """The multirun directory a job belongs to, grouping its sweep's runs; "" for a single run."""
+    hydra_cfg = HydraConfig.get()
+    return str(hydra_cfg.sweep.dir) if hydra_cfg.mode == RunMode.MULTIRUN else ""
