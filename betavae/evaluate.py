@@ -36,7 +36,6 @@ from betavae.runs.process import job_lock
 from betavae.summary import summarize
 
 log = logging.getLogger(__name__)
-PATH_KEYS = ("run_dir", "sweep_dir")
 
 
 def recorded() -> list[str]:
@@ -174,5 +173,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    quote_path_arguments(PATH_KEYS)
+    quote_path_arguments()
     main()

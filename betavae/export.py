@@ -26,7 +26,6 @@ from betavae.runs.layout import JobDir, ModelDir, RunRecord, SweepDir, job_dirs
 from betavae.runs.sweep import label_groups, read_jobs
 
 log = logging.getLogger(__name__)
-PATH_KEYS = ("run_dir", "sweep_dir", "out")
 INDEX = "index.json"  # a sweep's export: its models
 PACKAGES = ("betavae", "torch", "lightning", "hydra-core", "safetensors")
 
@@ -162,5 +161,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    quote_path_arguments(PATH_KEYS)
+    quote_path_arguments()
     main()

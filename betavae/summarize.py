@@ -19,7 +19,6 @@ from betavae.runs.sweep import Job
 from betavae.summary import summarize as summarize_sweep
 
 log = logging.getLogger(__name__)
-PATH_KEYS = ("sweep_dir",)
 
 
 def summarize(cfg: DictConfig) -> tuple[str, list[Job]]:
@@ -40,5 +39,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    quote_path_arguments(PATH_KEYS)
+    quote_path_arguments()
     main()

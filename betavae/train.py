@@ -20,22 +20,20 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from betavae.base.cli import quote_path, quote_path_arguments
-from betavae.base.config import is_int, require, require_positive, require_seed, require_weight
+from betavae.base.cli import quote_path_arguments
+from betavae.base.config import composed, is_int, require, require_positive, require_seed, require_weight
 from betavae.base.errors import JobStopped, RunError
 from betavae.metrics import registry
 from betavae.runs import process
 from betavae.runs.continuation import check_continuation, finished, record_part
 from betavae.runs.failures import stop
 from betavae.runs.layout import RunRecord
-from betavae.runs.names import PATH_KEYS, job_dirname, job_name, sweep_name
+from betavae.runs.names import job_dirname, job_name, sweep_name
 
 log = logging.getLogger(__name__)
-CONF = Path(__file__).with_name("conf")  # the configs the package ships
 OmegaConf.register_new_resolver("job_gpu", process.job_gpu, replace=True)
 OmegaConf.register_new_resolver("job_name", job_name, replace=True)
 OmegaConf.register_new_resolver("sweep_name", sweep_name, replace=True)
@@ -83,9 +81,7 @@ def job_config(overrides: Sequence[str] = (), output_dir: Path | str = ".") -> D
     notebook, a test): composed from the package's configs, with Hydra's part of the job (its directory, its
     overrides) set as the command's is, which the configs' `${hydra:runtime.output_dir}` read."""
     output_dir = Path(output_dir).expanduser().absolute()
-    with initialize_config_dir(str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=[*overrides, f"hydra.run.dir={quote_path(str(output_dir))}"],
-                      return_hydra_config=True)  # fmt: skip
+    cfg = composed("train", [*overrides, f"hydra.run.dir={output_dir}"], hydra=True)
     cfg.hydra.runtime.output_dir = str(output_dir)
     HydraConfig.instance().set_config(cfg)
     with open_dict(cfg):
@@ -229,5 +225,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    quote_path_arguments(PATH_KEYS)
+    quote_path_arguments()
     main()

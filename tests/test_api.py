@@ -3,13 +3,13 @@ what they return is what the model computes."""
 
 import re
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
 
-from betavae.api import load_sweep, summary_rows
-from betavae.model.run import load_run
-from tests.helpers import REPO, WITHOUT_FIGURES, limits, run_module
+from betavae.api import load_run, load_sweep, summary_rows
+from tests.helpers import REPO, WITHOUT_FIGURES, limits, run_module, strict_json
 
 pytestmark = pytest.mark.slow
 PAGE = REPO / "docs" / "api.md"
@@ -36,6 +36,9 @@ def test_the_python_examples_of_the_api_page_run_on_the_sweep_it_describes(examp
     assert namespace["samples"].shape == (16, 784)
     assert namespace["row"].shape == (5, 784)
     assert torch.equal(namespace["codes"], namespace["runs"][0].encode(namespace["images"]).mu)  # the exported one
+    assert namespace["record"].finished and namespace["record"].epochs == 1
+    job = Path("notebook", "beta=4.0")  # as the page names it, in the sweep's folder
+    assert namespace["results"] == {job: strict_json(example / job / "evaluation.json")}
 
 
 def test_a_traversal_through_the_posterior_mean_is_the_reconstruction(example):

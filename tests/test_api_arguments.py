@@ -4,11 +4,11 @@ takes the images a user has in the forms they come in."""
 import pytest
 import torch
 
+from betavae.api import Run, device_of
 from betavae.base.errors import UsageError
 from betavae.model.module import BetaVAEModule
 from betavae.model.networks import MLPVAE
 from betavae.model.objectives import BetaObjective
-from betavae.model.run import Run, device_of
 from tests.helpers import compose_train
 
 

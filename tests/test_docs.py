@@ -64,7 +64,7 @@ def test_every_documented_command_composes_or_names_what_exists(doc, words):
     if "python" in words and words[words.index("python") + 1] == "-m":  # alone, or after srun
         module, *args = words[words.index("python") + 2 :]
         overrides = [a for a in args if a not in ("-m", "--multirun")]
-        overrides = quote_path_arguments(getattr(entry_point(module), "PATH_KEYS", ()), ["", *overrides])[1:]
+        overrides = quote_path_arguments(["", *overrides])[1:]
         with initialize_config_dir(str(REPO / "betavae" / "conf"), version_base="1.3"):
             for job in expand(overrides):
                 compose(CONFIGS[module], overrides=job, return_hydra_config=True)

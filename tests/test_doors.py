@@ -7,22 +7,16 @@ import subprocess
 import sys
 
 import pytest
-from hydra import compose, initialize_config_dir
 
+from betavae.base.config import composed
 from betavae.base.errors import ConfigError, JobStopped
 from betavae.evaluate import evaluate
 from betavae.runs.layout import RunRecord, Status
 from betavae.summarize import summarize
-from betavae.train import CONF, job_config, train
+from betavae.train import job_config, train
 from tests.helpers import EVALUATE_FEW, REPO, WITHOUT_FIGURES, limits
 
 ONE_SHORT_EPOCH = ["trainer.max_epochs=1", *limits(train=3, val=1, test=1), *WITHOUT_FIGURES]
-
-
-def composed(name, *overrides):
-    """The config of `python -m betavae.<name> <overrides>`."""
-    with initialize_config_dir(str(CONF), version_base="1.3"):
-        return compose(name, overrides=list(overrides))
 
 
 @pytest.fixture(scope="module")
@@ -55,11 +49,11 @@ def test_train_in_process_records_a_config_error_and_raises_the_commands_line(tm
 @pytest.mark.slow
 def test_evaluate_and_summarize_in_process_return_what_they_wrote(sweep):
     root, _ = sweep
-    results = evaluate(composed("evaluate", f"sweep_dir={root}", *EVALUATE_FEW, "udr=none"))
+    results = evaluate(composed("evaluate", [f"sweep_dir={root}", *EVALUATE_FEW, "udr=none"]))
     assert sorted(path.name for path in results) == ["beta=0.5", "beta=2"]
     for path, result in results.items():
         assert json.loads((path / "evaluation.json").read_text()) == result
-    text, jobs = summarize(composed("summarize", f"sweep_dir={root}", "udr=none"))
+    text, jobs = summarize(composed("summarize", [f"sweep_dir={root}", "udr=none"]))
     assert text == (root / "summary.md").read_text()
     assert sorted(job["job"] for job in jobs) == ["beta=0.5", "beta=2"]
 
@@ -68,7 +62,7 @@ def test_the_doors_in_process_raise_betavaes_errors_in_one_line(tmp_path):
     with pytest.raises(ConfigError, match=r"^give sweep_dir="):
         summarize(composed("summarize"))
     with pytest.raises(ConfigError, match=r"^eval\.limit=0: must be null or >= 1$"):
-        evaluate(composed("evaluate", f"run_dir={tmp_path}", "eval.limit=0"))
+        evaluate(composed("evaluate", [f"run_dir={tmp_path}", "eval.limit=0"]))
 
 
 @pytest.mark.slow  # a fresh interpreter

@@ -8,10 +8,11 @@ import sys
 
 import pytest
 
+from betavae.base.cli import PATH_KEYS
 from betavae.metrics import registry
 from betavae.metrics.registry import Scope
 from betavae.runs.continuation import changes, continuable, may_change
-from betavae.runs.names import PATH_KEYS, job_dirname
+from betavae.runs.names import job_dirname
 from tests.helpers import REPO, compose_config, compose_train
 
 RUNS = ["betavae.runs.layout", "betavae.runs.names", "betavae.runs.continuation", "betavae.runs.sweep",

@@ -5,12 +5,18 @@ from __future__ import annotations
 import copy
 import math
 import re
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from betavae.base.cli import quote_path_arguments
 from betavae.base.errors import ConfigError
+
+CONF = Path(__file__).parents[1] / "conf"  # the Hydra configs the package ships
 
 
 def is_number(value: Any) -> bool:
@@ -80,3 +86,11 @@ def instantiate_copy(cfg: DictConfig, key: str, **kwargs: Any) -> Any:
     """instantiate(cfg[key]) on a copy of the whole config: Hydra resolves a node's interpolated sub-configs
     (``objective: ${objective}``) in place, which would hide from `source_key` where a bad value came from."""
     return instantiate(copy.deepcopy(cfg)[key], **kwargs)
+
+
+def composed(name: str, overrides: Sequence[str] = (), hydra: bool = False) -> DictConfig:
+    """The config `python -m betavae.<name> <overrides>` composes (train, evaluate, summarize, export), for a door
+    called in process; with Hydra's part (the `hydra` key) if asked."""
+    quoted = quote_path_arguments(["", *overrides])[1:]  # paths as given: `run_dir=multirun/x/beta=0.5`
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        return compose(name, overrides=quoted, return_hydra_config=hydra)

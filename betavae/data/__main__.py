@@ -11,8 +11,6 @@ from betavae.base.errors import DataError
 from betavae.base.files import cache_path
 from betavae.data.idx import locate
 
-PATH_KEYS = ("data.root", "data.system_dir")
-
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="find_data")
 def main(cfg: DictConfig) -> None:
@@ -27,5 +25,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    quote_path_arguments(PATH_KEYS)
+    quote_path_arguments()
     main()

@@ -13,11 +13,11 @@ from typing import Any
 import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
+from betavae.base.cli import PATH_KEYS
 from betavae.base.errors import Refused, RunError, first_line
 from betavae.base.files import atomic, write_yaml
 from betavae.metrics import registry
 from betavae.runs.layout import JobDir, RunRecord, Status
-from betavae.runs.names import PATH_KEYS
 
 log = logging.getLogger(__name__)
 # Where the classes that configs name lived before 0.12.0, when the package's modules moved into its folders: an

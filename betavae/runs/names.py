@@ -1,6 +1,5 @@
-"""Names of things in a run's command line and directory: the path keys (one path each, taken as written), a
-sweep job's directory name (Hydra's override_dirname, cut to what a file name may hold), and the names a job and
-its sweep go by in the trackers."""
+"""Names of things in a run's directory: a sweep job's directory name (Hydra's override_dirname, cut to what a
+file name may hold), and the names a job and its sweep go by in the trackers."""
 
 from __future__ import annotations
 
@@ -11,13 +10,8 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
+from betavae.base.cli import PATH_KEYS
 from betavae.metrics import registry
-
-# Keys whose value is one path, taken as it is (`cli.quote_path_arguments`). All but Hydra's own directories are
-# also left out of job directory names and may change when a job continues (tests/test_config.py checks both).
-PATH_KEYS = ("ckpt_path", "hydra.run.dir", "hydra.sweep.dir", "data.root", "data.path", "data.cache_dir",
-             "fid.cache_dir", "fid.inception_weights")  # fmt: skip
-
 
 NAME_MAX = 255  # bytes in one file name, on Linux's file systems
 
