@@ -214,6 +214,7 @@ def run_module(*args: str, cwd: Path | None = None, check: bool = True) -> subpr
     return result
 
 
+TESTS_CONF = f"hydra.searchpath=[file://{REPO}/tests/conf]"  # the tests' own configs: data=rgb_shapes, toy=default
 WITHOUT_FIGURES = ["callbacks=none", "fid=none"]  # checkpoints and the progress bar only: no figure, metric or FID
 # The latent statistics alone (val/active_units, and at the test pass the `latents` family), without the probe's
 # regressions on 55,000 training codes (8 s a job) or FID.

@@ -12,10 +12,8 @@ from betavae.data.contract import ImageData
 from betavae.data.fashion_mnist import FashionMNISTDataModule
 from betavae.data.memory import InMemoryDataModule
 from betavae.data.shapes import ShapesDataModule
-from tests.helpers import REPO, limits, run_module, strict_json
+from tests.helpers import TESTS_CONF, limits, run_module, strict_json
 from tests.rgb_shapes import ColouredShapesDataModule
-
-TESTS_CONF = f"hydra.searchpath=[file://{REPO}/tests/conf]"
 
 
 def small_rgb():

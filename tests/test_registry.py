@@ -13,11 +13,10 @@ from betavae.metrics import registry
 from betavae.metrics.across import SweepScorer
 from betavae.metrics.registry import Scope
 from betavae.metrics.scorer import Evaluation, Scorer
-from betavae.metrics.suite import SCORERS, Suite
+from betavae.metrics.suite import SCORERS, SWEEP_SCORERS, Suite
 from betavae.runs.layout import Status
-from betavae.summary import across_scorers
 from tests import toy_metric
-from tests.helpers import LATENT_STATS_ONLY, REPO, limits, run_module, strict_json
+from tests.helpers import LATENT_STATS_ONLY, REPO, TESTS_CONF, limits, run_module, strict_json
 
 CODE = [path for folder in ("betavae", "hydra_plugins", "benchmarks", "scripts")
         for path in sorted((REPO / folder).rglob("*.py")) if path.name != "registry.py"]  # fmt: skip
@@ -41,7 +40,7 @@ def test_no_metric_key_is_spelled_anywhere_in_the_code_but_its_registry_entry():
 
 
 def test_every_scorer_is_of_its_familys_scope_and_every_family_but_trainings_own_has_one():
-    per_run, across = SCORERS, across_scorers()
+    per_run, across = SCORERS, SWEEP_SCORERS
     assert all(issubclass(cls, Scorer) and registry.FAMILIES[name].scope is Scope.PER_RUN
                for name, cls in per_run.items())  # fmt: skip
     assert all(issubclass(cls, SweepScorer) and registry.FAMILIES[name].scope is Scope.ACROSS_RUNS
@@ -92,7 +91,7 @@ def test_a_family_added_to_the_registry_reaches_metrics_json_every_summary_file_
                                                                                           real_data_dir):  # fmt: skip
     root = tmp_path / "sweep"
     run_module("tests.toy_metric", "-m", "beta=0.5,2.0", "trainer.max_epochs=1", *limits(train=5, val=1, test=1),
-               *LATENT_STATS_ONLY, f"hydra.sweep.dir={root}")  # fmt: skip
+               *LATENT_STATS_ONLY, TESTS_CONF, "+toy=default", f"hydra.sweep.dir={root}")  # fmt: skip
     jobs = [job for job in root.iterdir() if job.is_dir()]
     values = {
         float(job.name.split(",")[0].split("=")[1]): strict_json(job / "metrics.json")["test/toy"] for job in jobs

@@ -1,5 +1,5 @@
 """The room for scores computed across the runs of a sweep: each across-runs family of `betavae.metrics.registry`
-has a `SweepScorer` (`betavae.summary.across_scorers` imports them), which the summary runs on every job it read
+has a `SweepScorer` (`betavae.metrics.suite.SWEEP_SCORERS`), which the summary runs on every job it read
 before it groups them. Its per-job values join the jobs' rows (and so the groups' means, sds and paired
 differences), and what it says of the sweep goes into summary.md (a section), summary.json (under the family's
 name) and arrays at the sweep root."""

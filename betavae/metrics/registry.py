@@ -66,7 +66,7 @@ class Family:
     must offer (`betavae.data.contract.ImageData.lacks`: "classes", "factors", "fid_features"); ``settings``: per
     stage, the config key its scorer is built from (None: built with no settings; a stage absent: not computed
     there; the key absent from the config: off). The scorer classes are imported by what runs them
-    (`betavae.metrics.suite.SCORERS`, `betavae.summary.across_scorers`); a family without one is computed by
+    (`betavae.metrics.suite.SCORERS` and `SWEEP_SCORERS`); a family without one is computed by
     training itself, in its test loop or its record."""
 
     name: str

@@ -9,15 +9,19 @@ from omegaconf import DictConfig, OmegaConf
 
 from betavae.data.contract import ImageData
 from betavae.metrics import registry
+from betavae.metrics.across import SweepScorer
 from betavae.metrics.bounds import LikelihoodBounds
 from betavae.metrics.disentanglement import DisentanglementScorer
 from betavae.metrics.fid import FIDScorer
 from betavae.metrics.latents import LatentScores, ProbeScores
+from betavae.metrics.paired import PairedDifferences
 from betavae.metrics.registry import Scope, Stage
 from betavae.metrics.scorer import Evaluation, Scorer
+from betavae.metrics.selection import ModelSelection
 from betavae.model.networks import VAE
 
-# Each per-run family's scorer, by the family's name in the registry (which declares its metrics and settings).
+# Each family's scorer, by the family's name in the registry (which declares its metrics and settings): per run,
+# run by the suite below; across runs, by the sweep summary (`betavae.summary.summarize`).
 SCORERS: dict[str, type[Scorer]] = {
     "latents": LatentScores,
     "bounds": LikelihoodBounds,
@@ -25,6 +29,7 @@ SCORERS: dict[str, type[Scorer]] = {
     "probe": ProbeScores,
     "disentanglement": DisentanglementScorer,
 }
+SWEEP_SCORERS: dict[str, type[SweepScorer]] = {"udr": ModelSelection, "paired": PairedDifferences}
 
 
 class Suite:

@@ -15,20 +15,10 @@ from omegaconf import DictConfig
 
 from betavae.base.files import write_npz, write_png
 from betavae.metrics import across
-from betavae.metrics.across import SweepScorer
 from betavae.runs.layout import SweepDir
 from betavae.runs.sweep import Job, label_groups, read_jobs
 from betavae.summary import tables
 from betavae.summary.groups import group_rows, in_table_order, swept_key
-
-
-def across_scorers() -> dict[str, type[SweepScorer]]:
-    """Each across-runs family's scorer, by the family's name in the registry; imported when a summary is written,
-    so reading a sweep's records needs no torch."""
-    from betavae.metrics.paired import PairedDifferences
-    from betavae.metrics.selection import ModelSelection
-
-    return {"udr": ModelSelection, "paired": PairedDifferences}
 
 
 def summarize(sweep_dir: Path, cfg: DictConfig | None = None) -> tuple[str, list[Job]]:
@@ -40,7 +30,9 @@ def summarize(sweep_dir: Path, cfg: DictConfig | None = None) -> tuple[str, list
     entries: dict[str, Any] = {}
     sections = []
     along = swept_key(jobs)
-    for name, scorer in across.scorers(across_scorers(), cfg).items():
+    from betavae.metrics.suite import SWEEP_SCORERS  # here: reading a sweep's records needs no torch
+
+    for name, scorer in across.scorers(SWEEP_SCORERS, cfg).items():
         found = scorer.score(sweep, in_table_order(jobs, along))  # its section lists the groups as the table does
         for j in jobs:
             j.update(found.per_job.get(j["job"], {}))
