@@ -172,7 +172,7 @@ def one_gpu(monkeypatch):
 
 
 def test_rng_states_saved_with_more_gpus_restore_on_a_machine_with_fewer(one_gpu):
-    from betavae.model.module import rng_state, set_rng_state
+    from betavae.model.rng import rng_state, set_rng_state
 
     state = rng_state()
     for saved in (torch.full((16,), 7, dtype=torch.uint8), [torch.full((16,), 7, dtype=torch.uint8)] * 4):

@@ -12,7 +12,7 @@ import torch
 
 from betavae.base.errors import RunError, Terminated
 from betavae.base.files import write_json
-from betavae.model.module import rng_state, set_rng_state
+from betavae.model.rng import rng_state, set_rng_state
 from betavae.runs.devices import set_threads
 from betavae.runs.process import job_lock, raise_on_sigterm
 from tests.helpers import Payload, scalars, strict_json, train_job, write_idx

@@ -202,25 +202,23 @@ def test_tcvae_objective_is_rebuilt_from_its_hyperparameters_and_checks_them():
 def test_validation_parts_come_from_chunks_of_the_training_batch_whatever_the_evaluation_batches():
     """The images in the order they come, cut into chunks of the objective's batch size across the evaluation
     batches' boundaries: two ways of batching one epoch give the same chunks and the same estimates."""
-    from betavae.model.module import BetaVAEModule
-    from betavae.model.networks import MLPVAE
+    from betavae.model.epoch import EpochTerms
 
-    module = BetaVAEModule(
-        MLPVAE(image_size=2, hidden_dims=[3], latent_dim=2), TCObjective(batch_size=4, dataset_size=100)
-    )
+    objective, terms = TCObjective(batch_size=4, dataset_size=100), EpochTerms()
     generator = torch.Generator().manual_seed(0)
     z, mu, logvar = (torch.randn(23, 2, generator=generator) for _ in range(3))
 
     def epoch(batches):
         start = 0
         for n in batches:
-            module._chunk_parts("val", z[start : start + n], mu[start : start + n], logvar[start : start + n])
+            terms.add_samples("val", objective.batch_size, objective.parts, z[start : start + n],
+                              mu[start : start + n], logvar[start : start + n])  # fmt: skip
             start += n
-        return module._epoch_chunks("val")
+        return terms.take_chunks("val", objective.parts)
 
     first, second = epoch([10, 10, 3]), epoch([7, 7, 7, 2])
     assert [n for _, n in first] == [4, 4, 4, 4, 4, 3]
     assert [n for _, n in second] == [4, 4, 4, 4, 4, 3]
     for (a, _), (b, _) in zip(first, second, strict=True):
         assert torch.equal(a, b)
-    assert torch.equal(first[2][0], torch.stack(list(module.objective.parts(z[8:12], mu[8:12], logvar[8:12]))))
+    assert torch.equal(first[2][0], torch.stack(list(objective.parts(z[8:12], mu[8:12], logvar[8:12]))))

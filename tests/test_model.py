@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from betavae.base.errors import ConfigError, Diverged, RunError
+from betavae.model.checkpoints import load_module
 from betavae.model.module import BetaVAEModule
 from betavae.model.networks import MLPVAE, ConvVAE, build
 from betavae.model.objectives import BetaObjective
@@ -146,14 +147,14 @@ def test_constructor_refuses_bad_architecture_naming_the_argument(kwargs, messag
 
 
 def test_a_checkpoint_alone_rebuilds_its_module(tmp_path):
-    """BetaVAEModule.load needs no config: the architecture travels in the checkpoint's hyperparameters."""
+    """load_module needs no config: the architecture travels in the checkpoint's hyperparameters."""
     import lightning.pytorch as pl
 
     module = BetaVAEModule(MLPVAE(image_size=28, hidden_dims=[32], latent_dim=3), BetaObjective(0.25), lr=0.01)
     trainer = pl.Trainer(max_epochs=0, logger=False, enable_checkpointing=False, enable_progress_bar=False)
     trainer.strategy.connect(module)
     trainer.save_checkpoint(tmp_path / "model.ckpt")
-    loaded = BetaVAEModule.load(tmp_path / "model.ckpt")
+    loaded = load_module(tmp_path / "model.ckpt")
     architecture = {"name": "mlp", "image_size": 28, "image_channels": 1, "hidden_dims": [32], "latent_dim": 3,
                     "likelihood": "bernoulli"}  # fmt: skip
     assert loaded.net.architecture == architecture
@@ -162,7 +163,7 @@ def test_a_checkpoint_alone_rebuilds_its_module(tmp_path):
     assert torch.equal(loaded.net.encode(x).mu, module.net.encode(x).mu)
     torch.save({"state_dict": module.state_dict()}, tmp_path / "bare.ckpt")
     with pytest.raises(RunError, match="not a betavae checkpoint"):
-        BetaVAEModule.load(tmp_path / "bare.ckpt")
+        load_module(tmp_path / "bare.ckpt")
 
 
 def test_a_checkpoint_whose_weights_do_not_fit_its_hyperparameters_is_refused_in_one_line(tmp_path):
@@ -176,7 +177,7 @@ def test_a_checkpoint_whose_weights_do_not_fit_its_hyperparameters_is_refused_in
     edited["hyper_parameters"]["net"]["latent_dim"] = 2  # a hand-edited latent_dim
     torch.save(edited, tmp_path / "model.ckpt")
     with pytest.raises(RunError) as refused:
-        BetaVAEModule.load(tmp_path / "model.ckpt")
+        load_module(tmp_path / "model.ckpt")
     message = str(refused.value)
     assert "\n" not in message
     expected = "its weights do not fit the network its hyperparameters describe (size mismatch for net.encoder.2"
@@ -195,9 +196,14 @@ def test_divergence_check_names_the_first_non_finite_step_since_the_last_check()
     module = BetaVAEModule(MLPVAE(image_size=2, hidden_dims=[3], latent_dim=2))
     module._trainer = SimpleNamespace(global_step=10, current_epoch=2, world_size=1)  # 10 optimizer steps taken
     nan, inf, one = float("nan"), float("inf"), 1.0
-    module._batches["train"] = [batch(one, one, one)] * 6  # steps 0-5, checked
+    module._epoch.batches["train"] = [batch(one, one, one)] * 6  # steps 0-5, checked
     module._check_training()
-    module._batches["train"] += [batch(one, one, one), batch(one, one, one), batch(inf, one, inf), batch(nan, nan, one)]
+    module._epoch.batches["train"] += [
+        batch(one, one, one),
+        batch(one, one, one),
+        batch(inf, one, inf),
+        batch(nan, nan, one),
+    ]
     with pytest.raises(Diverged, match=r"non-finite training loss at step 8, epoch 2 \(KL = inf\)"):
         module._check_training()
 
@@ -222,7 +228,7 @@ def test_a_non_finite_loss_on_another_ddp_process_stops_this_one_with_the_same_m
 
     module = BetaVAEModule(MLPVAE(image_size=2, hidden_dims=[3], latent_dim=2))
     module._trainer = SimpleNamespace(global_step=4, current_epoch=0, world_size=2)
-    module._batches["train"] = [batch(1.0, 1.0, 1.0)] * 4  # finite here
+    module._epoch.batches["train"] = [batch(1.0, 1.0, 1.0)] * 4  # finite here
     other = torch.tensor([1.0, float("nan"), 2.0, 3.0])  # rank 1: its batch 1 had a NaN recon
     module.all_gather = lambda found: torch.stack([found, other])
     with pytest.raises(Diverged, match=r"non-finite training loss at step 1, epoch 0 \(recon = nan\)"):

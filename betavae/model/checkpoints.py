@@ -18,7 +18,9 @@ from omegaconf import DictConfig
 
 from betavae.base.errors import Refused, RunError, first_line
 from betavae.base.files import write_bytes
-from betavae.model.networks import named
+from betavae.model.module import BetaVAEModule
+from betavae.model.networks import build, named
+from betavae.model.objectives import objective_from
 
 log = logging.getLogger(__name__)
 
@@ -98,3 +100,22 @@ def resume_point(cfg: DictConfig, module: pl.LightningModule, last: ModelCheckpo
     check_resumable(path, checkpoint, cfg, module)
     log.info("Resuming from %s", path)
     return path
+
+
+def load_module(path: Path, map_location: str | torch.device = "cpu") -> BetaVAEModule:
+    """The module saved in a checkpoint, in eval mode: architecture and objective from its hyperparameters, weights
+    from its state. Read with torch.load(weights_only=True), and only this project's networks are built
+    (`networks.build`, by name), so nothing in the file can run code."""
+    checkpoint = load_checkpoint(path, map_location)
+    hparams, state = checkpoint.get("hyper_parameters"), checkpoint.get("state_dict")
+    if not all(isinstance(x, dict) for x in (hparams, state)) or not all(
+        isinstance(hparams.get(key), dict) for key in ("net", "objective")
+    ):
+        raise RunError(f"{path}: not a betavae checkpoint (no network, objective or state_dict in it)")
+    module = BetaVAEModule(build(hparams["net"]), objective_from(hparams["objective"]), hparams["lr"])
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as err:  # torch's message: a header line, then one line per mismatched tensor
+        detail = next((line.strip() for line in str(err).splitlines()[1:] if line.strip()), first_line(err))
+        raise RunError(f"{path}: its weights do not fit the network its hyperparameters describe ({detail})") from None
+    return module.to(map_location).eval()

@@ -59,7 +59,7 @@ class VAE(nn.Module):
         self.latent_dim = latent_dim
         self.image_shape = ImageShape(image_channels, image_size, image_size)
         self.likelihood = by_name(likelihood) if isinstance(likelihood, str) else likelihood
-        # Plain values: what a checkpoint stores to rebuild this network (see BetaVAEModule.load).
+        # Plain values: what a checkpoint stores to rebuild this network (see checkpoints.load_module).
         self.architecture = {"name": self.name, "image_size": image_size, "image_channels": image_channels,
                              **architecture, "latent_dim": latent_dim, "likelihood": self.likelihood.name}  # fmt: skip
 

@@ -78,6 +78,12 @@ class Objective:
 
     name = "objective"
     weighs_parts = False  # True: `parts` gives the KL's parts, which the objective weighs
+    batch_size: int | None = None  # validation and test estimate the parts on chunks of this many images, in order
+
+    @property
+    def needs_dataset_size(self) -> bool:
+        """Whether the training split's size is still to be given (`set_dataset_size`) before fitting."""
+        return False
 
     def __call__(
         self, recon: torch.Tensor, kl: torch.Tensor, at: Progress | None = None, parts: KLParts | None = None
@@ -209,6 +215,10 @@ class TCObjective(Objective):
                 f"must be an integer >= {least}, the training batch: the estimator takes a batch for a sample "
                 "of the data set")  # fmt: skip
         self.dataset_size = size
+
+    @property
+    def needs_dataset_size(self) -> bool:
+        return self.dataset_size is None
 
     def parts(self, z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> KLParts:
         if self.dataset_size is None:

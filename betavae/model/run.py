@@ -1,6 +1,6 @@
 """A trained run rebuilt from its directory alone: its best checkpoint's module in eval mode, the config it was
 trained with and its record; what `betavae.api` gives notebooks and what every across-runs scorer and evaluate
-load. Nothing in the directory can run code (`BetaVAEModule.load`)."""
+load. Nothing in the directory can run code (`checkpoints.load_module`)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 
 from betavae.base.config import is_int
 from betavae.base.errors import RunError, UsageError
+from betavae.model.checkpoints import load_module
 from betavae.model.module import BetaVAEModule
 from betavae.model.networks import VAE, Posterior, encode_all
 from betavae.runs.continuation import run_config
@@ -147,4 +148,4 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> Run:
     record = RunRecord.read(run_dir)
     if reason := untested(run_dir, path, record):
         log.warning("%s", reason)
-    return Run(run_dir, path, BetaVAEModule.load(path, device), run_config(run_dir), record, reason)
+    return Run(run_dir, path, load_module(path, device), run_config(run_dir), record, reason)
