@@ -13,23 +13,24 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from hydra.utils import instantiate
-from lightning.pytorch.loggers import Logger, TensorBoardLogger
+from hydra.utils import get_class, instantiate
+from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 
 from betavae.base.errors import RunError, SweepRefused, first_line
 from betavae.loggers import tracking
-from betavae.loggers.trackers import MLFlowLogger, Tolerant, WandbLogger
+from betavae.loggers.kinds import Kind, kind
+from betavae.loggers.trackers import Tolerant
 from betavae.metrics import registry
 from betavae.runs.layout import JobDir, likelihood_label
 
 log = logging.getLogger(__name__)
-EXTRAS = {"MLFlowLogger": "mlflow", "WandbLogger": "wandb"}  # class → the extra (and package) it needs
 
 
-def logger_class(node: DictConfig) -> str:
-    """The class name a logger config builds (its `_target_`'s last part)."""
-    return str(node.get("_target_", "")).rsplit(".", 1)[-1]
+def logger_kind(node: DictConfig) -> type[Kind] | None:
+    """The class a logger config builds, where it is a kind of ours (None: another Lightning logger)."""
+    cls = get_class(str(node.get("_target_", "")))
+    return cls if isinstance(cls, type) and issubclass(cls, Kind) else None
 
 
 def hparams(cfg: DictConfig) -> dict[str, Any]:
@@ -55,20 +56,17 @@ def hparams(cfg: DictConfig) -> dict[str, Any]:
 def check_installed(loggers: DictConfig | None) -> None:
     """Refuse, in one line, a configured logger whose package is missing, naming the extra to install."""
     for name, node in (loggers or {}).items():
-        package = EXTRAS.get(logger_class(node))
+        package = (cls := logger_kind(node)) and cls.extra
         if package and importlib.util.find_spec(package) is None:
             raise SweepRefused(f"logger.{name} needs the {package} package: pip install 'betavae[{package}]' "
                            f"(in a checkout: pip install -e '.[{package}]')")  # fmt: skip
 
 
 def store_of(node: DictConfig) -> tuple[str, str] | None:
-    """(kind, store) of a configured MLflow or W&B logger: where its run lives; None for the others."""
-    kind = EXTRAS.get(logger_class(node))
-    if kind == "mlflow":
-        return kind, tracking.mlflow_store(node.tracking_uri)
-    if kind == "wandb":
-        return kind, tracking.wandb_store(bool(node.get("offline", False)))
-    return None
+    """(its package, its store) of a configured logger whose run lives in a store (MLflow, W&B); None for the
+    others."""
+    cls = logger_kind(node)
+    return (cls.extra, cls.configured_store(node)) if cls is not None and cls.extra else None
 
 
 def reachable(loggers: DictConfig | None, unreachable: str) -> dict[str, DictConfig]:
@@ -115,84 +113,47 @@ def make(name: str, node: DictConfig, runs: tracking.TrackedRuns) -> Logger:
                     "the job's TensorBoard events, figures/ and metrics.json have it", name, where[1],
                     len(recorded["missed"]), first["at_step"], first["reason"])  # fmt: skip
     logger = instantiate(node, **extra)
-    if isinstance(logger, Tolerant):
+    if isinstance(logger, Tolerant):  # names itself in its warnings
         logger.label = f"logger.{name}"
     return logger
 
 
 def record_ids(loggers: dict[str, Logger], runs: tracking.TrackedRuns) -> None:
-    """Record in tracking.json, for each MLflow or W&B logger, what reopens its run in its store (creating the
-    MLflow run now), keeping what it records of other loggers and stores."""
+    """Record in tracking.json, for each logger whose run lives in a store (MLflow, W&B), what reopens its run
+    there, keeping what it records of other loggers and stores."""
     for name, logger in loggers.items():
-        if isinstance(logger, MLFlowLogger) and logger.send("the run's start", lambda lg=logger: lg.run_id):
-            entry = runs.get(name, logger.store) or {}
-            runs.set(name, logger.store, {**entry, "run_id": logger.run_id, "experiment_id": logger.experiment_id})
-        elif isinstance(logger, WandbLogger):
-            mode = "offline" if logger._offline else "online"
-            entry = {**(runs.get(name, logger.store) or {}), "id": logger._id, "project": logger._project}
-            runs.set(name, logger.store, {**entry, "dir": logger.save_dir, "mode": mode})
+        kind(logger).record_run(name, runs)
     runs.write()
 
 
 def report(loggers: dict[str, Logger], runs: tracking.TrackedRuns) -> None:
     """At a job's end: say, and record in tracking.json, what each tracked run missed in this part."""
     for name, logger in loggers.items():
-        if isinstance(logger, Tolerant) and (missed := logger.report()) and runs.get(name, logger.store):
-            runs.get(name, logger.store).setdefault("missed", []).append(missed)
+        kind(logger).record_missed(name, runs)
     runs.write()
 
 
 def finish(loggers: list[Logger], status: str) -> None:
-    """End the job's runs on every way out: flush TensorBoard, mark the MLflow run, and finish the W&B run, which
-    would otherwise stay the process's active run and take the next job's logging in a multirun."""
+    """End the job's runs on every way out (TensorBoard flushed, the MLflow run marked, the W&B run finished)."""
     for logger in loggers:
-        if isinstance(logger, WandbLogger):
-            if logger._experiment is not None:
-                logger.send("the run's end", lambda lg=logger: lg.experiment.finish(exit_code=int(status != "success")))
-        else:
-            logger.finalize(status)
+        kind(logger).end_run(status)
 
 
 def log_image(logger: Logger, name: str, image: np.ndarray, step: int) -> None:
-    """Add an HWC uint8 image at ``step``: TensorBoard's images, MLflow's image artifacts, a W&B media panel."""
-    if isinstance(logger, TensorBoardLogger):
-        logger.experiment.add_image(name, image, global_step=step, dataformats="HWC")
-    elif isinstance(logger, MLFlowLogger):
-        logger.send("images", lambda: logger.experiment.log_image(logger.run_id, image, key=name, step=step), step)
-    elif isinstance(logger, WandbLogger):
-        logger.send("images", lambda: logger.log_image(key=name, images=[image], step=step), step)
+    """Add an HWC uint8 image at ``step``, as the logger's kind does (TensorBoard's images, MLflow's image
+    artifacts, a W&B media panel)."""
+    kind(logger).publish_image(name, image, step)
 
 
 def log_file(logger: Logger, path: Path) -> None:
     """Attach a file to the run (MLflow artifact, W&B run file); TensorBoard and CSV have the job directory."""
-    if isinstance(logger, MLFlowLogger):
-        logger.send("files", lambda: logger.experiment.log_artifact(logger.run_id, str(path)))
-    elif isinstance(logger, WandbLogger):
-        logger.send("files", lambda: logger.experiment.save(str(path), base_path=str(Path(path).parent), policy="now"))
+    kind(logger).publish_file(path)
 
 
 def log_results(logger: Logger, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
     """The hyperparameters with the final test metrics: TensorBoard's HPARAMS tab, MLflow's params (its test
-    metrics are logged at their step already), W&B's config and run summary. MLflow's params are write-once:
-    one a continued run changed (trainer.max_epochs) keeps its first value and the run gets a tag with the new."""
-    if isinstance(logger, TensorBoardLogger):
-        logger.log_hyperparams(hparams, metrics)
-    elif isinstance(logger, MLFlowLogger):
-        logger.send("hyperparameter logs", lambda: mlflow_params(logger, hparams))
-    elif isinstance(logger, WandbLogger):
-        logger.log_hyperparams(hparams)
-        logger.send("the run summary", lambda: logger.experiment.summary.update(metrics))
-    else:
-        logger.log_hyperparams(hparams)
-
-
-def mlflow_params(logger: MLFlowLogger, hparams: dict[str, Any]) -> None:
-    """Log the params MLflow does not have yet; tag those a continued run changed (its params are write-once)."""
-    logged = logger.experiment.get_run(logger.run_id).data.params
-    changed = {k: str(v) for k, v in hparams.items() if k in logged and logged[k] != str(v)}
-    logger.log_hyperparams({k: v for k, v in hparams.items() if k not in changed})
-    for key, value in changed.items():
-        logger.experiment.set_tag(logger.run_id, key, value)
+    metrics are logged at their step already), W&B's config and run summary."""
+    kind(logger).publish_results(hparams, metrics)
 
 
 def check_stores(run_dir: Path, unreachable: str) -> set[str]:

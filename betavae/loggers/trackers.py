@@ -1,5 +1,6 @@
 """MLflow and W&B loggers that never stop training (`Tolerant`): Lightning's own logger classes, each made
-tolerant; their packages (the mlflow and wandb extras) are imported only when one is built."""
+tolerant and owning what it does beyond scalars (`kinds.Kind`); their packages (the mlflow and wandb extras) are
+imported only when one is built."""
 
 from __future__ import annotations
 
@@ -7,12 +8,17 @@ import collections
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import lightning.pytorch.loggers as lightning_loggers
+import numpy as np
+from omegaconf import DictConfig
 
 from betavae.base.errors import first_line
 from betavae.loggers import tracking
+from betavae.loggers.kinds import Kind
+from betavae.loggers.tracking import TrackedRuns
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +68,11 @@ class Tolerant:
         method = super().log_hyperparams
         self.send("hyperparameter logs", lambda: method(params))
 
+    def record_missed(self, name: str, runs: TrackedRuns) -> None:
+        """Record in ``runs`` what this part could not send (`report`), where the job records its run."""
+        if (missed := self.report()) and runs.get(name, self.store):
+            runs.get(name, self.store).setdefault("missed", []).append(missed)
+
     def report(self) -> dict[str, Any] | None:
         """What this part could not send, as tracking.json records it (None: nothing was missed); says it too."""
         if self.down is None:
@@ -73,8 +84,14 @@ class Tolerant:
                 "when": time.strftime("%Y-%m-%dT%H:%M:%S%z")}  # fmt: skip
 
 
-class MLFlowLogger(Tolerant, lightning_loggers.MLFlowLogger):
+class MLFlowLogger(Tolerant, Kind, lightning_loggers.MLFlowLogger):
     """Lightning's MLFlowLogger, never stopping training (`Tolerant`)."""
+
+    extra = "mlflow"
+
+    @classmethod
+    def configured_store(cls, node: DictConfig) -> str:
+        return tracking.mlflow_store(node.tracking_uri)
 
     @property
     def store(self) -> str:
@@ -94,11 +111,69 @@ class MLFlowLogger(Tolerant, lightning_loggers.MLFlowLogger):
         method = super().finalize
         self.send("the run's end", lambda: method(status))
 
+    def publish_image(self, name: str, image: np.ndarray, step: int) -> None:
+        """An image artifact at ``step``."""
+        self.send("images", lambda: self.experiment.log_image(self.run_id, image, key=name, step=step), step)
 
-class WandbLogger(Tolerant, lightning_loggers.WandbLogger):
+    def publish_file(self, path: Path) -> None:
+        """An artifact of the run."""
+        self.send("files", lambda: self.experiment.log_artifact(self.run_id, str(path)))
+
+    def publish_results(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
+        """Its params (its test metrics are logged at their step already); params are write-once: one a continued
+        run changed (trainer.max_epochs) keeps its first value and the run gets a tag with the new."""
+        self.send("hyperparameter logs", lambda: self.log_params(hparams))
+
+    def log_params(self, hparams: dict[str, Any]) -> None:
+        """Log the params MLflow does not have yet; tag those a continued run changed."""
+        logged = self.experiment.get_run(self.run_id).data.params
+        changed = {k: str(v) for k, v in hparams.items() if k in logged and logged[k] != str(v)}
+        self.log_hyperparams({k: v for k, v in hparams.items() if k not in changed})
+        for key, value in changed.items():
+            self.experiment.set_tag(self.run_id, key, value)
+
+    def record_run(self, name: str, runs: TrackedRuns) -> None:
+        """Its run's id and experiment (creating the run now)."""
+        if self.send("the run's start", lambda: self.run_id):
+            entry = runs.get(name, self.store) or {}
+            runs.set(name, self.store, {**entry, "run_id": self.run_id, "experiment_id": self.experiment_id})
+
+
+class WandbLogger(Tolerant, Kind, lightning_loggers.WandbLogger):
     """Lightning's WandbLogger, never stopping training (`Tolerant`): offline by default; online, W&B syncs in
     the background, and only starting a run can wait (`tracking.SETTINGS`)."""
+
+    extra = "wandb"
+
+    @classmethod
+    def configured_store(cls, node: DictConfig) -> str:
+        return tracking.wandb_store(bool(node.get("offline", False)))
 
     @property
     def store(self) -> str:
         return tracking.wandb_store(self._offline)
+
+    def publish_image(self, name: str, image: np.ndarray, step: int) -> None:
+        """A media panel at ``step``."""
+        self.send("images", lambda: self.log_image(key=name, images=[image], step=step), step)
+
+    def publish_file(self, path: Path) -> None:
+        """A run file."""
+        self.send("files", lambda: self.experiment.save(str(path), base_path=str(Path(path).parent), policy="now"))
+
+    def publish_results(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
+        """Its config, and the test metrics in its run summary."""
+        self.log_hyperparams(hparams)
+        self.send("the run summary", lambda: self.experiment.summary.update(metrics))
+
+    def end_run(self, status: str) -> None:
+        """Finish the run, which would otherwise stay the process's active run and take the next job's logging in
+        a multirun."""
+        if self._experiment is not None:
+            self.send("the run's end", lambda: self.experiment.finish(exit_code=int(status != "success")))
+
+    def record_run(self, name: str, runs: TrackedRuns) -> None:
+        """Its id, project, directory and mode (offline or online)."""
+        mode = "offline" if self._offline else "online"
+        entry = {**(runs.get(name, self.store) or {}), "id": self._id, "project": self._project}
+        runs.set(name, self.store, {**entry, "dir": self.save_dir, "mode": mode})
