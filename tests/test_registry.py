@@ -5,6 +5,7 @@ the plot with no other change, through a real Hydra multirun."""
 import ast
 import csv
 import json
+import re
 
 import numpy as np
 import pytest
@@ -94,7 +95,8 @@ def test_a_family_added_to_the_registry_reaches_metrics_json_every_summary_file_
                *LATENT_STATS_ONLY, TESTS_CONF, "+toy=default", f"hydra.sweep.dir={root}")  # fmt: skip
     jobs = [job for job in root.iterdir() if job.is_dir()]
     values = {
-        float(job.name.split(",")[0].split("=")[1]): strict_json(job / "metrics.json")["test/toy"] for job in jobs
+        float(re.search(r"(?:^|,)beta=([\d.]+)", job.name).group(1)): strict_json(job / "metrics.json")["test/toy"]
+        for job in jobs
     }
     assert sorted(values) == [0.5, 2.0]
     assert all(np.isfinite(v) and v >= 0 for v in values.values())

@@ -61,11 +61,6 @@ class Plain(Kind):
         self.logger.finalize(status)
 
 
-def kind(logger: Logger) -> Kind:
-    """The logger's behaviour: its own, for a kind of ours; the defaults, for another."""
-    return logger if isinstance(logger, Kind) else Plain(logger)
-
-
 class TensorBoardLogger(Kind, lightning_loggers.TensorBoardLogger):
     """Lightning's TensorBoardLogger: figures in its images tab, the final test metrics in its HPARAMS tab."""
 
@@ -78,3 +73,21 @@ class TensorBoardLogger(Kind, lightning_loggers.TensorBoardLogger):
 
 class CSVLogger(Kind, lightning_loggers.CSVLogger):
     """Lightning's CSVLogger: scalars and hyperparameters."""
+
+
+class LightningTensorBoard(Plain):
+    """Lightning's own TensorBoardLogger (configs before 0.12 built it; a Trainer of one's own may): images and the
+    test metrics in the HPARAMS tab, as ours."""
+
+    def publish_image(self, name: str, image: np.ndarray, step: int) -> None:
+        TensorBoardLogger.publish_image(self.logger, name, image, step)
+
+    def publish_results(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
+        self.logger.log_hyperparams(hparams, metrics)
+
+
+def kind(logger: Logger) -> Kind:
+    """The logger's behaviour: its own, for a kind of ours; TensorBoard's, for Lightning's; else the defaults."""
+    if isinstance(logger, Kind):
+        return logger
+    return (LightningTensorBoard if isinstance(logger, lightning_loggers.TensorBoardLogger) else Plain)(logger)
