@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from betavae.api import summary_rows
 from betavae.base.cli import quote_path_arguments
-from betavae.base.errors import RunError, first_line
+from betavae.base.errors import ConfigError, RunError, first_line
 from betavae.base.files import atomic, read_json, write_json
 from betavae.metrics import registry
 from betavae.model.run import load_run
@@ -145,18 +145,25 @@ def export_sweep(sweep_dir: Path, out: Path) -> list[Path]:
     return exported
 
 
+def export(cfg: DictConfig) -> list[Path]:
+    """Export one run or every finished run of a sweep, as `python -m betavae.export` does; return the folders
+    written."""
+    if bool(cfg.run_dir) == bool(cfg.sweep_dir) or not cfg.out:
+        raise ConfigError("give exactly one of run_dir=<job directory> or sweep_dir=<multirun directory>, and "
+                          "out=<folder> (python -m betavae.export run_dir=... out=...)")  # fmt: skip
+    if cfg.run_dir:
+        return [export_run(Path(cfg.run_dir), Path(cfg.out))]
+    exported = export_sweep(Path(cfg.sweep_dir), Path(cfg.out))
+    log.info("Exported %d models to %s", len(exported), cfg.out)
+    return exported
+
+
 @hydra.main(version_base="1.3", config_path="conf", config_name="export")
 def main(cfg: DictConfig) -> None:
     """Export one run or every finished run of a sweep."""
-    if bool(cfg.run_dir) == bool(cfg.sweep_dir) or not cfg.out:
-        raise SystemExit("error: give exactly one of run_dir=<job directory> or sweep_dir=<multirun directory>, and "
-                         "out=<folder> (python -m betavae.export run_dir=... out=...)")  # fmt: skip
     try:
-        if cfg.run_dir:
-            export_run(Path(cfg.run_dir), Path(cfg.out))
-        else:
-            log.info("Exported %d models to %s", len(export_sweep(Path(cfg.sweep_dir), Path(cfg.out))), cfg.out)
-    except RunError as err:
+        export(cfg)
+    except (RunError, ConfigError) as err:
         raise SystemExit(f"error: {first_line(err)}") from None
 
 

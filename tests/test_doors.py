@@ -3,6 +3,7 @@ record, or records why it stopped and raises the command's one line; `evaluate(c
 what they wrote. A config error answers before torch or Lightning is imported."""
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -11,6 +12,8 @@ import pytest
 from betavae.base.config import composed
 from betavae.base.errors import ConfigError, JobStopped
 from betavae.evaluate import evaluate
+from betavae.export import export
+from betavae.runs.continuation import MOVED
 from betavae.runs.layout import RunRecord, Status
 from betavae.summarize import summarize
 from betavae.train import job_config, train
@@ -58,9 +61,29 @@ def test_evaluate_and_summarize_in_process_return_what_they_wrote(sweep):
     assert sorted(job["job"] for job in jobs) == ["beta=0.5", "beta=2"]
 
 
+@pytest.mark.slow
+def test_a_sweep_whose_configs_name_classes_where_0_11_had_them_evaluates_summarises_and_exports(sweep, tmp_path):
+    old = tmp_path / "sweep"
+    shutil.copytree(sweep[0], old)
+    for config in old.glob("*/.hydra/config.yaml"):
+        text = config.read_text()
+        for was, now in MOVED.items():  # how 0.11 and earlier recorded the classes
+            text = text.replace(f"_target_: {now}.", f"_target_: {was}.")
+        assert "_target_: betavae.model.MLPVAE" in text
+        config.write_text(text)
+    assert len(evaluate(composed("evaluate", [f"sweep_dir={old}", *EVALUATE_FEW, "udr=none"]))) == 2
+    text, _ = summarize(composed("summarize", [f"sweep_dir={old}", "udr=none"]))
+    assert "| beta=0.5 |" in text and "| beta=2 |" in text
+    exported = export(composed("export", [f"sweep_dir={old}", f"out={tmp_path}/models"]))
+    assert sorted(path.name for path in exported) == ["beta=0.5", "beta=2"]
+    assert json.loads((exported[0] / "config.json").read_text())["data"]["class"] == "FashionMNISTDataModule"
+
+
 def test_the_doors_in_process_raise_betavaes_errors_in_one_line(tmp_path):
     with pytest.raises(ConfigError, match=r"^give sweep_dir="):
         summarize(composed("summarize"))
+    with pytest.raises(ConfigError, match=r"^give exactly one of run_dir="):
+        export(composed("export", [f"run_dir={tmp_path}"]))
     with pytest.raises(ConfigError, match=r"^eval\.limit=0: must be null or >= 1$"):
         evaluate(composed("evaluate", [f"run_dir={tmp_path}", "eval.limit=0"]))
 
