@@ -83,7 +83,7 @@ def test_mlflow_has_one_run_per_job_with_every_scalar_figure_hparam_and_file_kep
         assert strict_json(job / "tracking.json")["mlflow"][mlflow_server]["run_id"] == run.info.run_id
         assert run.data.tags["sweep"] == str(job.parent)
         assert run.info.status == "FINISHED"
-        assert float(run.data.params["beta"]) == strict_json(job / "metrics.json")["beta"]
+        assert float(run.data.params["beta"]) == strict_json(job / "metrics.json")["weight"]["beta"]
         assert run.data.params["likelihood"] == "Bernoulli"
         assert run.data.params["max_epochs"] == "1"
         for tag, points in tensorboard_scalars(job).items():  # every TensorBoard scalar, at its steps, with its values
@@ -177,7 +177,7 @@ def test_wandb_has_one_offline_run_per_job_with_every_scalar_figure_hparam_and_f
             "betavae",
         )
         metrics = strict_json(job / "metrics.json")
-        assert config["beta"] == metrics["beta"]
+        assert config["beta"] == metrics["weight"]["beta"]
         assert config["likelihood"] == "Bernoulli"
         final = {k: v for k, v in metrics.items() if k.startswith("test/")}  # then evaluate's, where it ran
         final |= {k: v for k, v in evaluations(job).items() if k in final}

@@ -3,6 +3,7 @@ checkpoints survive kills and full disks (real SIGKILLs, a real tmpfs); every fa
 and the directory's paths."""
 
 import errno
+import json
 import os
 import random
 import signal
@@ -239,7 +240,7 @@ def test_a_directory_refuses_other_hyperparameters_and_continues_with_more_epoch
     metrics = strict_json(run / "metrics.json")
     assert metrics["status"] == "ok"
     assert metrics["epochs"] == 2
-    assert metrics["beta"] == 0.1
+    assert metrics["weight"] == {"beta": 0.1}
     (part,) = yaml.safe_load((run / ".hydra" / "continued.yaml").read_text())
     assert part["changed"] == {"trainer.max_epochs": [1, 2]}
     bests = sorted(p.name for p in (run / "checkpoints").glob("best-*.ckpt"))
@@ -387,14 +388,19 @@ def test_a_finished_jobs_record_round_trips_with_its_status_first_and_its_test_m
     written = strict_json(tmp_path / "metrics.json")
     assert list(written)[:3] == ["status", "test/loss", "test/kl"]
     assert written["status"] == "ok"
-    assert written["objective"] == {
-        "_target_": "betavae.model.objectives.BetaObjective",
-        "beta": 0.5,
-        "warmup_epochs": 2,
-    }
-    assert (written["beta"], written["weight"]) == (0.5, {"beta": 0.5})
+    assert written["objective"] == {"_target_": "betavae.model.objectives.BetaObjective", "warmup_epochs": 2}
+    assert written["weight"] == {"beta": 0.5} and "beta" not in written  # β once: the objective's weight
+    assert record.beta == 0.5
     assert (written["likelihood"], written["precision"], written["epochs"]) == ("Bernoulli", "32-true", 3)
     assert RunRecord.read(tmp_path) == record
+
+
+def test_a_finished_jobs_record_of_0_11_with_beta_three_times_reads_as_it_did(tmp_path):
+    (tmp_path / "metrics.json").write_text(json.dumps({
+        "status": "ok", "test/loss": 240.5, "beta": 0.5, "seed": 1, "weight": {"beta": 0.5}, "epochs": 3,
+        "objective": {"_target_": "betavae.loss.BetaObjective", "beta": 0.5, "warmup_epochs": 0}}))  # fmt: skip
+    record = RunRecord.read(tmp_path)
+    assert (record.beta, record.weight, record.epochs, record.metrics) == (0.5, {"beta": 0.5}, 3, {"test/loss": 240.5})
 
 
 def test_a_stopped_jobs_record_keeps_beta_and_seed_as_given_and_its_reason(tmp_path):

@@ -41,7 +41,7 @@ def test_sweep_job_writes_checkpoints_metrics_and_tensorboard(sweep, beta):
     assert (job / ".hydra" / "config.yaml").is_file()
     assert (job / "checkpoints" / "last.ckpt").is_file()
     metrics = json.loads((job / "metrics.json").read_text())
-    assert metrics["beta"] == beta
+    assert metrics["weight"] == {"beta": beta}
     assert metrics["seed"] == 42
     assert metrics["epochs"] == 2
     assert (job / metrics["best_checkpoint"]).is_file()
@@ -57,11 +57,7 @@ def test_sweep_job_writes_checkpoints_metrics_and_tensorboard(sweep, beta):
     assert metrics["test/tc"] > 0
     assert metrics["test/dimwise_kl"] > 0  # ≤ log n
     assert all(0 < metrics[f"test/{p}_se"] < 0.5 for p in ("mi", "tc", "dimwise_kl"))
-    assert metrics["objective"] == {
-        "_target_": "betavae.model.objectives.BetaObjective",
-        "beta": beta,
-        "warmup_epochs": 0,
-    }
+    assert metrics["objective"] == {"_target_": "betavae.model.objectives.BetaObjective", "warmup_epochs": 0}
 
     events, series = scalars(job)
     assert set(STAGE_METRICS) | {"test/elbo", "test/fid", "test/fid_recon", "val/active_units"} <= set(series)

@@ -216,7 +216,7 @@ class RunRecord:
     status: Status
     reason: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)  # test/*
-    beta: Any = None  # the objective's β (None for an objective without one: capacity)
+    beta: Any = None  # the objective's β (None for one without: capacity); a finished job's is its weight's
     seed: Any = None
     objective: dict[str, Any] | None = None
     weight: dict[str, float] | None = None  # the objective's own weights: {"beta": 4.0}, {"gamma": 100, "c_max": 25}
@@ -236,8 +236,10 @@ class RunRecord:
     def of_finished_job(cls, cfg: DictConfig, metrics: dict[str, float], epochs: int, wall_time_s: float | None,
                         best_checkpoint: str | None, weight: dict[str, float],
                         notes: list[str] | None = None) -> RunRecord:  # fmt: skip
-        """The record of a job that finished with these test metrics, trained with an objective of ``weight``."""
-        objective = OmegaConf.to_container(cfg.objective, resolve=True)
+        """The record of a job that finished with these test metrics, trained with an objective of ``weight``
+        (its other settings under `objective`, so each number is written once)."""
+        settings = OmegaConf.to_container(cfg.objective, resolve=True)
+        objective = {k: v for k, v in settings.items() if k not in weight}
         return cls(Status.OK, None, metrics, weight.get("beta"), cfg.seed, objective, weight, likelihood_label(cfg),
                    str(cfg.trainer.precision), epochs, wall_time_s, best_checkpoint, list(notes or []))  # fmt: skip
 
@@ -252,7 +254,7 @@ class RunRecord:
         if not self.finished:
             return {"status": self.status.value, "reason": self.reason, "beta": self.beta, "seed": self.seed}
         rest = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        del rest["status"], rest["reason"], rest["metrics"]
+        del rest["status"], rest["reason"], rest["metrics"], rest["beta"]  # β: the objective's weight, once
         return {"status": self.status.value, **self.metrics, **rest}
 
     @classmethod
@@ -263,8 +265,10 @@ class RunRecord:
             raise ValueError("not a JSON object")
         names = {f.name for f in dataclasses.fields(cls)} - {"status", "metrics"}
         metrics = {k: v for k, v in data.items() if k.startswith("test/")}
-        return cls(Status(data.get("status", Status.OK.value)), metrics=metrics,
-                   **{k: v for k, v in data.items() if k in names})  # fmt: skip
+        given = {k: v for k, v in data.items() if k in names}
+        if "beta" not in given and isinstance(given.get("weight"), dict):  # a finished job's, since 0.12
+            given["beta"] = given["weight"].get("beta")
+        return cls(Status(data.get("status", Status.OK.value)), metrics=metrics, **given)
 
     @classmethod
     def read(cls, run_dir: Path) -> RunRecord | None:
