@@ -93,8 +93,8 @@ def evaluate_run(run_dir: Path, cfg: DictConfig, overrides: list[str]) -> dict[s
                 evaluation.documents[name] = document
     job.write_arrays(evaluation.arrays)
     job.write_figures(evaluation.figures, evaluation.documents)
-    result = {"run_dir": str(run_dir), "checkpoint": str(run.checkpoint), "weight": module.objective.weight, **evaluation.metrics, **evaluation.settings,
-              "notes": evaluation.notes}  # fmt: skip
+    result = {"run_dir": str(run_dir), "checkpoint": str(run.checkpoint), "weight": module.objective.weight,
+              **evaluation.metrics, **evaluation.settings, "notes": evaluation.notes}  # fmt: skip
     for note in evaluation.notes:
         log.warning("%s: %s", run_dir, note)
     path = write_json(job.evaluation, result)
