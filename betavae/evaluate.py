@@ -11,6 +11,7 @@ them). Checkpoints are read with torch.load(weights_only=True).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -129,13 +130,12 @@ def runs_to_evaluate(cfg: DictConfig) -> list[Path]:
     return runs
 
 
-def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict[Path, dict[str, Any]]:
+def evaluate(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[Path, dict[str, Any]]:
     """Evaluate each run as `python -m betavae.evaluate` does and return what it wrote (each evaluation.json's
     contents, by run directory); then, for a sweep, write its summary. A run that cannot be evaluated is reported
-    and the others go on; then `RunError` says how many failed. ``overrides``: the command line's (Hydra's job's
-    where Hydra runs it), whose `fid.*`, `disentanglement.*` and `figures.*` go over each run's recorded settings."""
-    if overrides is None:
-        overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    and the others go on; then `RunError` says how many failed. ``overrides``: the command line's, whose `fid.*`,
+    `disentanglement.*` and `figures.*` go over each run's recorded settings."""
+    overrides = list(overrides)
     try:
         check_eval(cfg)
         runs = runs_to_evaluate(cfg)
@@ -166,7 +166,7 @@ def evaluate(cfg: DictConfig, overrides: list[str] | None = None) -> dict[Path, 
 def main(cfg: DictConfig) -> None:
     """Evaluate each run; a run that cannot be evaluated is reported and the others go on."""
     try:
-        evaluate(cfg)
+        evaluate(cfg, HydraConfig.get().overrides.task)
     except (RunError, ConfigError) as err:
         raise SystemExit(f"error: {err}") from None
 

@@ -79,6 +79,15 @@ def test_a_sweep_whose_configs_name_classes_where_0_11_had_them_evaluates_summar
     assert json.loads((exported[0] / "config.json").read_text())["data"]["class"] == "FashionMNISTDataModule"
 
 
+@pytest.mark.slow
+def test_evaluate_in_process_takes_only_the_overrides_it_is_given(sweep, tmp_path, caplog):
+    job_config(["figures.prior_samples.seed=3"], tmp_path / "other")  # a notebook's earlier job: Hydra's job now
+    with caplog.at_level("INFO", logger="betavae.evaluate"):
+        evaluate(composed("evaluate", [f"run_dir={sweep[0] / 'beta=0.5'}", *EVALUATE_FEW]))
+    assert "figures settings: the run's" in caplog.text
+    assert "prior_samples.seed" not in caplog.text
+
+
 def test_the_doors_in_process_raise_betavaes_errors_in_one_line(tmp_path):
     with pytest.raises(ConfigError, match=r"^give sweep_dir="):
         summarize(composed("summarize"))
