@@ -223,6 +223,16 @@ def test_every_experiment_composes_with_either_callbacks_choice_into_callbacks_a
     assert set(cfg.callbacks) - set(nodes) <= {"latent_evolution"}  # what shapes_smoke tunes, not chosen by none
 
 
+@pytest.mark.parametrize("experiment", [name for name in EXPERIMENTS if name != "smoke"])
+@pytest.mark.parametrize("model", ["mlp", "conv", "burgess"])
+def test_every_experiment_builds_either_network(experiment, model):
+    cfg = compose_train(f"experiment={experiment}", f"model={model}")
+    net = instantiate(cfg.model.net)
+    assert type(net).__name__ == ("MLPVAE" if model == "mlp" else "ConvVAE")
+    if model != "mlp":
+        assert net.architecture["channels"] == ([32, 32, 32, 32] if model == "burgess" else [32, 32, 32])
+
+
 def test_callbacks_are_tunable_and_removable_from_the_command_line():
     cfg = compose_train("callbacks.latent_evolution.every_n_epochs=5", "~callbacks.interpolation")
     # the checkpoint callback needs a Hydra run for its directory
