@@ -8,10 +8,12 @@ import shutil
 import numpy as np
 import pytest
 
+from betavae.base.config import composed
 from betavae.metrics import udr
 from betavae.metrics.selection import ModelSelection, read_selection
 from betavae.runs.layout import Status, SweepDir
 from betavae.runs.sweep import Job
+from betavae.summarize import summarize
 from tests.helpers import WITHOUT_FIGURES, run_module
 
 pytestmark = pytest.mark.slow
@@ -79,12 +81,45 @@ def test_a_group_with_one_finished_seed_gets_one_line_and_the_summary_is_still_w
     assert "udr_lasso" not in json.loads((copy / "summary.json").read_text())["groups"][0]
 
 
+def truncate_best_checkpoint(job):
+    """Cut the job's best checkpoint to its first 100 bytes, as a killed copy would leave it."""
+    best = job / json.loads((job / "metrics.json").read_text())["best_checkpoint"]
+    best.write_bytes(best.read_bytes()[:100])
+
+
+def test_a_seed_that_cannot_be_read_is_left_out_of_udr_alone_and_its_group_keeps_the_others(shapes, tmp_path):
+    copy = tmp_path / "sweep"
+    shutil.copytree(shapes, copy)
+    third = copy / "seed=3,experiment=shapes_smoke"
+    shutil.copytree(next(copy.glob("*seed=2*")), third)
+    for name in ("config.yaml", "overrides.yaml"):
+        path = third / ".hydra" / name
+        path.write_text(path.read_text().replace("seed=2", "seed=3").replace("seed: 2", "seed: 3"))
+    truncate_best_checkpoint(third)
+    text, jobs = summarize(composed("summarize", [f"sweep_dir={copy}"]))
+    assert f"- UDR: {third.name} left out: " in text
+    udr_of = {j["seed"]: j.get("udr_lasso") for j in jobs}
+    assert udr_of[3] is None and udr_of[1] is not None and udr_of[2] is not None
+    assert sorted(read_selection(copy)["jobs"].tolist()) == sorted(j["job"] for j in jobs if j["seed"] != 3)
+
+
+def test_when_every_group_is_left_out_of_udr_the_summary_is_written_with_the_line_why(shapes, tmp_path):
+    copy = tmp_path / "sweep"
+    shutil.copytree(shapes, copy)
+    truncate_best_checkpoint(next(copy.glob("*seed=2*")))
+    text, _ = summarize(composed("summarize", [f"sweep_dir={copy}"]))
+    assert "- UDR: group (all jobs) left out: 1 of its 2 seeds could be read; UDR compares two or more" in text
+    assert (copy / "summary.md").read_text() == text
+    assert not (copy / "selection.npz").exists()  # the earlier sweep's, gone with the UDR it held
+
+
 def test_a_model_with_no_active_latent_is_scored_zero_with_a_line_saying_why(tmp_path):
     rng = np.random.default_rng(0)
     codes = rng.uniform(size=(1000, 4))
     scorer = ModelSelection()
-    scorer.representations = lambda jobs: (np.stack([codes, codes[:, ::-1], np.zeros((1000, 4))]),
-                                           np.array([[1.0] * 4, [1.0] * 4, [0.0] * 4]), np.arange(1000))  # fmt: skip
+    three = np.stack([codes, codes[:, ::-1], np.zeros((1000, 4))])
+    scorer.representations = lambda jobs, notes: ([0, 1, 2], three, np.array([[1.0] * 4, [1.0] * 4, [0.0] * 4]),
+                                                  np.arange(1000))  # fmt: skip
     jobs: list[Job] = [{"job": f"seed={s}", "group": "beta=1", "seed": s, "status": Status.OK} for s in (1, 2, 3)]
     found = scorer.score(SweepDir(tmp_path), jobs)
     assert found.per_job["seed=3"]["udr_lasso"] == 0.0

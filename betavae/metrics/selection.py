@@ -57,13 +57,19 @@ class ModelSelection(SweepScorer):
         keys = ("num_images", "split", "seed", "kl_threshold", "alpha", "batch_size", "device")
         return {key: getattr(self, key) for key in keys}
 
-    def representations(self, jobs: list[JobDir]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Posterior means [M, n, D] and mean KL per latent [M, D] of each job's best checkpoint on the same
-        images of its data (whose indices [n] come third)."""
+    def representations(self, jobs: list[JobDir], notes: list[str]) -> tuple[list[int], np.ndarray, np.ndarray,
+                                                                              np.ndarray]:  # fmt: skip
+        """The jobs whose best checkpoint loads (by position; each other one left out alone, its line in
+        ``notes``), and their posterior means [M, n, D] and mean KL per latent [M, D] on the same images of their
+        data (whose indices [n] come last)."""
         datas: dict[str, Any] = {}
-        codes, kls, index = [], [], None
-        for job in jobs:
-            run = load_run(job.root, self.device)
+        readable, codes, kls, index = [], [], [], None
+        for k, job in enumerate(jobs):
+            try:
+                run = load_run(job.root, self.device)
+            except (RunError, OSError, ValueError) as err:  # a truncated checkpoint, a device this machine lacks
+                notes.append(f"UDR: {job.root.name} left out: {first_line(err)}")
+                continue
             settings = OmegaConf.to_container(run.config.data, resolve=False)
             settings.pop("seed", None)  # the batch order, never the images
             key = json.dumps(settings, sort_keys=True, default=str)
@@ -76,7 +82,10 @@ class ModelSelection(SweepScorer):
             posterior = encode_all(run.model, images[index], self.batch_size)
             codes.append(posterior.mu.double().cpu().numpy())
             kls.append(kl_per_dim(posterior).double().cpu().numpy())
-        return np.stack(codes), np.stack(kls), index.numpy()
+            readable.append(k)
+        if len(readable) < 2:
+            raise RunError(f"{len(readable)} of its {len(jobs)} seeds could be read; UDR compares two or more")
+        return readable, np.stack(codes), np.stack(kls), index.numpy()
 
     def score(self, sweep: SweepDir, jobs: list[Job]) -> SweepScores:
         started = time.perf_counter()
@@ -93,10 +102,12 @@ class ModelSelection(SweepScorer):
         per_job, rows, arrays, kept = {}, [], {}, {}
         for group, members in compared.items():
             try:
-                codes, kl, index = self.representations([JobDir(sweep.root / j["job"]) for j in members])
-            except (RunError, OSError, ValueError) as err:
+                readable, codes, kl, index = self.representations([JobDir(sweep.root / j["job"]) for j in members],
+                                                                  notes)  # fmt: skip
+            except (RunError, OSError, ValueError) as err:  # too few seeds left, or latent sizes that differ
                 notes.append(f"UDR: group {group} left out: {first_line(err)}")
                 continue
+            members = [members[k] for k in readable]
             found = self.group_scores(codes, kl)
             for k, j in enumerate(members):
                 per_job[j["job"]] = {name: float(found[name][k]) for name in
@@ -107,7 +118,7 @@ class ModelSelection(SweepScorer):
             best = members[int(np.argmax(found["udr_lasso"]))]
             kept[group] = {"seed": best["seed"], "job": best["job"], "by": "udr_lasso"}
             rows.append((group, members, codes, kl, index, found))
-        arrays = {ARRAYS: selection_arrays(rows, self.settings())}
+        arrays = {ARRAYS: selection_arrays(rows, self.settings()) if rows else None}  # none: a stale one goes
         summary = {"settings": self.settings(), "keep": kept, "notes": notes,
                    "seconds": round(time.perf_counter() - started, 2)}  # fmt: skip
         return SweepScores(per_job, summary, section(rows, kept, notes), arrays, notes)
