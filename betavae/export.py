@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from betavae.api import summary_rows
 from betavae.base.cli import quote_path_arguments
+from betavae.base.config import require
 from betavae.base.errors import ConfigError, RunError, first_line
 from betavae.base.files import atomic, read_json, write_json
 from betavae.metrics import registry
@@ -96,10 +97,38 @@ def card(config: dict[str, Any], job: JobDir, spreads: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-def export_run(run_dir: Path, out: Path, spreads: dict[str, str] | None = None) -> Path:
-    """Write one trained job's folder: weights, config and card; return the folder."""
+def is_model_export(folder: ModelDir) -> bool:
+    """Whether a folder holds what `export_run` writes (its config.json, of this format)."""
+    config = read_json(folder.config)
+    return isinstance(config, dict) and config.get("format") == ModelDir.FORMAT and "architecture" in config
+
+
+def is_sweep_export(out: Path) -> bool:
+    """Whether a folder holds what `export_sweep` writes (its index.json)."""
+    index = read_json(out / INDEX)
+    return isinstance(index, dict) and {"sweep", "models"} <= index.keys()
+
+
+def check_out(out: Path, exported: bool, overwrite: bool) -> None:
+    """Refuse, before any work, an ``out`` whose contents an export would lose: a file, a folder holding what no
+    export wrote (``exported``: it holds an export's files), or an earlier export unless ``overwrite``."""
+    if out.exists() and not out.is_dir():
+        raise RunError(f"out={out}: not a folder; give a folder to write the model into")
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    if not exported:
+        held = ", ".join(sorted(path.name for path in out.iterdir())[:3])
+        raise RunError(f"out={out}: holds files no export wrote ({held}, ...); give a new or empty folder")
+    if not overwrite:
+        raise RunError(f"out={out}: holds an export already; give overwrite=true to replace it")
+
+
+def export_run(run_dir: Path, out: Path, spreads: dict[str, str] | None = None, overwrite: bool = False) -> Path:
+    """Write one trained job's folder: weights, config and card; return the folder. A folder that holds anything
+    else is refused (`check_out`)."""
     from safetensors.torch import save_file
 
+    check_out(Path(out), is_model_export(ModelDir(Path(out))), overwrite)
     job, run, folder = JobDir(Path(run_dir)), load_run(run_dir), ModelDir(Path(out))
     config = model_config(run, run.record)
     folder.root.mkdir(parents=True, exist_ok=True)
@@ -130,14 +159,16 @@ def group_spreads(sweep_dir: Path) -> dict[str, dict[str, str]]:
     return spreads
 
 
-def export_sweep(sweep_dir: Path, out: Path) -> list[Path]:
-    """Every finished job of a sweep into ``out/<job>/``, and ``out/index.json`` listing them."""
+def export_sweep(sweep_dir: Path, out: Path, overwrite: bool = False) -> list[Path]:
+    """Every finished job of a sweep into ``out/<job>/``, and ``out/index.json`` listing them. A folder that holds
+    anything else is refused (`check_out`)."""
+    check_out(Path(out), is_sweep_export(Path(out)), overwrite)
     spreads, exported, index = group_spreads(sweep_dir), [], []
     for job_dir in job_dirs(Path(sweep_dir)):
         record = RunRecord.read(job_dir)
         if record is None or not record.finished:
             continue
-        folder = export_run(job_dir, out / job_dir.name, spreads.get(job_dir.name))
+        folder = export_run(job_dir, out / job_dir.name, spreads.get(job_dir.name), overwrite)
         exported.append(folder)
         index.append({"folder": job_dir.name, **{k: v for k, v in (read_json(ModelDir(folder).config) or {}).items()
                                                  if k in ("weight", "seed", "metrics")}})  # fmt: skip
@@ -151,9 +182,11 @@ def export(cfg: DictConfig) -> list[Path]:
     if bool(cfg.run_dir) == bool(cfg.sweep_dir) or not cfg.out:
         raise ConfigError("give exactly one of run_dir=<job directory> or sweep_dir=<multirun directory>, and "
                           "out=<folder> (python -m betavae.export run_dir=... out=...)")  # fmt: skip
+    out, overwrite = Path(cfg.out).expanduser(), cfg.overwrite
+    require(isinstance(overwrite, bool), "overwrite", overwrite, "must be true or false")
     if cfg.run_dir:
-        return [export_run(Path(cfg.run_dir), Path(cfg.out))]
-    exported = export_sweep(Path(cfg.sweep_dir), Path(cfg.out))
+        return [export_run(Path(cfg.run_dir), out, overwrite=overwrite)]
+    exported = export_sweep(Path(cfg.sweep_dir), out, overwrite)
     log.info("Exported %d models to %s", len(exported), cfg.out)
     return exported
 

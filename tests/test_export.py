@@ -9,7 +9,9 @@ import torch
 from hydra.utils import instantiate
 
 from betavae.api import load_model
+from betavae.base.config import composed
 from betavae.base.errors import RunError
+from betavae.export import export
 from betavae.metrics.registry import Stage
 from betavae.metrics.suite import Suite
 from betavae.model.run import load_run
@@ -67,3 +69,28 @@ def test_one_run_exports_from_the_command_line_and_a_folder_without_a_model_is_r
     refused = run_module("betavae.export", f"out={tmp_path / 'x'}", check=False)
     assert refused.returncode != 0
     assert refused.stderr.strip().splitlines()[-1].startswith("error: give exactly one of run_dir=")
+
+
+def test_export_refuses_a_folder_it_did_not_make_and_replaces_an_export_only_when_asked(sweep, tmp_path, monkeypatch):
+    job = sorted(d for d in (sweep / "sweep").iterdir() if d.is_dir())[0]
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "README.md").write_text("my notes")
+    with pytest.raises(RunError, match=r"^out=.*mine: holds files no export wrote \(README.md, \.\.\.\); give a new"):
+        export(composed("export", [f"run_dir={job}", f"out={mine}", "overwrite=true"]))
+    assert [p.name for p in mine.iterdir()] == ["README.md"] and (mine / "README.md").read_text() == "my notes"
+    (tmp_path / "file").write_text("")
+    with pytest.raises(RunError, match=r"^out=.*file: not a folder"):
+        export(composed("export", [f"run_dir={job}", f"out={tmp_path / 'file'}"]))
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (folder,) = export(composed("export", [f"run_dir={job}", "out=~/one"]))  # the user's home, not a folder "~"
+    assert folder == tmp_path / "one" and (folder / "model.safetensors").is_file()
+    with pytest.raises(RunError, match=r"^out=.*one: holds an export already; give overwrite=true to replace it$"):
+        export(composed("export", [f"run_dir={job}", "out=~/one"]))
+    assert export(composed("export", [f"run_dir={job}", "out=~/one", "overwrite=true"])) == [folder]
+
+    with pytest.raises(RunError, match=r"^out=.*models: holds an export already"):
+        export(composed("export", [f"sweep_dir={sweep / 'sweep'}", f"out={sweep / 'models'}"]))
+    again = export(composed("export", [f"sweep_dir={sweep / 'sweep'}", f"out={sweep / 'models'}", "overwrite=true"]))
+    assert len(again) == 2
