@@ -7,6 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 
 from betavae.base.config import composed
 from betavae.metrics import udr
@@ -126,3 +127,30 @@ def test_a_model_with_no_active_latent_is_scored_zero_with_a_line_saying_why(tmp
     assert found.per_job["seed=1"]["udr_lasso"] > 0.4
     assert any(note.startswith("UDR: seed=3 has no active latent (every latent's mean KL ≤ 0.01 nats)")
                for note in found.notes)  # fmt: skip
+
+
+def set_posterior_means(job, value):
+    """Make the job's best checkpoint give every image the same posterior means (``value``: 0, all weights of the
+    means' rows zero: the biases alone) or non-finite ones (NaN weights)."""
+    best = job / json.loads((job / "metrics.json").read_text())["best_checkpoint"]
+    checkpoint = torch.load(best, weights_only=True)
+    state = checkpoint["state_dict"]
+    last = [k for k, v in state.items() if k.startswith("net.encoder") and k.endswith("weight") and v.ndim == 2][-1]
+    state[last][: state[last].shape[0] // 2] = value  # the rows of μ (q's output is μ then log σ²)
+    torch.save(checkpoint, best)
+
+
+@pytest.mark.parametrize("value", [0.0, float("nan")])
+def test_a_seed_with_constant_or_non_finite_codes_gets_a_line_and_the_summary_is_written_whole(shapes, tmp_path, value):
+    copy = tmp_path / "sweep"
+    shutil.copytree(shapes, copy)
+    job = next(copy.glob("*seed=2*"))
+    set_posterior_means(job, value)
+    text, jobs = summarize(composed("summarize", [f"sweep_dir={copy}"]))
+    if np.isnan(value):
+        assert f"- UDR: {job.name} left out: its posterior means are not finite" in text
+    else:
+        assert f"- UDR: {job.name}: no Gaussian TC of μ: a latent's mean is the same for every image" in text
+        assert "gaussian_tc" not in next(j for j in jobs if j["job"] == job.name)
+    assert json.loads((copy / "summary.json").read_text())["jobs"]  # strict JSON, every file written
+    assert (copy / "summary.md").read_text() == text

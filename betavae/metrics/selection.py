@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from betavae.base.config import is_int, is_number, require
 from betavae.base.errors import RunError, first_line
-from betavae.metrics import udr
+from betavae.metrics import registry, udr
 from betavae.metrics.across import SweepScorer, SweepScores
 from betavae.metrics.latents import kl_per_dim
 from betavae.model.networks import encode_all
@@ -28,6 +28,7 @@ from betavae.runs.sweep import Job
 
 log = logging.getLogger(__name__)
 ARRAYS = "selection"  # selection.npz
+SCORES = registry.FAMILIES["udr"].keys()  # per job: UDR with both matrices, the label-free scores
 
 
 class ModelSelection(SweepScorer):
@@ -80,6 +81,9 @@ class ModelSelection(SweepScorer):
                 order = torch.randperm(len(images), generator=torch.Generator().manual_seed(self.seed))
                 index = order[: self.num_images].sort().values
             posterior = encode_all(run.model, images[index], self.batch_size)
+            if not torch.isfinite(posterior.mu).all():  # its weights are not finite: nothing to compare
+                notes.append(f"UDR: {job.root.name} left out: its posterior means are not finite")
+                continue
             codes.append(posterior.mu.double().cpu().numpy())
             kls.append(kl_per_dim(posterior).double().cpu().numpy())
             readable.append(k)
@@ -110,8 +114,10 @@ class ModelSelection(SweepScorer):
             members = [members[k] for k in readable]
             found = self.group_scores(codes, kl)
             for k, j in enumerate(members):
-                per_job[j["job"]] = {name: float(found[name][k]) for name in
-                                     ("udr_lasso", "udr_spearman", "gaussian_tc", "mutual_info")}  # fmt: skip
+                values = {name: float(found[name][k]) for name in SCORES}
+                per_job[j["job"]] = {name: value for name, value in values.items() if np.isfinite(value)}
+                if not np.isfinite(values["gaussian_tc"]):
+                    notes.append(f"UDR: {j['job']}: no Gaussian TC of μ: a latent's mean is the same for every image")
             notes += [f"UDR: {members[k]['job']} has no active latent (every latent's mean KL ≤ {self.kl_threshold} "
                       "nats): it shares no structure with the other seeds, and its UDR is 0"
                       for k in np.flatnonzero(found["active"] == 0)]  # fmt: skip
@@ -154,7 +160,7 @@ def selection_arrays(rows: list[tuple], settings: dict[str, Any]) -> dict[str, n
         out["image_indices"][span, : len(index)] = index
         for name in ("pairwise_lasso", "pairwise_spearman"):
             out[name][span, span] = found[name]
-        for name in ("udr_lasso", "udr_spearman", "gaussian_tc", "mutual_info", "active"):
+        for name in (*SCORES, "active"):
             out.setdefault(name, np.full(m, np.nan))[span] = found[name]
         start += len(members)
     return out
