@@ -4,6 +4,7 @@ one line a missing, truncated or wrong-layout file gets, the cache the images ar
 smoke run of each with every score and UDR."""
 
 import json
+import subprocess
 import zipfile
 
 import numpy as np
@@ -80,6 +81,22 @@ def test_the_images_are_converted_once_into_a_cache_whose_slices_are_the_splits(
     again.setup()
     assert converted.stat().st_mtime_ns == stamp  # read, not written again
     assert torch.equal(again.splits["test"][0], data.splits["test"][0])
+
+
+def test_a_ready_cache_on_a_read_only_mount_is_used_as_it_is(dsprites, tmp_path):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(cache)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        written = DSpritesDataModule(path=dsprites, cache_dir=cache, **SMALL)
+        written.setup()
+        subprocess.run(["mount", "-o", "remount,ro", str(cache)], check=True)  # a shared, pre-converted mount
+        shared = DSpritesDataModule(path=dsprites, cache_dir=cache, **SMALL)
+        shared.setup()
+        assert torch.equal(shared.splits["test"][0], written.splits["test"][0])
+    finally:
+        subprocess.run(["umount", "-l", str(cache)], check=True)
 
 
 def one_line(err) -> str:

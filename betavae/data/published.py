@@ -142,8 +142,10 @@ def cached(path: Path, shape: tuple[int, ...], rows: Callable[[], Iterator[np.nd
     ~/.cache/betavae/datasets) written once, under a file lock so a sweep's jobs do not write it together, then
     memory-mapped (copy on write: nothing writes back)."""
     directory = cache_path("BETAVAE_CACHE", "datasets", given=cache_dir)
-    directory.mkdir(parents=True, exist_ok=True)
     target = directory / f"{path.stem}-{key}.npy"
+    if target.is_file():  # ready (written whole, then renamed): read as it is, also from a read-only mount
+        return torch.from_numpy(np.load(target, mmap_mode="c"))
+    directory.mkdir(parents=True, exist_ok=True)
     with open(directory / f"{target.name}.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not target.is_file():
