@@ -41,8 +41,14 @@ data:
 	  || $(PYTHON) -m betavae.data
 	@echo "Fashion-MNIST: $$($(PYTHON) -m betavae.data data.download=false)"
 
+# A sweep that did not finish (killed, stopped, a job failed) leaves its directory's name in $(SWEEP_MARK): the next
+# `make sweep` continues it there (its finished jobs are not run again) instead of starting a new one.
+SWEEP_MARK ?= multirun/.make-sweep
 sweep: install data
-	$(PYTHON) -m betavae.train -m beta=$(BETAS)
+	@dir=$$(cat $(SWEEP_MARK) 2>/dev/null); \
+	if [ -n "$$dir" ]; then echo "make sweep: continuing the unfinished sweep $$dir (delete $(SWEEP_MARK) to start anew)"; \
+	else dir=multirun/$$(date +%Y-%m-%d/%H-%M-%S); mkdir -p $$(dirname $(SWEEP_MARK)) && echo "$$dir" > $(SWEEP_MARK); fi; \
+	$(PYTHON) -m betavae.train -m beta=$(BETAS) "hydra.sweep.dir=$$dir" && rm -f $(SWEEP_MARK)
 
 # The README's Results: every β with three training seeds ($(JOBS) jobs at a time), then the likelihood
 # evaluation of every job on all 10,000 test images (FID and the probes come from training's test pass).

@@ -31,7 +31,7 @@ from betavae.runs import process
 from betavae.runs.continuation import check_continuation, finished, record_part
 from betavae.runs.failures import stop
 from betavae.runs.layout import RunRecord
-from betavae.runs.names import job_dirname, job_name, sweep_name
+from betavae.runs.names import job_dirname, job_name, resume_command, sweep_name
 
 log = logging.getLogger(__name__)
 OmegaConf.register_new_resolver("job_gpu", process.job_gpu, replace=True)
@@ -99,13 +99,14 @@ def train(cfg: DictConfig) -> RunRecord | None:
     output_dir = Path(hydra_cfg.runtime.output_dir)
     log.info("Output directory: %s", output_dir)
     log.debug("Config:\n%s", OmegaConf.to_yaml(cfg))
-    started = time.time()
+    started, resume = time.time(), resume_command(hydra_cfg)
     with process.job_lock(output_dir) as release:  # refuses a second run in the same directory, before any work
         try:
-            with process.raise_on_sigterm():
+            with process.raise_on_sigterm(resume):
                 return fit_job(cfg, output_dir, hydra_cfg)
         except BaseException as err:
-            return stop(err, cfg, output_dir, started, hydra_cfg, lambda: summarize_stopped(release, hydra_cfg, cfg))
+            end_sweep = lambda: summarize_stopped(release, hydra_cfg, cfg)  # noqa: E731
+            return stop(err, cfg, output_dir, started, hydra_cfg, end_sweep, resume)
         finally:
             process.end_process_group()
 

@@ -109,3 +109,28 @@ def test_make_install_adds_python3_venv_where_the_python_cannot_make_environment
     assert "python3 -m venv needs python3-venv: installing it" in result.stdout
     assert (tmp_path / "apt.log").read_text().splitlines() == ["update -qq", "install -y -qq python3-venv"]
     assert (project / ".venv" / "bin" / "python").is_file()
+
+
+def test_make_sweep_continues_the_sweep_it_started_last_until_that_one_finishes(tmp_path):
+    shutil.copy(REPO / "Makefile", tmp_path / "Makefile")
+    fake = tmp_path / "python"  # records each command; exits with $FAKE_EXIT, as a stopped or a finished sweep
+    fake.write_text('#!/bin/sh\necho "$@" >> calls.log\nexit "${FAKE_EXIT:-0}"\n')
+    fake.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "CONDA_PREFIX")}
+
+    def make_sweep(code):
+        command = ["make", "-o", "install", "-o", "data", "sweep", f"PYTHON={fake}"]
+        return subprocess.run(command, cwd=tmp_path, env={**env, "FAKE_EXIT": str(code)}, capture_output=True,
+                              text=True, timeout=60)  # fmt: skip
+
+    stopped = make_sweep(1)
+    assert stopped.returncode != 0
+    first = (tmp_path / "multirun" / ".make-sweep").read_text().strip()
+    assert first.startswith("multirun/")
+    finished = make_sweep(0)
+    assert finished.returncode == 0
+    assert f"make sweep: continuing the unfinished sweep {first}" in finished.stdout
+    calls = (tmp_path / "calls.log").read_text().splitlines()
+    assert calls == [f"-m betavae.train -m beta=0.1,0.5,1.0 hydra.sweep.dir={first}"] * 2
+    assert not (tmp_path / "multirun" / ".make-sweep").exists()  # finished: the next one is new
+    assert "continuing" not in make_sweep(0).stdout

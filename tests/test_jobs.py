@@ -47,7 +47,8 @@ def test_a_second_lock_on_a_job_directory_is_refused_naming_the_lock(tmp_path):
 
 
 def test_sigterm_raises_terminated_inside_the_block_only():
-    with pytest.raises(Terminated, match="terminated by SIGTERM"), raise_on_sigterm():
+    resume = "continue it with: python -m betavae.train hydra.run.dir=x"
+    with pytest.raises(Terminated, match=f"^terminated by SIGTERM; {resume}$"), raise_on_sigterm(resume):
         os.kill(os.getpid(), signal.SIGTERM)
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
 
@@ -204,3 +205,22 @@ def test_a_one_dimensional_latent_space_trains_and_draws_every_default_figure(tm
     assert strict_json(tmp_path / "metrics.json")["status"] == "ok"
     for name in ("latent_evolution", "latent_traversal", "interpolation", "kl_per_dim", "frozen_sigma"):
         assert (tmp_path / "figures" / f"{name}.png").is_file(), name
+
+
+def test_the_command_that_continues_a_job_names_its_own_directory_or_its_sweeps(tmp_path):
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
+
+    from betavae.runs.names import resume_command
+
+    run = {"mode": RunMode.RUN, "overrides": {"task": ["beta=0.5"]}, "runtime": {"output_dir": "outputs/d/t"}}
+    assert resume_command(OmegaConf.create(run)) == (
+        "continue it with: python -m betavae.train beta=0.5 hydra.run.dir=outputs/d/t"
+    )
+    sweep = tmp_path / "multirun" / "beta sweep"
+    sweep.mkdir(parents=True)
+    OmegaConf.save({"hydra": {"overrides": {"task": ["beta=0.1,0.5", "seed=1"]}}}, sweep / "multirun.yaml")
+    job = {"mode": RunMode.MULTIRUN, "sweep": {"dir": str(sweep)}, "overrides": {"task": ["beta=0.1", "seed=1"]}}
+    assert resume_command(OmegaConf.create(job)) == (  # the sweep's own overrides, its directory quoted for a shell
+        f"continue it with: python -m betavae.train -m beta=0.1,0.5 seed=1 'hydra.sweep.dir={sweep}'"
+    )

@@ -2,6 +2,7 @@
 joblib launcher; real Hydra multirun subprocesses on real Fashion-MNIST."""
 
 import json
+import shlex
 import signal
 import time
 
@@ -27,7 +28,8 @@ def job(root, override):
 def interrupted(tmp_path_factory, real_data_dir):
     """lr=0.001 is stopped by SIGTERM in its second epoch and lr=0.03 (which diverges) never starts; the same
     command then continues the first from its last.ckpt and records the second as failed, and a third run
-    retrains nothing. What each step left: the files and outputs after it."""
+    retrains nothing; the command that continues it is the one the stopped sweep printed. What each step left:
+    the files and outputs after it."""
     root = tmp_path_factory.mktemp("sigterm") / "sweep"
     command = sweep_command(root, "lr=0.001,0.03", "trainer.max_epochs=3", "trainer.limit_train_batches=150")
     process = start_module(*command)
@@ -41,6 +43,9 @@ def interrupted(tmp_path_factory, real_data_dir):
     steps = {"root": root, "first": first, "still_training": still_training, "stopped": process.returncode,
              "stopped_stderr": stderr, "stopped_record": strict_json(first / "metrics.json"),
              "stopped_summary": (root / "summary.md").read_text()}  # fmt: skip
+    printed = shlex.split(stderr.strip().splitlines()[-1].split("continue it with: ", 1)[1])
+    assert printed[:3] == ["python", "-m", "betavae.train"]
+    command = printed[2:]
     steps["again"] = run_module(*command, check=False)
     stamps = lambda: ((first / "metrics.json").stat().st_mtime_ns,  # noqa: E731
                       (first / "checkpoints" / "last.ckpt").stat().st_mtime_ns)  # fmt: skip
@@ -53,7 +58,9 @@ def interrupted(tmp_path_factory, real_data_dir):
 def test_a_sigterm_stops_the_sweep_in_one_line_recording_the_job_as_interrupted(interrupted):
     assert interrupted["still_training"], "the first job must still be training when SIGTERM comes"
     assert interrupted["stopped"] != 0
-    assert "terminated by SIGTERM" in interrupted["stopped_stderr"].strip().splitlines()[-1]
+    line = interrupted["stopped_stderr"].strip().splitlines()[-1]
+    assert line.startswith("error: terminated by SIGTERM; continue it with: python -m betavae.train -m ")
+    assert line.endswith(f" hydra.sweep.dir={interrupted['root']}") and "lr=0.001,0.03" in line
     assert interrupted["stopped_record"]["status"] == "interrupted"
 
 

@@ -31,12 +31,15 @@ def known_failures() -> tuple[type[BaseException], ...]:
     return (DataError, RunError, MemoryError, *((torch.OutOfMemoryError,) if torch is not None else ()))
 
 
-def failure(err: BaseException, cfg: DictConfig) -> tuple[Status, str] | None:
-    """(status, one-line reason) for a failure users can act on; None for an unexpected error (a bug)."""
+def failure(
+    err: BaseException, cfg: DictConfig, resume: str = "run the same command again"
+) -> tuple[Status, str] | None:
+    """(status, one-line reason) for a failure users can act on; None for an unexpected error (a bug). An
+    interruption's reason ends in ``resume``, what continues the job."""
     if isinstance(err, Terminated):
         return Status.INTERRUPTED, str(err)
     if isinstance(err, SystemExit | KeyboardInterrupt):  # Lightning's own SIGTERM and Ctrl-C exits
-        return Status.INTERRUPTED, f"interrupted ({type(err).__name__}); run the same command again to continue"
+        return Status.INTERRUPTED, f"interrupted ({type(err).__name__}); {resume}"
     if (message := config_error(err, cfg)) is not None:
         return Status.FAILED, f"Invalid config: {message}"
     known = known_failures()
@@ -77,6 +80,7 @@ def stop(
     started: float,
     hydra_cfg: DictConfig,
     interrupted_sweep: Callable[[], None],
+    resume: str = "run the same command again",
 ) -> RunRecord | None:
     """Record a job's failure once and end it in one line (`JobStopped`). The process whose own fault it is
     records it: rank 0, or another rank (its reason prefixed "rank N: ") unless a process of this job already
@@ -96,7 +100,7 @@ def stop(
         reason = recorded_failure(output_dir, started) or f"another DDP process failed ({first_line(err)})"
         log.error("Job stopped: %s", reason)
         raise JobStopped(f"error: {reason}") from None
-    known = failure(err, cfg)
+    known = failure(err, cfg, resume)
     status, reason = known or (Status.FAILED, f"{type(err).__name__}: {err}")
     rank = process.rank()
     if rank > 0:

@@ -4,11 +4,13 @@ file name may hold), and the names a job and its sweep go by in the trackers."""
 from __future__ import annotations
 
 import hashlib
+import shlex
 from collections.abc import Sequence
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
 
 from betavae.base.cli import PATH_KEYS
 from betavae.metrics import registry
@@ -61,3 +63,16 @@ def sweep_name() -> str:
     """The multirun directory a job belongs to, grouping its sweep's runs; "" for a single run."""
     hydra_cfg = HydraConfig.get()
     return str(hydra_cfg.sweep.dir) if hydra_cfg.mode == RunMode.MULTIRUN else ""
+
+
+def resume_command(hydra_cfg: DictConfig) -> str:
+    """What continues a job, in words and as a command: its sweep's overrides with `hydra.sweep.dir=` of its
+    sweep (the sweep's own, from multirun.yaml), or its own with `hydra.run.dir=` of its directory."""
+    if hydra_cfg.mode == RunMode.MULTIRUN:
+        sweep = Path(hydra_cfg.sweep.dir)
+        plan = OmegaConf.load(sweep / "multirun.yaml") if (sweep / "multirun.yaml").is_file() else None
+        overrides = list(OmegaConf.select(plan, "hydra.overrides.task", default=[])) if plan else []
+        words = ["-m", *overrides, f"hydra.sweep.dir={sweep}"]
+    else:
+        words = [*hydra_cfg.overrides.task, f"hydra.run.dir={hydra_cfg.runtime.output_dir}"]
+    return "continue it with: python -m betavae.train " + " ".join(shlex.quote(str(word)) for word in words)

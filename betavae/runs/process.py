@@ -56,8 +56,9 @@ def job_lock(directory: Path) -> Iterator[Callable[[], None]]:
 
 
 @contextmanager
-def raise_on_sigterm() -> Iterator[None]:
-    """Turn SIGTERM into `Terminated` while the block runs, unless someone else handles it (submitit does)."""
+def raise_on_sigterm(resume: str) -> Iterator[None]:
+    """Turn SIGTERM into `Terminated` while the block runs, its line ending in ``resume`` (what continues the job),
+    unless someone else handles it (submitit does)."""
     if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) not in (
         signal.SIG_DFL,
         None,
@@ -66,7 +67,7 @@ def raise_on_sigterm() -> Iterator[None]:
         return
 
     def terminate(signum: int, frame: FrameType | None) -> None:
-        raise Terminated("terminated by SIGTERM; run the same command again to continue from last.ckpt")
+        raise Terminated(f"terminated by SIGTERM; {resume}")
 
     signal.signal(signal.SIGTERM, terminate)
     try:
