@@ -105,6 +105,43 @@ def one_line(err) -> str:
     return message
 
 
+def damaged(path, start, length=4096):
+    """A copy of ``path`` with ``length`` bytes from ``start`` zeroed, as a broken download leaves it."""
+    data = bytearray(path.read_bytes())
+    data[start : start + length] = bytes(length)
+    bad = path.with_name(f"damaged-{path.name}")
+    bad.write_bytes(bytes(data))
+    return bad
+
+
+def test_a_damaged_file_is_one_line_when_converted_and_leaves_no_cache(dsprites, tmp_path):
+    with zipfile.ZipFile(dsprites) as archive:
+        member = archive.getinfo("imgs.npy")
+    bad = damaged(dsprites, member.header_offset + 100 + member.compress_size // 2, 256)  # inside imgs.npy's data
+    data = DSpritesDataModule(path=bad, cache_dir=tmp_path / "cache", **SMALL)  # its layout is whole
+    with pytest.raises(DataError) as refused:
+        data.setup()
+    assert one_line(refused).startswith(f"{bad}: its contents are damaged (")
+    assert one_line(refused).endswith("); download it again")
+    assert list((tmp_path / "cache").iterdir()) == [next((tmp_path / "cache").glob("*.lock"))]  # no cache, no .tmp
+
+
+def test_a_damaged_compressed_chunk_of_a_3dshapes_file_is_one_line_when_converted(tmp_path):
+    import h5py
+
+    whole = write_shapes3d(tmp_path / "whole.h5")
+    path = tmp_path / "3dshapes.h5"
+    with h5py.File(whole) as source, h5py.File(path, "w") as copy:
+        copy.create_dataset("images", data=source["images"][:], chunks=(4, 64, 64, 3), compression="gzip")
+        copy["labels"] = source["labels"][:]
+        offset = copy["images"].id.get_chunk_info(1).byte_offset
+    bad = damaged(path, offset, 64)
+    data = Shapes3DDataModule(path=bad, cache_dir=tmp_path / "cache", **SMALL)
+    with pytest.raises(DataError) as refused:
+        data.setup()
+    assert one_line(refused).startswith(f"{bad}: its contents are damaged (")
+
+
 def test_a_missing_file_names_where_it_was_looked_for_what_and_where_to_get_it(tmp_path, monkeypatch):
     monkeypatch.setenv("BETAVAE_DATA", str(tmp_path))
     with pytest.raises(DataError) as refused:

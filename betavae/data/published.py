@@ -13,6 +13,7 @@ import os
 import shutil
 import time
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from betavae.base.errors import DataError
+from betavae.base.errors import DataError, first_line
 from betavae.base.files import atomic, cache_path, disk_full
 
 log = logging.getLogger(__name__)
@@ -135,6 +136,17 @@ def write_in_order(path: Path, shape: tuple[int, ...], rows: Iterator[np.ndarray
         raise DataError(f"{path}: {done} images converted, {shape[0]} expected")
 
 
+def read_whole(path: Path, rows: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+    """``rows``, with a read that finds the file's contents damaged (a broken download: a bad CRC, a chunk that
+    does not decompress) turned into one line naming the file; its layout was checked before any work."""
+    try:
+        yield from rows
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as err:
+        if isinstance(err, OSError) and err.errno is not None:  # the system's (a full disk), not the file's contents
+            raise
+        raise DataError(f"{path}: its contents are damaged ({first_line(err)}); download it again") from None
+
+
 def cached(path: Path, shape: tuple[int, ...], rows: Callable[[], Iterator[np.ndarray]], positions: np.ndarray,
            key: str, cache_dir: str | os.PathLike | None = None) -> torch.Tensor:  # fmt: skip
     """The images of ``path`` as uint8 [N, C, H, W], image g (the g-th that ``rows`` yields, already channel
@@ -154,7 +166,7 @@ def cached(path: Path, shape: tuple[int, ...], rows: Callable[[], Iterator[np.nd
                 raise disk_full(target, needed)
             start = time.perf_counter()
             with atomic(target) as tmp:
-                write_in_order(tmp, shape, rows(), positions)
+                write_in_order(tmp, shape, read_whole(path, rows()), positions)
             log.info("%s: converted once into %s (%.1f GB, %.0f s)", path, target, needed / 1e9,
                      time.perf_counter() - start)  # fmt: skip
     return torch.from_numpy(np.load(target, mmap_mode="c"))
