@@ -18,19 +18,18 @@ from typing import Any
 import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from betavae.base.cli import quote_path_arguments
 from betavae.base.config import config_error, is_int, require
-from betavae.base.errors import ConfigError, RunError, first_line
+from betavae.base.errors import ConfigError, DataError, RunError, first_line
 from betavae.base.files import write_json
 from betavae.figures import draw as figures
 from betavae.loggers import job as loggers
 from betavae.metrics import registry
 from betavae.metrics.registry import Scope, Stage
 from betavae.metrics.suite import Suite
-from betavae.model.run import load_run
+from betavae.model.run import data_of, load_run
 from betavae.runs.continuation import run_config
 from betavae.runs.layout import JobDir, job_dirs
 from betavae.runs.process import job_lock
@@ -81,7 +80,7 @@ def evaluate_run(run_dir: Path, cfg: DictConfig, overrides: list[str]) -> dict[s
     device = torch.device(cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
     run = load_run(run_dir, device)
     suite, figure_settings = configured_for(run_dir, run.config, cfg, overrides)
-    module, data, job = run.module, instantiate(run.config.data), JobDir(Path(run_dir))
+    module, data, job = run.module, data_of(run.config, cfg.data.path), JobDir(Path(run_dir))
     for line in suite.announce(data):
         log.info("%s: %s", run_dir, line)
     label = module.objective.label
@@ -152,7 +151,7 @@ def evaluate(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[Path, dict[
             run_config(run)  # a run directory, before the lock creates anything in it
             with job_lock(run):  # not while training (or another evaluate) writes into the run
                 results[run] = evaluate_run(run, cfg, overrides)
-        except (RunError, ConfigError) as err:
+        except (RunError, ConfigError, DataError) as err:
             log.error("%s: %s", run, err)
             failed.append(f"{run} ({first_line(err)})")
     if cfg.sweep_dir:

@@ -13,7 +13,7 @@ import torch
 
 from betavae.base.errors import DataError
 from betavae.data import DSpritesDataModule, MPI3DDataModule, Shapes3DDataModule
-from tests.helpers import run_module, sprite_images, strict_json, write_dsprites, write_mpi3d, write_shapes3d
+from tests.helpers import limits, run_module, sprite_images, strict_json, write_dsprites, write_mpi3d, write_shapes3d
 
 SMALL = {"val_size": 10, "test_size": 10}
 
@@ -231,3 +231,41 @@ def test_the_sprites_the_tests_write_are_one_per_factor_combination():
     images = sprite_images((3, 2, 3, 4, 4))
     assert images.shape == (288, 64, 64)
     assert len({image.tobytes() for image in images}) == 288
+
+
+@pytest.mark.slow
+def test_a_moved_file_leaves_its_jobs_out_of_udr_and_evaluate_in_one_line_and_data_path_finds_it(dsprites, tmp_path):
+    from betavae.base.config import composed
+    from betavae.base.errors import RunError
+    from betavae.evaluate import evaluate
+    from betavae.summarize import summarize
+    from betavae.train import job_config, train
+
+    sweep, cache = tmp_path / "sweep", f"data.cache_dir={tmp_path / 'cache'}"
+    for seed in (1, 2):
+        train(
+            job_config(
+                [
+                    "experiment=dsprites_smoke",
+                    f"data.path={dsprites}",
+                    cache,
+                    f"seed={seed}",
+                    "fid=none",
+                    "callbacks=none",
+                    "disentanglement=none",
+                    *limits(val=1, test=1),
+                ],
+                sweep / f"seed={seed}",
+            )
+        )
+    moved = dsprites.rename(tmp_path / "elsewhere.npz")
+    text, jobs = summarize(composed("summarize", [f"sweep_dir={sweep}"]))
+    assert f"- UDR: seed=1 left out: {dsprites}: no such file" in text
+    assert not any("udr_lasso" in j for j in jobs)
+    few = ["eval.limit=10", "eval.iw_samples=2", "eval.probe=false", "eval.figures=false", "fid=none"]
+    with pytest.raises(RunError, match=rf"^1 of 1 runs could not be evaluated: .*seed=1 \({dsprites}: no such file"):
+        evaluate(composed("evaluate", [f"run_dir={sweep / 'seed=1'}", *few]))
+
+    _, jobs = summarize(composed("summarize", [f"sweep_dir={sweep}", f"data.path={moved}"]))
+    assert all("udr_lasso" in j for j in jobs)
+    assert evaluate(composed("evaluate", [f"run_dir={sweep / 'seed=1'}", f"data.path={moved}", *few]))

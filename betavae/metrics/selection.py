@@ -17,12 +17,12 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from betavae.base.config import is_int, is_number, require
-from betavae.base.errors import RunError, first_line
+from betavae.base.errors import DataError, RunError, first_line
 from betavae.metrics import registry, udr
 from betavae.metrics.across import SweepScorer, SweepScores
 from betavae.metrics.latents import kl_per_dim
 from betavae.model.networks import encode_all
-from betavae.model.run import load_run
+from betavae.model.run import data_of, load_run
 from betavae.runs.layout import JobDir, Status, SweepDir
 from betavae.runs.sweep import Job
 
@@ -38,7 +38,8 @@ class ModelSelection(SweepScorer):
     of UDR, whose Lasso has penalty ``alpha``."""
 
     def __init__(self, num_images: int = 10_000, split: str = "test", seed: int = 0, kl_threshold: float = 0.01,
-                 alpha: float = 0.1, batch_size: int = 2000, device: str = "cpu") -> None:  # fmt: skip
+                 alpha: float = 0.1, batch_size: int = 2000, device: str = "cpu",
+                 data_path: str | None = None) -> None:  # fmt: skip
         require(is_int(num_images, 2), "num_images", num_images, "must be an integer >= 2")
         require(split in ("train", "val", "test"), "split", split, "must be train, val or test")
         require(is_int(seed, 0), "seed", seed, "must be an integer >= 0")
@@ -46,7 +47,7 @@ class ModelSelection(SweepScorer):
         require(is_number(alpha) and alpha > 0, "alpha", alpha, "must be a finite number > 0")
         require(is_int(batch_size, 1), "batch_size", batch_size, "must be an integer >= 1")
         self.num_images, self.split, self.seed, self.kl_threshold = num_images, split, seed, kl_threshold
-        self.alpha, self.batch_size, self.device = alpha, batch_size, device
+        self.alpha, self.batch_size, self.device, self.data_path = alpha, batch_size, device, data_path
 
     @classmethod
     def configured(cls, node: DictConfig | None) -> ModelSelection:
@@ -68,14 +69,14 @@ class ModelSelection(SweepScorer):
         for k, job in enumerate(jobs):
             try:
                 run = load_run(job.root, self.device)
-            except (RunError, OSError, ValueError) as err:  # a truncated checkpoint, a device this machine lacks
-                notes.append(f"UDR: {job.root.name} left out: {first_line(err)}")
+                settings = OmegaConf.to_container(run.config.data, resolve=False)
+                settings.pop("seed", None)  # the batch order, never the images
+                key = json.dumps(settings, sort_keys=True, default=str)
+                if key not in datas:
+                    datas[key] = data_of(run.config, self.data_path)
+            except (RunError, DataError, OSError, ValueError) as err:  # a truncated checkpoint, a moved file, a
+                notes.append(f"UDR: {job.root.name} left out: {first_line(err)}")  # device this machine lacks
                 continue
-            settings = OmegaConf.to_container(run.config.data, resolve=False)
-            settings.pop("seed", None)  # the batch order, never the images
-            key = json.dumps(settings, sort_keys=True, default=str)
-            if key not in datas:
-                datas[key] = instantiate(run.config.data)
             images = datas[key].images(self.split)[0]
             if index is None:
                 order = torch.randperm(len(images), generator=torch.Generator().manual_seed(self.seed))

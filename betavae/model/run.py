@@ -8,13 +8,14 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from betavae.base.config import is_int
-from betavae.base.errors import RunError, UsageError
+from betavae.base.errors import ConfigError, DataError, RunError, UsageError, first_line
 from betavae.model.checkpoints import load_module
 from betavae.model.module import BetaVAEModule
 from betavae.model.networks import VAE, Posterior, encode_all
@@ -83,7 +84,7 @@ class Run:
 
     def images(self, split: str = "test") -> torch.Tensor:
         """Every image of a split of the run's data ("train", "val" or "test"), flattened, in [0, 1]."""
-        return instantiate(self.config.data).images(split)[0]
+        return data_of(self.config).images(split)[0]
 
     def as_images(self, images: object, name: str = "images") -> torch.Tensor:
         """``images`` as the model takes them, flattened floats [N, C·H·W]: from floats in [0, 1] of any float
@@ -138,6 +139,23 @@ class Run:
         z = self.encode(single).mu.repeat(len(values), 1)
         z[:, dim] = torch.as_tensor(values, dtype=z.dtype, device=z.device)
         return self.decode(z)
+
+
+def data_of(config: DictConfig, path: str | None = None) -> Any:
+    """The data module a run was trained on (its recorded config), reading its file from ``path`` where given (a
+    benchmark file moved since: `data.path=<your copy>`); a file that cannot be used is a `DataError` in one line."""
+    node = config.data
+    if path is not None and "path" in node:
+        node = OmegaConf.merge(node, {"path": str(Path(path).expanduser())})
+    try:
+        return instantiate(node)
+    except Exception as err:  # Hydra wraps what the data module raised: its one line, or the wrapper's
+        cause = err
+        while cause.__cause__ is not None or cause.__context__ is not None:
+            cause = cause.__cause__ or cause.__context__
+        if isinstance(cause, DataError | ConfigError):
+            raise DataError(first_line(cause)) from None
+        raise
 
 
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> Run:
