@@ -113,6 +113,8 @@ def check_eval(cfg: DictConfig) -> None:
         require(is_int(value, 1), f"eval.{key}", value, "must be an integer >= 1")
     limit = cfg.eval.limit
     require(limit is None or is_int(limit, 1), "eval.limit", limit, "must be null or >= 1")
+    for key in ("probe", "figures"):
+        require(isinstance(cfg.eval[key], bool), f"eval.{key}", cfg.eval[key], "must be true or false")
     tracking = cfg.tracking_unreachable
     require(tracking in ("stop", "skip"), "tracking_unreachable", tracking, "must be stop or skip")
 

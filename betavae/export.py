@@ -81,11 +81,11 @@ def card(config: dict[str, Any], job: JobDir, spreads: dict[str, str]) -> str:
     lines = [
         "---", yaml.safe_dump(header, sort_keys=False).strip(), "---", "",
         f"# {job.root.name}", "",
-        f"A β-VAE trained with [betavae](https://github.com/) on {config['data']['class']} "
+        f"A β-VAE trained with the betavae package on {config['data']['class']} "
         f"({' × '.join(map(str, config['image_shape']))} images).", "",
         f"- **Objective**: {config['objective']['name']} ({weight}), Adam at lr {config['lr']:g}, "
-        f"{config['epochs']} epochs, seed {config['seed']}; the checkpoint of the best validation loss "
-        f"({config['checkpoint']}).",
+        f"{config['epochs']} epoch{'s' if config['epochs'] != 1 else ''}, seed {config['seed']}; the checkpoint of "
+        f"the best validation loss ({config['checkpoint']}).",
         f"- **Network**: {architecture}.",
         "- **Load it** (no run directory needed): `from betavae.api import load_model; model = load_model(folder)`;",
         "  `model.encode(x).mu` are the codes of images x, flattened floats in [0, 1].", "",
@@ -129,13 +129,18 @@ def export_run(run_dir: Path, out: Path, spreads: dict[str, str] | None = None, 
     from safetensors.torch import save_file
 
     check_out(Path(out), is_model_export(ModelDir(Path(out))), overwrite)
+    record = RunRecord.read(Path(run_dir))
+    if record is None or not record.finished:
+        state = "no metrics.json" if record is None else f"it is {record.status}"
+        raise RunError(f"{run_dir}: not a finished run ({state}); export a run that trained and tested to the end")
     job, run, folder = JobDir(Path(run_dir)), load_run(run_dir), ModelDir(Path(out))
     config = model_config(run, run.record)
     folder.root.mkdir(parents=True, exist_ok=True)
+    write_json(folder.config, config)
     with atomic(folder.weights) as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in run.model.state_dict().items()}, str(tmp),
                   metadata={"format": "pt", "library": "betavae"})  # fmt: skip
-    write_json(folder.config, config)
+        tmp.chmod(folder.config.stat().st_mode & 0o777)  # safetensors writes 0600: readable as the other files
     with atomic(folder.card) as tmp:
         tmp.write_text(card(config, job, spreads or {}))
     log.info("%s: exported to %s", run_dir, out)

@@ -128,8 +128,9 @@ def fit_job(cfg: DictConfig, output_dir: Path, hydra_cfg: DictConfig) -> RunReco
     from betavae.base.files import remove_temporaries
     from betavae.loggers import job as loggers
     from betavae.loggers.tracking import TrackedRuns
+    from betavae.metrics import across
     from betavae.metrics.registry import Stage
-    from betavae.metrics.suite import Suite
+    from betavae.metrics.suite import SWEEP_SCORERS, Suite
     from betavae.model.checkpoints import checkpoint_callbacks, resume_point
     from betavae.runs import devices
 
@@ -140,6 +141,7 @@ def fit_job(cfg: DictConfig, output_dir: Path, hydra_cfg: DictConfig) -> RunReco
     log.info("torch threads: %d (%d parallel job(s) on this machine)", devices.set_threads(parallel), parallel)
     torch.set_flush_denormal(cfg.flush_denormal)
     suite = Suite.configured(cfg, Stage.TEST)
+    across.scorers(SWEEP_SCORERS, cfg)  # the sweep summary's settings (udr.*), refused now, not after the sweep
     scores = instantiate(cfg.scores, suite=suite)  # its notes go into the job's record
     callbacks = [*(instantiate(node) for node in chosen(cfg.callbacks, "callbacks").values()), scores]
     runs = TrackedRuns(output_dir)

@@ -123,6 +123,8 @@ def test_invalid_values_are_refused_by_their_constructor_naming_the_key(override
         ("evaluate", "eval.elbo_samples=0", "eval.elbo_samples=0: must be an integer >= 1"),
         ("evaluate", "eval.limit=-5", "eval.limit=-5: must be null or >= 1"),
         ("evaluate", "eval.limit=0", "eval.limit=0: must be null or >= 1"),
+        ("evaluate", "eval.probe=maybe", "eval.probe='maybe': must be true or false"),
+        ("evaluate", "eval.figures=1", "eval.figures=1: must be true or false"),
     ],
 )
 def test_keys_no_constructor_checks_are_refused_by_their_entry_point_naming_the_key(entry, override, message):

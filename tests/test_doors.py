@@ -88,6 +88,12 @@ def test_evaluate_in_process_takes_only_the_overrides_it_is_given(sweep, tmp_pat
     assert "prior_samples.seed" not in caplog.text
 
 
+def test_the_sweep_summarys_settings_are_refused_before_a_job_trains(tmp_path):
+    with pytest.raises(JobStopped, match=r"^Invalid config: udr.num_images=1: must be an integer >= 2$"):
+        train(job_config(["udr.num_images=1"], tmp_path / "run"))
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
 def test_the_doors_in_process_raise_betavaes_errors_in_one_line(tmp_path):
     with pytest.raises(ConfigError, match=r"^give sweep_dir="):
         summarize(composed("summarize"))

@@ -94,3 +94,18 @@ def test_export_refuses_a_folder_it_did_not_make_and_replaces_an_export_only_whe
         export(composed("export", [f"sweep_dir={sweep / 'sweep'}", f"out={sweep / 'models'}"]))
     again = export(composed("export", [f"sweep_dir={sweep / 'sweep'}", f"out={sweep / 'models'}", "overwrite=true"]))
     assert len(again) == 2
+
+
+def test_an_export_is_as_readable_as_its_other_files_and_a_run_that_did_not_finish_is_refused(sweep, tmp_path):
+    job = sorted(d for d in (sweep / "sweep").iterdir() if d.is_dir())[0]
+    (folder,) = export(composed("export", [f"run_dir={job}", f"out={tmp_path / 'model'}"]))
+    modes = {path.name: path.stat().st_mode & 0o777 for path in folder.iterdir()}
+    assert modes["model.safetensors"] == modes["config.json"] == modes["README.md"]
+    assert "1 epoch, seed 1;" in (folder / "README.md").read_text()  # one epoch, not "1 epochs"
+    stopped = tmp_path / "stopped"
+    shutil.copytree(job, stopped)
+    (stopped / "metrics.json").write_text(json.dumps({"status": "interrupted", "reason": "killed", "beta": 1.0,
+                                                       "seed": 1}))  # fmt: skip
+    with pytest.raises(RunError, match=rf"^{stopped}: not a finished run \(it is interrupted\); export a run that"):
+        export(composed("export", [f"run_dir={stopped}", f"out={tmp_path / 'none'}"]))
+    assert not (tmp_path / "none").exists()

@@ -24,7 +24,7 @@ from betavae.base.files import atomic, remove_temporaries
 from betavae.model.checkpoints import AtomicCheckpointIO, check_resumable, load_checkpoint, own_checkpoint
 from betavae.runs.continuation import MOVED, check_continuation, record_part, run_config
 from betavae.runs.failures import failure
-from betavae.runs.layout import RunRecord, Status
+from betavae.runs.layout import JobDir, RunRecord, Status
 from betavae.runs.process import job_lock
 from tests.helpers import (
     WITHOUT_FIGURES,
@@ -401,6 +401,14 @@ def test_a_finished_jobs_record_of_0_11_with_beta_three_times_reads_as_it_did(tm
         "objective": {"_target_": "betavae.loss.BetaObjective", "beta": 0.5, "warmup_epochs": 0}}))  # fmt: skip
     record = RunRecord.read(tmp_path)
     assert (record.beta, record.weight, record.epochs, record.metrics) == (0.5, {"beta": 0.5}, 3, {"test/loss": 240.5})
+
+
+def test_an_unreadable_evaluation_is_left_out_of_a_jobs_results_with_a_warning(tmp_path, caplog):
+    RunRecord(Status.OK, metrics={"test/loss": 240.5}).write(tmp_path)
+    (tmp_path / "evaluation.json").write_text("{not json")
+    with caplog.at_level("WARNING"):
+        assert JobDir(tmp_path).results() == {"test/loss": 240.5}
+    assert f"{tmp_path}/evaluation.json: unreadable, not a JSON object; its metrics are left out" in caplog.text
 
 
 def test_a_stopped_jobs_record_keeps_beta_and_seed_as_given_and_its_reason(tmp_path):

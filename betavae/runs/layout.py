@@ -117,7 +117,8 @@ class JobDir:
         tested = dict(record.metrics) if record else {}
         evaluation = read_json(self.evaluation)
         if not isinstance(evaluation, dict) or (reason := stale(evaluation, record)):
-            if isinstance(evaluation, dict):
+            if isinstance(evaluation, dict) or self.evaluation.is_file():
+                reason = reason if isinstance(evaluation, dict) else "unreadable, not a JSON object"
                 log.warning("%s: %s; its metrics are left out (evaluate the run again)", self.evaluation, reason)
             return tested
         return tested | {k: v for k, v in evaluation.items() if k.startswith("test/")}
