@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from betavae.base.errors import RunError, first_line
+from betavae.base.errors import ConfigError, RunError, first_line
 from betavae.base.files import read_json
 from betavae.model.networks import VAE, build
 from betavae.model.run import Run, device_of, load_run
@@ -36,13 +36,19 @@ def load_model(folder: str | Path, device: str | torch.device = "cpu") -> VAE:
         raise RunError(f"{model_dir.config}: not a betavae model's config (format {ModelDir.FORMAT}, an architecture)")
     if not model_dir.weights.is_file():
         raise RunError(f"{model_dir.weights}: missing; the folder holds no weights")
-    model = build(dict(config["architecture"]))
     try:
-        model.load_state_dict(load_file(model_dir.weights))
-    except (RuntimeError, OSError) as err:
-        raise RunError(
-            f"{model_dir.weights}: its weights do not fit {model_dir.config}'s network ({first_line(err)})"
-        ) from None
+        model = build(dict(config["architecture"]))
+    except (ConfigError, TypeError, ValueError, KeyError) as err:  # a config.json edited by hand
+        raise RunError(f"{model_dir.config}: its architecture does not build a network ({first_line(err)})") from None
+    try:
+        weights = load_file(model_dir.weights)
+    except Exception as err:  # safetensors' own error: a file cut short or not safetensors
+        raise RunError(f"{model_dir.weights}: not a whole safetensors file ({first_line(err)})") from None
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as err:  # torch's message: a header line, then one line per tensor that does not fit
+        detail = next((line.strip() for line in str(err).splitlines()[1:] if line.strip()), first_line(err))
+        raise RunError(f"{model_dir.weights}: its weights do not fit {model_dir.config}'s network ({detail})") from None
     return model.to(device).eval()
 
 

@@ -269,3 +269,22 @@ def test_a_moved_file_leaves_its_jobs_out_of_udr_and_evaluate_in_one_line_and_da
     _, jobs = summarize(composed("summarize", [f"sweep_dir={sweep}", f"data.path={moved}"]))
     assert all("udr_lasso" in j for j in jobs)
     assert evaluate(composed("evaluate", [f"run_dir={sweep / 'seed=1'}", f"data.path={moved}", *few]))
+
+
+def test_a_cache_dir_that_is_a_file_and_a_cut_cache_are_one_line_and_a_killed_conversions_file_goes(dsprites, tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(DataError, match=rf"^data.cache_dir={tmp_path}/file: not a folder"):
+        DSpritesDataModule(path=dsprites, cache_dir=tmp_path / "file", **SMALL).setup()
+    cache = tmp_path / "cache"
+    DSpritesDataModule(path=dsprites, cache_dir=cache, **SMALL).setup()
+    (converted,) = cache.glob("*.npy")
+    whole = converted.read_bytes()
+    converted.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(DataError) as refused:
+        DSpritesDataModule(path=dsprites, cache_dir=cache, **SMALL).setup()
+    assert one_line(refused).startswith(f"{converted}: a damaged cache (")
+    assert one_line(refused).endswith("delete it to convert the file again")
+    converted.unlink()
+    (cache / f".{converted.name}.4242.tmp").write_bytes(whole)  # what a conversion SIGKILLed midway leaves
+    DSpritesDataModule(path=dsprites, cache_dir=cache, **SMALL).setup()
+    assert sorted(p.name for p in cache.iterdir()) == sorted([converted.name, f"{converted.name}.lock"])

@@ -109,3 +109,24 @@ def test_an_export_is_as_readable_as_its_other_files_and_a_run_that_did_not_fini
     with pytest.raises(RunError, match=rf"^{stopped}: not a finished run \(it is interrupted\); export a run that"):
         export(composed("export", [f"run_dir={stopped}", f"out={tmp_path / 'none'}"]))
     assert not (tmp_path / "none").exists()
+
+
+def test_load_model_names_the_file_and_the_tensor_that_does_not_fit(sweep, tmp_path):
+    folder = sweep / "models" / sorted(p.name for p in (sweep / "models").iterdir() if p.is_dir())[0]
+    cut = tmp_path / "cut"
+    shutil.copytree(folder, cut)
+    weights = (cut / "model.safetensors").read_bytes()
+    (cut / "model.safetensors").write_bytes(weights[: len(weights) // 2])
+    with pytest.raises(RunError, match=rf"^{cut}/model.safetensors: not a whole safetensors file \("):
+        load_model(cut)
+    other = tmp_path / "other"
+    shutil.copytree(folder, other)
+    config = json.loads((other / "config.json").read_text())
+    config["architecture"]["latent_dim"] = 7
+    (other / "config.json").write_text(json.dumps(config))
+    with pytest.raises(RunError, match=r"its weights do not fit .*config.json's network \(size mismatch for \w"):
+        load_model(other)
+    config["architecture"]["latent_dim"] = "seven"
+    (other / "config.json").write_text(json.dumps(config))
+    with pytest.raises(RunError, match=r"config.json: its architecture does not build a network \(latent_dim="):
+        load_model(other)

@@ -156,11 +156,15 @@ def cached(path: Path, shape: tuple[int, ...], rows: Callable[[], Iterator[np.nd
     directory = cache_path("BETAVAE_CACHE", "datasets", given=cache_dir)
     target = directory / f"{path.stem}-{key}.npy"
     if target.is_file():  # ready (written whole, then renamed): read as it is, also from a read-only mount
-        return torch.from_numpy(np.load(target, mmap_mode="c"))
+        return mapped(target, shape)
+    if directory.exists() and not directory.is_dir():
+        raise DataError(f"data.cache_dir={directory}: not a folder; give a folder for the converted images")
     directory.mkdir(parents=True, exist_ok=True)
     with open(directory / f"{target.name}.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not target.is_file():
+            for stale in directory.glob(f".{target.name}.*.tmp"):  # a conversion killed midway: none runs now
+                stale.unlink()
             needed = int(np.prod(shape))
             if shutil.disk_usage(directory).free < needed:
                 raise disk_full(target, needed)
@@ -169,4 +173,16 @@ def cached(path: Path, shape: tuple[int, ...], rows: Callable[[], Iterator[np.nd
                 write_in_order(tmp, shape, read_whole(path, rows()), positions)
             log.info("%s: converted once into %s (%.1f GB, %.0f s)", path, target, needed / 1e9,
                      time.perf_counter() - start)  # fmt: skip
-    return torch.from_numpy(np.load(target, mmap_mode="c"))
+    return mapped(target, shape)
+
+
+def mapped(target: Path, shape: tuple[int, ...]) -> torch.Tensor:
+    """The cache's images, memory-mapped copy-on-write; a cache cut short or of another shape is one line."""
+    try:
+        images = np.load(target, mmap_mode="c")
+    except (ValueError, OSError) as err:  # numpy's: a header or data shorter than it says
+        raise DataError(f"{target}: a damaged cache ({first_line(err)}); delete it to convert the file again") from None
+    if images.shape != shape or images.dtype != np.uint8:
+        raise DataError(f"{target}: a cache of {images.dtype} {images.shape}, not uint8 {shape}; delete it to convert "
+                        "the file again")  # fmt: skip
+    return torch.from_numpy(images)
