@@ -269,3 +269,19 @@ def test_cli_unknown_key_gets_hydras_error(tmp_path):
     result = run_module("betavae.train", "betta=1", f"hydra.run.dir={tmp_path}/run", check=False)
     assert result.returncode != 0
     assert "Could not override 'betta'" in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("door", "keys"),
+    [
+        ("export", ["run_dir=<job>", "out=<folder>", "overwrite=true"]),
+        ("summarize", ["sweep_dir=<multirun>", "data.path=<file>"]),
+        ("evaluate", ["run_dir=<job>", "sweep_dir=<multirun>", "eval.<key>"]),
+    ],
+)
+def test_each_doors_help_says_what_it_takes_and_lists_no_training_group(door, keys):
+    shown = run_module(f"betavae.{door}", "--help").stdout
+    assert shown.startswith(f"python -m betavae.{door} ")
+    assert all(key in shown for key in keys)
+    assert "objective" not in shown and "likelihood" not in shown  # training's groups
