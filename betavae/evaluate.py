@@ -33,6 +33,7 @@ from betavae.model.run import data_of, load_run
 from betavae.runs.continuation import run_config
 from betavae.runs.layout import JobDir, job_dirs
 from betavae.runs.process import job_lock
+from betavae.summarize import with_recorded_udr
 from betavae.summary import summarize
 
 log = logging.getLogger(__name__)
@@ -157,7 +158,9 @@ def evaluate(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[Path, dict[
             log.error("%s: %s", run, err)
             failed.append(f"{run} ({first_line(err)})")
     if cfg.sweep_dir:
-        log.info("%s", summarize(Path(cfg.sweep_dir), cfg)[0].rstrip("\n"))
+        sweep = Path(cfg.sweep_dir)
+        udr = with_recorded_udr(cfg, sweep, overrides) if "udr" in cfg else cfg  # the sweep's UDR settings
+        log.info("%s", summarize(sweep, udr)[0].rstrip("\n"))
     if failed:
         raise RunError(f"{len(failed)} of {len(runs)} runs could not be evaluated: {'; '.join(failed)}")
     return results

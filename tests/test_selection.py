@@ -154,3 +154,16 @@ def test_a_seed_with_constant_or_non_finite_codes_gets_a_line_and_the_summary_is
         assert "gaussian_tc" not in next(j for j in jobs if j["job"] == job.name)
     assert json.loads((copy / "summary.json").read_text())["jobs"]  # strict JSON, every file written
     assert (copy / "summary.md").read_text() == text
+
+
+def test_summarize_takes_the_udr_settings_the_sweep_ran_with_and_its_own_overrides_on_top(shapes, tmp_path, caplog):
+    copy = tmp_path / "sweep"
+    shutil.copytree(shapes, copy)
+    plan = copy / "multirun.yaml"
+    plan.write_text(plan.read_text().replace("num_images: 10000", "num_images: 50"))  # a sweep run with 50
+    with caplog.at_level("INFO", logger="betavae.summarize"):
+        summarize(composed("summarize", [f"sweep_dir={copy}"]))
+    assert read_selection(copy)["image_indices"].shape == (2, 50)
+    assert "UDR settings: the sweep's" in caplog.text
+    summarize(composed("summarize", [f"sweep_dir={copy}", "udr.num_images=80"]), ["udr.num_images=80"])
+    assert read_selection(copy)["image_indices"].shape == (2, 80)
