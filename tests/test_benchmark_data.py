@@ -288,3 +288,24 @@ def test_a_cache_dir_that_is_a_file_and_a_cut_cache_are_one_line_and_a_killed_co
     (cache / f".{converted.name}.4242.tmp").write_bytes(whole)  # what a conversion SIGKILLed midway leaves
     DSpritesDataModule(path=dsprites, cache_dir=cache, **SMALL).setup()
     assert sorted(p.name for p in cache.iterdir()) == sorted([converted.name, f"{converted.name}.lock"])
+
+
+def test_object_labels_an_empty_file_and_a_group_for_images_are_each_one_line(dsprites, tmp_path):
+    import h5py
+
+    with np.load(dsprites, allow_pickle=False) as saved:
+        arrays = {k: saved[k] for k in ("imgs", "latents_classes", "latents_values")}
+    objects = tmp_path / "objects.npz"
+    np.savez(objects, **{**arrays, "latents_classes": arrays["latents_classes"].astype(object)})
+    with pytest.raises(DataError, match=rf"^{objects}: latents_classes holds Python objects \(dtype object\)"):
+        DSpritesDataModule(path=objects, cache_dir=tmp_path / "cache", **SMALL)
+    empty = tmp_path / "empty.npz"
+    np.savez(empty, **{k: v[:0] for k, v in arrays.items()})
+    with pytest.raises(DataError, match=rf"^{empty}: imgs holds no rows"):
+        DSpritesDataModule(path=empty, cache_dir=tmp_path / "cache", **SMALL)
+    grouped = tmp_path / "3dshapes.h5"
+    with h5py.File(write_shapes3d(tmp_path / "whole.h5")) as source, h5py.File(grouped, "w") as copy:
+        copy.create_group("images")
+        copy["labels"] = source["labels"][:]
+    with pytest.raises(DataError, match=rf"^{grouped}: it holds no dataset 'images'"):
+        Shapes3DDataModule(path=grouped, **SMALL)

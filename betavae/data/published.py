@@ -74,6 +74,10 @@ class NpyMember:
             raise published.refused(path, f"truncated or not an .npz ({err})", "a whole .npz file") from None
         if fortran:
             raise published.refused(path, f"{name} is stored in Fortran order", "C order, as the publishers wrote it")
+        if self.dtype.hasobject:  # reading it would unpickle: never
+            raise published.refused(path, f"{name} holds Python objects (dtype object)", "numbers, as published")
+        if not self.shape or self.shape[0] == 0:
+            raise published.refused(path, f"{name} holds no rows", "the whole file")
 
     def rows(self, chunk: int = CHUNK) -> Iterator[np.ndarray]:
         """The array's rows in file order, ``chunk`` at a time."""
@@ -95,6 +99,8 @@ class NpyMember:
 
 def check_images(member_shape: tuple[int, ...], dtype: np.dtype, path: Path, published: Published) -> None:
     """Refuse, in one line, images of another shape or type than the publishers'."""
+    if member_shape and member_shape[0] == 0:
+        raise published.refused(path, "it holds no images", f"{published.images:,} images")
     if len(member_shape) != 1 + len(published.shape) or tuple(member_shape[1:]) != published.shape:
         raise published.refused(path, f"its images are {tuple(member_shape)}",
                                 f"[N, {', '.join(map(str, published.shape))}]")  # fmt: skip

@@ -62,9 +62,11 @@ class Shapes3DDataModule(GridDataModule):
         combination once in ravel order."""
         with self.open() as f:
             for key in ("images", "labels"):
-                if key not in f:
+                if not isinstance(f.get(key), h5py_module().Dataset):  # absent, or a group of that name
                     raise SHAPES3D.refused(self.path, f"it holds no dataset {key!r}", "datasets images and labels")
             check_images(f["images"].shape, f["images"].dtype, self.path, SHAPES3D)
+            if f["labels"].dtype.kind not in "fiu":
+                raise SHAPES3D.refused(self.path, f"its labels are {f['labels'].dtype}", "[N, 6] floats")
             labels = f["labels"][()]
             count = f["images"].shape[0]
         if labels.shape != (count, len(NAMES)):
