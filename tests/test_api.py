@@ -36,6 +36,7 @@ def test_the_python_examples_of_the_api_page_run_on_the_sweep_it_describes(examp
     assert namespace["samples"].shape == (16, 784)
     assert namespace["row"].shape == (5, 784)
     assert torch.equal(namespace["codes"], namespace["runs"][0].encode(namespace["images"]).mu)  # the exported one
+    assert torch.allclose(namespace["mu"], namespace["codes"], atol=1e-6)  # rebuilt with safetensors and torch alone
     assert namespace["record"].finished and namespace["record"].epochs == 1
     job = Path("notebook", "beta=4.0")  # as the page names it, in the sweep's folder
     assert namespace["results"] == {job: strict_json(example / job / "evaluation.json")}
