@@ -30,7 +30,7 @@ from betavae.metrics import registry
 from betavae.metrics.registry import Scope, Stage
 from betavae.metrics.suite import Suite
 from betavae.model.run import data_of, load_run
-from betavae.runs.continuation import run_config
+from betavae.runs.continuation import over_recorded, run_config
 from betavae.runs.layout import JobDir, job_dirs
 from betavae.runs.process import job_lock
 from betavae.summarize import with_recorded_udr
@@ -53,11 +53,10 @@ def recorded() -> list[str]:
 def run_settings(run_config: DictConfig, cfg: DictConfig, key: str, overrides: list[str]) -> tuple[DictConfig, str]:
     """Settings ``key`` for one run: those it was trained with (its .hydra/config.yaml), with evaluate's own
     `<key>.<name>=` ``overrides`` on top; evaluate's where the run recorded none. And which they are, in words."""
-    given = [o.removeprefix(f"{key}.") for o in overrides if o.startswith(f"{key}.")]
-    if not isinstance(recorded := run_config.get(key), DictConfig):
+    settings, given = over_recorded(run_config.get(key), key, overrides)
+    if settings is None:
         return cfg[key], f"evaluate's (the run recorded no {key})"
-    settings = OmegaConf.merge(recorded, OmegaConf.from_dotlist(given))
-    return settings, "the run's" + (f", with {' '.join(f'{key}.{o}' for o in given)}" if given else "")
+    return settings, f"the run's{given}"
 
 
 def configured_for(
@@ -159,8 +158,7 @@ def evaluate(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[Path, dict[
             failed.append(f"{run} ({first_line(err)})")
     if cfg.sweep_dir:
         sweep = Path(cfg.sweep_dir)
-        udr = with_recorded_udr(cfg, sweep, overrides) if "udr" in cfg else cfg  # the sweep's UDR settings
-        log.info("%s", summarize(sweep, udr)[0].rstrip("\n"))
+        log.info("%s", summarize(sweep, with_recorded_udr(cfg, sweep, overrides))[0].rstrip("\n"))
     if failed:
         raise RunError(f"{len(failed)} of {len(runs)} runs could not be evaluated: {'; '.join(failed)}")
     return results

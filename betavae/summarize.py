@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from betavae.base.cli import quote_path_arguments
 from betavae.base.errors import ConfigError, RunError
+from betavae.runs.continuation import over_recorded
 from betavae.runs.layout import SweepDir
 from betavae.runs.sweep import Job
 from betavae.summary import summarize as summarize_sweep
@@ -32,25 +33,27 @@ def summarize(cfg: DictConfig, overrides: Sequence[str] = ()) -> tuple[str, list
     if OmegaConf.is_missing(cfg, "sweep_dir") or not cfg.sweep_dir:
         raise ConfigError("give sweep_dir=<multirun directory> (python -m betavae.summarize sweep_dir=...)")
     sweep_dir = Path(cfg.sweep_dir)
-    return summarize_sweep(sweep_dir, with_recorded_udr(cfg, sweep_dir, overrides) if "udr" in cfg else cfg)
+    return summarize_sweep(sweep_dir, with_recorded_udr(cfg, sweep_dir, overrides))
 
 
 def with_recorded_udr(cfg: DictConfig, sweep_dir: Path, overrides: Sequence[str]) -> DictConfig:
     """``cfg`` with the `udr` settings the sweep ran with (its multirun.yaml), the command's `udr.<key>=`
-    ``overrides`` on top, said in one line; summarize's own where the sweep recorded none."""
+    ``overrides`` on top, said in one line; summarize's own where the sweep recorded none; as it is with `udr=none`."""
+    if "udr" not in cfg:
+        return cfg
     plan = SweepDir(sweep_dir).plan
     try:
         recorded = OmegaConf.select(OmegaConf.load(plan), "udr") if plan.is_file() else None
     except Exception:  # an unreadable plan: the summary lists the jobs it finds; UDR takes summarize's settings
         recorded = None
-    if not isinstance(recorded, DictConfig):
+    settings, given = over_recorded(recorded, "udr", overrides)
+    if settings is None:
         log.info("UDR settings: summarize's (the sweep recorded none)")
         return cfg
-    given = [o.removeprefix("udr.") for o in overrides if o.startswith("udr.")]
-    log.info("UDR settings: the sweep's%s", f", with {' '.join(f'udr.{o}' for o in given)}" if given else "")
+    log.info("UDR settings: the sweep's%s", given)
     cfg = copy.deepcopy(cfg)
     with open_dict(cfg):
-        cfg.udr = OmegaConf.merge(recorded, OmegaConf.from_dotlist(given))
+        cfg.udr = settings
     return cfg
 
 

@@ -91,6 +91,16 @@ def moved_targets(node: Any) -> None:
             moved_targets(item)
 
 
+def over_recorded(recorded: Any, key: str, overrides: Sequence[str]) -> tuple[DictConfig | None, str]:
+    """The settings ``key`` a run or sweep recorded, with the command's `<key>.<name>=` ``overrides`` on top, and
+    the overrides in words (", with key.name=..." or ""); None where nothing was recorded under ``key``."""
+    if not isinstance(recorded, DictConfig):
+        return None, ""
+    given = [o.removeprefix(f"{key}.") for o in overrides if o.startswith(f"{key}.")]
+    words = f", with {' '.join(f'{key}.{o}' for o in given)}" if given else ""
+    return OmegaConf.merge(recorded, OmegaConf.from_dotlist(given)), words
+
+
 def holds_work(run_dir: Path) -> bool:
     """Whether a run directory holds an experiment's work (a checkpoint, or a finished run), so that a run in
     it continues that experiment rather than starting one."""
