@@ -115,9 +115,8 @@ class ModelSelection(SweepScorer):
             members = [members[k] for k in readable]
             found = self.group_scores(codes, kl)
             for k, j in enumerate(members):
-                values = {name: float(found[name][k]) for name in SCORES}
-                per_job[j["job"]] = {name: value for name, value in values.items() if np.isfinite(value)}
-                if not np.isfinite(values["gaussian_tc"]):
+                per_job[j["job"]] = {name: float(found[name][k]) for name in SCORES}  # the summary drops a NaN
+                if not np.isfinite(found["gaussian_tc"][k]):
                     notes.append(f"UDR: {j['job']}: no Gaussian TC of μ: a latent's mean is the same for every image")
             notes += [f"UDR: {members[k]['job']} has no active latent (every latent's mean KL ≤ {self.kl_threshold} "
                       "nats): it shares no structure with the other seeds, and its UDR is 0"
