@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -55,3 +58,16 @@ class RecordNoise(pl.Callback):
         state = torch.get_rng_state()
         torch.save(torch.randn(8), Path(trainer.default_root_dir) / f"noise-rank{trainer.global_rank}.pt")
         torch.set_rng_state(state)
+
+
+class KillsAtEpoch(pl.Callback):
+    """SIGKILL another process's group (a tracking server) as training epoch ``epoch`` starts, the epochs before it
+    saved, and write the moment (this process's monotonic clock) to ``record``: a service that dies mid-run."""
+
+    def __init__(self, pid: int, epoch: int, record: str) -> None:
+        self.pid, self.epoch, self.record = pid, epoch, Path(record)
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.current_epoch == self.epoch and not self.record.exists():
+            os.killpg(self.pid, signal.SIGKILL)
+            self.record.write_text(str(time.monotonic()))

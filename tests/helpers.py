@@ -1,24 +1,27 @@
-"""What the tests share: the presets of a small job's overrides, runs of the entry points (forked by the zygote),
+"""What the tests share: the presets of a small job's overrides, runs of the entry points (in this process),
 files written as the real ones are, and readers of what a run wrote. Test modules import from here, never from
 each other."""
 
 from __future__ import annotations
 
 import contextlib
-import functools
+import dataclasses
 import gzip
+import io
 import json
+import logging
 import os
-import queue
+import runpy
 import signal
 import socket
 import struct
 import subprocess
 import sys
-import tempfile
-import threading
 import time
+import traceback
 import urllib.request
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -128,90 +131,95 @@ class Payload:
         return (open, (self.marker, "w"))
 
 
-class Zygote:
-    """A `python -m tests.zygote` server: each `run` is a new process forked from one that has already imported
-    the libraries (see tests/zygote.py for why)."""
-
-    def __init__(self) -> None:
-        self.process = subprocess.Popen([sys.executable, "-m", "tests.zygote"], cwd=REPO, stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
-        self.lines: queue.Queue[dict] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-        self._next(timeout=300)  # ready
-
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            if line.startswith("ZYGOTE "):
-                self.lines.put(json.loads(line[len("ZYGOTE ") :]))
-
-    def _next(self, timeout: float) -> dict:
-        return self.lines.get(timeout=timeout)
-
-    def run(self, args: list[str], cwd: Path, timeout: float) -> subprocess.CompletedProcess[str]:
-        """``python -m <args>`` in ``cwd``: its exit status and output, as subprocess.run gives them."""
-        started = self.start(args, cwd)
-        stdout, stderr = started.communicate(timeout)
-        return subprocess.CompletedProcess(args, started.returncode, stdout, stderr)
-
-    def start(self, args: list[str], cwd: Path) -> Started:
-        """``python -m <args>`` in ``cwd``, running: a Started to signal and wait for (one at a time)."""
-        files = tempfile.TemporaryDirectory()
-        out, err = Path(files.name, "stdout"), Path(files.name, "stderr")
-        request = {"module": args[0], "args": args[1:], "cwd": str(cwd), "stdout": str(out), "stderr": str(err)}
-        self.process.stdin.write(json.dumps(request) + "\n")
-        self.process.stdin.flush()
-        return Started(self, args, self._next(timeout=60)["pid"], files)
+def run_module(*args: str, cwd: Path | None = None, check: bool = True, without: str | None = None,
+               ) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    """Run ``python -m <args>`` in this process, as the interpreter runs it (runpy, `__main__`, its argv, working
+    directory, stdout and stderr; an uncaught SystemExit or exception is its exit status), and return its result
+    as subprocess.run gives it. ``without``: a package this run finds uninstalled (importing it fails)."""
+    out, err = io.StringIO(), io.StringIO()
+    saved = Process.save()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
+            os.chdir(cwd or REPO)
+            sys.argv = list(args)
+            if without:
+                sys.modules[without] = None  # the import system's "not importable" marker
+            warnings.showwarning = print_warning  # to the run's stderr, as the interpreter shows them
+            code = exit_status(lambda: runpy.run_module(args[0], run_name="__main__", alter_sys=True))
+    finally:
+        saved.restore()
+    result = subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
+    if check and code != 0:
+        raise AssertionError(f"{args} exited {code}\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
+    return result
 
 
-class Started:
-    """A run the zygote forked, as much of subprocess.Popen as the tests use: poll, send_signal, communicate."""
-
-    def __init__(self, zygote: Zygote, args: list[str], pid: int, files: tempfile.TemporaryDirectory) -> None:
-        self.zygote, self.args, self.pid, self.files = zygote, args, pid, files
-        self.returncode: int | None = None
-
-    def poll(self) -> int | None:
-        """The exit status if the run has ended, else None."""
-        if self.returncode is None and not self.zygote.lines.empty():
-            self.returncode = self.zygote._next(timeout=1)["returncode"]
-        return self.returncode
-
-    def send_signal(self, sig: int) -> None:
-        os.kill(self.pid, sig)
-
-    def communicate(self, timeout: float) -> tuple[str, str]:
-        """Wait for the run to end (SIGKILL it after ``timeout`` s) and return its (stdout, stderr)."""
-        out, err = Path(self.files.name, "stdout"), Path(self.files.name, "stderr")
-        try:
-            if self.returncode is None:
-                self.returncode = self.zygote._next(timeout)["returncode"]
-        except queue.Empty:
-            os.kill(self.pid, signal.SIGKILL)
-            self.zygote._next(timeout=60)
-            raise subprocess.TimeoutExpired(self.args, timeout, out.read_text(), err.read_text()) from None
-        try:
-            return out.read_text(), err.read_text()
-        finally:
-            self.files.cleanup()
-
-
-@functools.cache
-def zygote() -> Zygote:
-    """The session's zygote, started at the first run."""
-    return Zygote()
-
-
-def start_module(*args: str, cwd: Path | None = None) -> Started:
-    """Start ``python -m <args>`` as a new process forked by the zygote, to signal and wait for like a Popen."""
-    return zygote().start(list(args), cwd or REPO)
-
-
-def run_module(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m <args>`` as a new process (forked by the zygote) and return its result (text output)."""
-    result = zygote().run(list(args), cwd or REPO, timeout=600)
+def run_process(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m <args>`` as a real process of its own (DDP's launcher re-runs its command line), text output."""
+    result = subprocess.run([sys.executable, "-m", *args], cwd=cwd or REPO, capture_output=True, text=True)
     if check and result.returncode != 0:
         raise AssertionError(f"{args} exited {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
     return result
+
+
+def start_module(*args: str, cwd: Path | None = None) -> subprocess.Popen[str]:
+    """Start ``python -m <args>`` as a real process of its own (a test that signals or kills it), output piped."""
+    return subprocess.Popen([sys.executable, "-m", *args], cwd=cwd or REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+
+def print_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Show a warning as the interpreter does: on stderr."""
+    sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
+def exit_status(run: Callable[[], object]) -> int:
+    """The status `python -m` exits with after ``run``: SystemExit's (its message printed to stderr as the
+    interpreter prints it), 1 after an uncaught exception (its traceback printed), else 0."""
+    try:
+        run()
+    except SystemExit as exit:
+        if exit.code is None or isinstance(exit.code, int):
+            return exit.code or 0
+        print(exit.code, file=sys.stderr)
+        return 1
+    except Exception:
+        traceback.print_exc()
+        return 1
+    return 0
+
+
+@dataclasses.dataclass
+class Process:
+    """What a run in this process may change and the next test must find as it was: the working directory, argv,
+    the import system's entries, the logging setup (Hydra configures it per job) and the environment."""
+
+    cwd: str
+    argv: list[str]
+    modules: dict
+    environ: dict
+    handlers: dict
+    levels: dict
+
+    @classmethod
+    def save(cls) -> Process:
+        loggers = [logging.getLogger(), *(lg for lg in logging.Logger.manager.loggerDict.values()
+                                          if isinstance(lg, logging.Logger))]  # fmt: skip
+        return cls(os.getcwd(), sys.argv[:], dict(sys.modules), dict(os.environ),
+                   {lg.name: lg.handlers[:] for lg in loggers},
+                   {lg.name: (lg.level, lg.propagate, lg.disabled) for lg in loggers})  # fmt: skip
+
+    def restore(self) -> None:
+        os.chdir(self.cwd)
+        sys.argv[:] = self.argv
+        for name in [n for n, m in sys.modules.items() if m is None and self.modules.get(n) is not None]:
+            del sys.modules[name]
+        os.environ.clear()
+        os.environ.update(self.environ)
+        for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
+            if isinstance(logger, logging.Logger):
+                logger.handlers[:] = self.handlers.get(logger.name, [])
+                logger.level, logger.propagate, logger.disabled = self.levels.get(logger.name, (0, True, False))
 
 
 TESTS_CONF = f"hydra.searchpath=[file://{REPO}/tests/conf]"  # the tests' own configs: data=rgb_shapes, toy=default

@@ -10,7 +10,7 @@ import time
 import pytest
 import torch
 
-from tests.helpers import WITHOUT_FIGURES, limits, run_module, strict_json
+from tests.helpers import WITHOUT_FIGURES, limits, run_module, run_process, strict_json
 
 FIVE_BATCHES = limits(train=5, val=1, test=1)
 DDP = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"]
@@ -19,15 +19,16 @@ FIGURES = ("latent_evolution", "reconstructions", "prior_samples", "frozen_sigma
            "latent_traversal", "kl_per_dim", "training_curves")  # fmt: skip
 
 
-def job(run, *overrides, batches=FIVE_BATCHES, check=True):
-    """`python -m betavae.train` into ``run`` with ``batches`` limits, as a real subprocess."""
-    return run_module("betavae.train", *batches, *overrides, f"hydra.run.dir={run}", check=check)
+def job(run, *overrides, batches=FIVE_BATCHES, check=True, door=run_module):
+    """`python -m betavae.train` into ``run`` with ``batches`` limits (in this process, or as ``door`` runs it)."""
+    return door("betavae.train", *batches, *overrides, f"hydra.run.dir={run}", check=check)
 
 
 def timed_ddp(run, *overrides, batches=FIVE_BATCHES, fid="fid=none"):
-    """A 2-process CPU DDP job into ``run``: (its result, seconds until every process of it had ended)."""
+    """A 2-process CPU DDP job into ``run``, a real process (Lightning starts rank 1 by running its command line
+    again): (its result, seconds until every process of it had ended)."""
     start = time.monotonic()
-    result = job(run, *DDP, "callbacks=none", *fid.split(), *overrides, batches=batches, check=False)
+    result = job(run, *DDP, "callbacks=none", *fid.split(), *overrides, batches=batches, check=False, door=run_process)
     while subprocess.run(["pgrep", "-f", f"hydra.run.dir={run}"], capture_output=True).returncode == 0:
         if time.monotonic() - start > 120:
             pytest.fail(f"a process of {run} is still running")

@@ -201,8 +201,8 @@ def test_wandb_has_one_offline_run_per_job_with_every_scalar_figure_hparam_and_f
 @pytest.mark.parametrize("package", ["mlflow", "wandb"])
 def test_a_logger_whose_package_is_missing_stops_the_sweep_before_any_work_naming_the_extra(tmp_path, package):
     root = tmp_path / "sweep"
-    result = run_module("tests.without", package, "betavae.train", "-m", "beta=0.1,1.0", *FEW_BATCHES_SMALL_FIGURES,
-                        f"logger=[tensorboard,{package}]", f"hydra.sweep.dir={root}", check=False)  # fmt: skip
+    result = run_module("betavae.train", "-m", "beta=0.1,1.0", *FEW_BATCHES_SMALL_FIGURES, f"hydra.sweep.dir={root}",
+                        f"logger=[tensorboard,{package}]", check=False, without=package)  # fmt: skip
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     line = result.stderr.strip().splitlines()[-1]
