@@ -17,11 +17,11 @@ from omegaconf import OmegaConf
 from betavae.base.errors import RunError
 from betavae.model.run import load_run
 from betavae.runs.layout import Status
-from betavae.runs.sweep import comparisons, label_groups
+from betavae.runs.sweep import comparisons, label_groups, value_of
 from betavae.summary import summarize
 from betavae.summary.groups import group_rows, in_table_order, swept_key
 from betavae.summary.plot import iso_elbo_lines, tradeoff_figure
-from tests.helpers import LATENT_STATS_ONLY, limits, run_module, started_run, strict_json
+from tests.helpers import LATENT_STATS_ONLY, compose_train, limits, run_module, started_run, strict_json
 
 ONE_SHORT_EPOCH = ["trainer.max_epochs=1", *limits(train=20, val=1, test=1), *LATENT_STATS_ONLY]
 
@@ -279,6 +279,34 @@ def test_a_planned_job_that_never_started_is_listed_at_its_value_of_the_swept_ke
     table = summarize(sweep)[0]
     assert "| beta=4 | 4 | 1 | **not run**: never started |" in table
     assert "| beta=1 | 1 | 1 | **failed**: boom |" in table
+
+
+def test_a_job_run_again_with_a_moved_data_file_is_the_planned_job_not_a_second_one(tmp_path):
+    sweep = started_run(tmp_path / "sweep" / "beta=1", "beta=1", "data.root=/old/copy").parent
+    plan = OmegaConf.merge(OmegaConf.load(sweep / "beta=1" / ".hydra" / "config.yaml"),
+                           {"hydra": {"overrides": {"task": ["beta=1", "data.root=/new/copy"]},
+                                      "sweeper": {"params": None}}})  # fmt: skip
+    OmegaConf.save(plan, sweep / "multirun.yaml")
+    (sweep / "beta=1" / "metrics.json").write_text(json.dumps({"status": "failed", "reason": "boom"}))
+    table = summarize(sweep)[0]
+    assert "not run" not in table
+    assert "| beta=1 | 1 | 1 | **failed**: boom |" in table
+
+
+def test_a_capacity_job_has_no_beta_in_the_summary():
+    from betavae.summary.tables import markdown
+
+    jobs = [job(["objective=capacity", f"seed={s}"]) | {"seed": s, "config": compose_train("objective=capacity"),
+                                                         "test/kl": 10.0 + s} for s in (1, 2)]  # fmt: skip
+    label_groups(jobs)
+    assert swept_key(jobs) == "beta"  # no number differs
+    (row,) = group_rows(jobs, "beta")
+    assert row["beta"] is None  # the top-level beta: 1.0 is the unused default, not this objective's
+    assert markdown([row], "beta").splitlines()[0] == "| job group | seeds | status | KL (nats) |"
+    mixed = [job(["objective=beta"]) | {"config": compose_train("objective=beta", "beta=4")},
+             job(["objective=tcvae"]) | {"config": compose_train("objective=tcvae", "beta=2")},
+             job(["objective=capacity"]) | {"config": compose_train("objective=capacity")}]  # fmt: skip
+    assert [value_of(j, "beta") for j in mixed] == [4.0, 2.0, None]
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
+from betavae.base.cli import PATH_KEYS
 from betavae.base.errors import RunError
 from betavae.metrics import registry
 from betavae.runs.continuation import run_config
@@ -50,6 +51,12 @@ def not_run(overrides: list[str], sweep: DictConfig) -> Job:
             "config": cfg, "status": Status.NOT_RUN, "reason": "never started"}  # fmt: skip
 
 
+def identity(overrides: list[str]) -> tuple[str, ...]:
+    """What makes a job the job it is: its overrides but the path keys, which name where files are, not what the
+    job does (its directory's name leaves them out too): a job run again with a moved `data.path` is the same."""
+    return tuple(o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in PATH_KEYS)
+
+
 def read_jobs(sweep: SweepDir) -> list[Job]:
     """Every job of the sweep: each job directory's, then each planned job that never started."""
     jobs = []
@@ -61,8 +68,8 @@ def read_jobs(sweep: SweepDir) -> list[Job]:
                          "status": Status.FAILED, "reason": str(err)})  # fmt: skip
     if sweep.plan.is_file():
         planned_cfg, planned = read_plan(sweep.plan)
-        started = {tuple(j["overrides"]) for j in jobs}
-        jobs += [not_run(o, planned_cfg) for o in planned if tuple(o) not in started]
+        started = {identity(j["overrides"]) for j in jobs}
+        jobs += [not_run(o, planned_cfg) for o in planned if identity(o) not in started]
     if not jobs:
         raise RunError(f"{sweep.root} holds no sweep: no multirun.yaml and no job directory (with .hydra/config.yaml)")
     return jobs
@@ -70,10 +77,13 @@ def read_jobs(sweep: SweepDir) -> list[Job]:
 
 def value_of(job: Job, key: str) -> float | None:
     """A job's value of a config key (the swept key: beta, objective.c_max), as a number; None where its config
-    has none, or not a number."""
+    has none, or not a number. β is the objective's (`objective.beta`): a capacity job's top-level `beta` is
+    only the unused default."""
     cfg = job.get("config")
     if cfg is None:
         return None
+    if key == "beta" and "objective" in cfg:
+        key = "objective.beta"
     try:
         value = OmegaConf.select(cfg, key, throw_on_resolution_failure=False)
     except Exception:  # an interpolation that cannot resolve outside the job (hydra:runtime...)

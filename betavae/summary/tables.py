@@ -40,13 +40,16 @@ def value_cell(value: float | None) -> str:
 
 
 def markdown(rows: list[Row], along: str) -> str:
-    """The summary as a Markdown table along the swept key; only the columns some row has."""
+    """The summary as a Markdown table along the swept key; only the columns some row has (no β column for jobs
+    whose objective has none: a capacity sweep over seeds)."""
     keys = [m.key for m in registry.columns() if any(m.key in r for r in rows)]
-    header = ["job group", key_label(along), "seeds", "status", *(registry.metric(k).label for k in keys)]
+    swept = [key_label(along)] if any(r.get(along) is not None for r in rows) else []
+    header = ["job group", *swept, "seeds", "status", *(registry.metric(k).label for k in keys)]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for r in rows:
         status = r["status"] if r["status"] is Status.OK else f"**{r['status']}**: {table_cell(r['reason'])}"
-        cells = [r["group"], value_cell(r.get(along)), str(r["n"]), str(status), *(cell(r, k) for k in keys)]
+        value = [value_cell(r.get(along))] if swept else []
+        cells = [r["group"], *value, str(r["n"]), str(status), *(cell(r, k) for k in keys)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
