@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
 import hydra
 import yaml
+from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
 from betavae.api import summary_rows
@@ -29,6 +31,7 @@ from betavae.runs.sweep import label_groups, read_jobs
 log = logging.getLogger(__name__)
 INDEX = "index.json"  # a sweep's export: its models
 PACKAGES = ("betavae", "torch", "lightning", "hydra-core", "safetensors")
+LICENSE = "mit"  # the package's (pyproject.toml), which its exported weights carry
 
 
 def versions() -> dict[str, str]:
@@ -54,6 +57,7 @@ def model_config(run: Any, record: RunRecord | None) -> dict[str, Any]:
     """config.json: the network's architecture and likelihood (all load_model needs), and what it was trained
     on and with."""
     data = OmegaConf.to_container(run.config.data, resolve=False)
+    source = get_class(str(data.get("_target_")))
     return {
         "format": ModelDir.FORMAT,
         "library": "betavae",
@@ -62,7 +66,7 @@ def model_config(run: Any, record: RunRecord | None) -> dict[str, Any]:
         "objective": run.module.hparams["objective"],
         "weight": run.module.objective.weight,
         "lr": run.module.lr,
-        "data": {"class": str(data.get("_target_", "")).rsplit(".", 1)[-1], "settings": data},
+        "data": {"class": source.__name__, "title": source.title, "hub_dataset": source.hub_dataset, "settings": data},
         "seed": record.seed if record else None,
         "epochs": record.epochs if record else None,
         "checkpoint": run.checkpoint.name,
@@ -71,17 +75,49 @@ def model_config(run: Any, record: RunRecord | None) -> dict[str, Any]:
     }
 
 
-def card(config: dict[str, Any], job: JobDir, spreads: dict[str, str]) -> str:
-    """README.md: the model card, with the Hub's YAML header."""
-    header = {"library_name": "betavae", "tags": ["beta-vae", "vae", "disentanglement", config["data"]["class"]]}
+Spread = dict[str, Any]  # a metric's mean and sd over its group's seeds, and the seeds
+
+
+def spread_cell(key: str, spreads: dict[str, Spread]) -> str:
+    """A metric's group mean ± sd over the sweep's seeds, as the card's table shows it ('–' where none)."""
+    if key not in spreads:
+        return "–"
+    spread, decimals = spreads[key], registry.metric(key).decimals
+    seeds = ", ".join(map(str, spread["seeds"]))
+    return f"{spread['mean']:.{decimals}f} ± {spread['std']:.{decimals}f} (seeds {seeds})"
+
+
+def hub_header(config: dict[str, Any], job: JobDir, spreads: dict[str, Spread]) -> dict[str, Any]:
+    """The card's metadata as the Hub reads it: license, library, tags, data set, metrics and a model-index with the
+    test metrics (each with its group's spread over seeds, where the sweep has several)."""
+    data = config["data"]
+    dataset = {"type": data.get("hub_dataset") or data["class"], "name": data.get("title", data["class"]),
+               "split": "test"}  # fmt: skip
+    scores = {k: v for k, v in config["metrics"].items() if registry.metric(k).column and math.isfinite(v)}
+    metrics = [{"type": k, "value": v, "name": registry.metric(k).label,
+                **({"args": {"group_" + f: spreads[k][f] for f in ("mean", "std", "seeds")}} if k in spreads else {})}
+               for k, v in scores.items()]  # fmt: skip
+    header: dict[str, Any] = {"license": LICENSE, "library_name": "betavae",
+                              "tags": ["beta-vae", "vae", "disentanglement", data["class"]]}  # fmt: skip
+    if data.get("hub_dataset"):
+        header["datasets"] = [data["hub_dataset"]]
+    header["metrics"] = list(scores)
+    header["model-index"] = [{"name": job.root.name, "results": [{
+        "task": {"type": "unconditional-image-generation", "name": "Representation learning (VAE)"},
+        "dataset": dataset, "metrics": metrics}]}]  # fmt: skip
+    return header
+
+
+def card(config: dict[str, Any], job: JobDir, spreads: dict[str, Spread]) -> str:
+    """README.md: the model card, with the Hub's YAML header (`hub_header`)."""
     weight = ", ".join(f"{k} = {v:g}" for k, v in config["weight"].items())
-    rows = [f"| `{k}` | {registry.metric(k).label} | {v:.{registry.metric(k).decimals}f} | {spreads.get(k, '–')} |"
+    rows = [f"| `{k}` | {registry.metric(k).label} | {v:.{registry.metric(k).decimals}f} | {spread_cell(k, spreads)} |"
             for k, v in config["metrics"].items() if registry.metric(k).column]  # fmt: skip
     architecture = ", ".join(f"{k}={v}" for k, v in config["architecture"].items())
     lines = [
-        "---", yaml.safe_dump(header, sort_keys=False).strip(), "---", "",
+        "---", yaml.safe_dump(hub_header(config, job, spreads), sort_keys=False, allow_unicode=True).strip(), "---", "",
         f"# {job.root.name}", "",
-        f"A β-VAE trained with the betavae package on {config['data']['class']} "
+        f"A β-VAE trained with the betavae package on {config['data'].get('title', config['data']['class'])} "
         f"({' × '.join(map(str, config['image_shape']))} images).", "",
         f"- **Objective**: {config['objective']['name']} ({weight}), Adam at lr {config['lr']:g}, "
         f"{config['epochs']} epoch{'s' if config['epochs'] != 1 else ''}, seed {config['seed']}; the checkpoint of "
@@ -123,7 +159,7 @@ def check_out(out: Path, exported: bool, overwrite: bool) -> None:
         raise RunError(f"out={out}: holds an export already; give overwrite=true to replace it")
 
 
-def export_run(run_dir: Path, out: Path, spreads: dict[str, str] | None = None, overwrite: bool = False) -> Path:
+def export_run(run_dir: Path, out: Path, spreads: dict[str, Spread] | None = None, overwrite: bool = False) -> Path:
     """Write one trained job's folder: weights, config and card; return the folder. A folder that holds anything
     else is refused (`check_out`)."""
     from safetensors.torch import save_file
@@ -147,8 +183,8 @@ def export_run(run_dir: Path, out: Path, spreads: dict[str, str] | None = None, 
     return out
 
 
-def group_spreads(sweep_dir: Path) -> dict[str, dict[str, str]]:
-    """For each finished job of a sweep, its group's mean ± sd over seeds per metric, as the summary gives it."""
+def group_spreads(sweep_dir: Path) -> dict[str, dict[str, Spread]]:
+    """For each finished job of a sweep, its group's mean and sd over seeds per metric, as the summary gives it."""
     rows = {row["group"]: row for row in summary_rows(sweep_dir)}
     jobs = read_jobs(SweepDir(Path(sweep_dir)))
     label_groups(jobs)
@@ -157,8 +193,7 @@ def group_spreads(sweep_dir: Path) -> dict[str, dict[str, str]]:
         row = rows.get(j["group"])
         if row is None or row.get("n", 1) < 2:
             continue
-        spreads[j["job"]] = {m.key: f"{row[m.key]:.{m.decimals}f} ± {row[f'{m.key} std']:.{m.decimals}f} "
-                             f"(seeds {', '.join(map(str, row['seeds']))})"
+        spreads[j["job"]] = {m.key: {"mean": row[m.key], "std": row[f"{m.key} std"], "seeds": row["seeds"]}
                              for m in registry.columns() if row.get(m.key) is not None
                              and row.get(f"{m.key} std") is not None}  # fmt: skip
     return spreads

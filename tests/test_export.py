@@ -3,6 +3,7 @@ from the folder alone with identical encodings and metrics; a sweep exported wit
 
 import json
 import shutil
+import statistics
 
 import pytest
 import torch
@@ -41,9 +42,29 @@ def test_an_exported_model_is_weights_config_and_card_in_the_hubs_layout(sweep):
     assert config["weight"] == {"beta": 1.0}
     assert "test/mig" in config["metrics"]
     card = (folders[0] / "README.md").read_text()
-    assert card.startswith("---\nlibrary_name: betavae\n")
+    assert card.startswith("---\nlicense: mit\nlibrary_name: betavae\n")
     assert "python -m betavae.train" in card
     assert " ± " in card  # the group's spread over the two seeds
+
+
+def test_an_exported_cards_metadata_is_what_the_hub_reads(sweep):
+    from huggingface_hub import ModelCard
+
+    folders = sorted(d for d in (sweep / "models").iterdir() if d.is_dir())  # the two seeds of one group
+    folder = folders[0]
+    data = ModelCard.load(folder / "README.md").data  # the Hub's own parser of the header and its model-index
+    elbos = [strict_json(f / "config.json")["metrics"]["test/elbo"] for f in folders]
+    assert (data.license, data.library_name) == ("mit", "betavae")
+    assert "test/elbo" in data.metrics
+    results = {r.metric_type: r for r in data.eval_results}
+    assert results["test/elbo"].metric_value == elbos[0]
+    assert {r.dataset_type for r in data.eval_results} == {"ShapesDataModule"}  # no Hub id: the class
+    assert {r.dataset_name for r in data.eval_results} == {"betavae's rendered shapes"}
+    spread = results["test/elbo"].metric_args
+    assert spread["group_seeds"] == [1, 2]
+    assert spread["group_mean"] == pytest.approx(statistics.fmean(elbos))
+    assert spread["group_std"] == pytest.approx(statistics.stdev(elbos))
+    assert data.model_name == folder.name
     index = json.loads((sweep / "models" / "index.json").read_text())
     assert sorted(m["folder"] for m in index["models"]) == [f.name for f in folders]
 

@@ -42,6 +42,8 @@ class ImageData:
     labels: class indices where the data has ``classes``, factor indices [N, K] where it has ``factors``."""
 
     name = "data"  # for the log and the one-line reasons
+    title = "images"  # what papers and model cards call the data set
+    hub_dataset: str | None = None  # its id on the Hugging Face Hub, where it has one (a model card's `datasets`)
     image_size: int  # the side of the square images
     channels = 1
     classes: tuple[str, ...] | None = None  # class names, when labels are classes a linear probe can read

@@ -27,6 +27,7 @@ class DSpritesDataModule(GridDataModule):
     work, its images cached once in split order under ``cache_dir`` (`betavae.data.published`)."""
 
     name = "dsprites"
+    title = "dSprites"
     image_size, channels = 64, 1
 
     def __init__(self, path: str | os.PathLike | None = None, cache_dir: str | None = None, image_size: int = 64,

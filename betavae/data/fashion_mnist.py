@@ -32,6 +32,8 @@ class FashionMNISTDataModule(InMemoryDataModule):
     """Fashion-MNIST from its IDX files: 55,000 train / 5,000 val (by ``split_seed``) / 10,000 test images."""
 
     name = "fashion_mnist"
+    title = "Fashion-MNIST"
+    hub_dataset = "zalando-datasets/fashion_mnist"
     classes = groups = CLASS_NAMES
     fid_features = ("fashion", "inception")  # betavae/metrics/fid_features.pt was trained on its training images
 

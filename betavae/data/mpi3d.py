@@ -37,6 +37,7 @@ class MPI3DDataModule(GridDataModule):
     order under ``cache_dir``."""
 
     name = "mpi3d"
+    title = "MPI3D"
     image_size, channels = 64, 3
     group_factor = 1  # object shape
 

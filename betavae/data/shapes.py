@@ -88,6 +88,7 @@ class ShapesDataModule(GridDataModule):
     `render` straight into split order ([N, 1, S, S] uint8; `betavae.data.grids`)."""
 
     name = "shapes"
+    title = "betavae's rendered shapes"
     fid_features = ("inception",)  # the shipped network knows Fashion-MNIST alone
 
     def __init__(

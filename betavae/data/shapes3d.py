@@ -36,6 +36,7 @@ class Shapes3DDataModule(GridDataModule):
     before any work, its images cached once, channel first, in split order under ``cache_dir``."""
 
     name = "shapes3d"
+    title = "3D Shapes"
     image_size, channels = 64, 3
     group_factor = 4  # shape
 
