@@ -3,9 +3,13 @@ keys, dtypes and ordering, few factor values; never the real data): their factor
 one line a missing, truncated or wrong-layout file gets, the cache the images are converted into once, and a
 smoke run of each with every score and UDR."""
 
+import io
 import json
+import os
+import shutil
 import subprocess
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -81,6 +85,43 @@ def test_the_images_are_converted_once_into_a_cache_whose_slices_are_the_splits(
     again.setup()
     assert converted.stat().st_mtime_ns == stamp  # read, not written again
     assert torch.equal(again.splits["test"][0], data.splits["test"][0])
+
+
+def stored(source: Path, path: Path, invert: bool = False) -> Path:
+    """``source``'s members re-packed uncompressed into ``path`` (dSprites' stored variant), its images inverted if
+    asked: two such files have the same size whatever their pixels."""
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as new:
+        for name in old.namelist():
+            data = old.read(name)
+            if name == "imgs.npy" and invert:
+                buffer = io.BytesIO()
+                np.save(buffer, 1 - np.load(io.BytesIO(data), allow_pickle=False))
+                data = buffer.getvalue()
+            new.writestr(name, data)
+    return path
+
+
+def test_a_file_replaced_with_the_same_size_and_mtime_is_converted_again_and_a_touch_converts_nothing(
+    dsprites, tmp_path
+):
+    path, cache = stored(dsprites, tmp_path / "dsprites.npz"), tmp_path / "cache"
+    first = DSpritesDataModule(path=path, cache_dir=cache, **SMALL)
+    first.setup()
+    (converted,) = cache.glob("*.npy")
+    other = stored(dsprites, tmp_path / "other.npz", invert=True)
+    stat = path.stat()
+    assert other.stat().st_size == stat.st_size
+    shutil.copyfile(other, path)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # `cp -p`, `rsync -a`: the old size and mtime
+    replaced = DSpritesDataModule(path=path, cache_dir=cache, **SMALL)
+    replaced.setup()
+    assert torch.equal(replaced.splits["test"][0], 255 - first.splits["test"][0])  # the new images, not the old
+    (new,) = cache.glob("*.npy")  # the old contents' cache went
+    assert new != converted
+    stamp = new.stat().st_mtime_ns
+    os.utime(path)  # a touch, or a re-download of the same contents
+    DSpritesDataModule(path=path, cache_dir=cache, **SMALL).setup()
+    assert [c.stat().st_mtime_ns for c in cache.glob("*.npy")] == [stamp]  # the same cache, not converted again
 
 
 def test_a_ready_cache_on_a_read_only_mount_is_used_as_it_is(dsprites, tmp_path):
@@ -287,7 +328,7 @@ def test_a_cache_dir_that_is_a_file_and_a_cut_cache_are_one_line_and_a_killed_co
     converted.unlink()
     (cache / f".{converted.name}.4242.tmp").write_bytes(whole)  # what a conversion SIGKILLed midway leaves
     DSpritesDataModule(path=dsprites, cache_dir=cache, **SMALL).setup()
-    assert sorted(p.name for p in cache.iterdir()) == sorted([converted.name, f"{converted.name}.lock"])
+    assert sorted(p.name for p in cache.iterdir()) == sorted([converted.name, f"{converted.name}.lock", "sources"])
 
 
 def test_object_labels_an_empty_file_and_a_group_for_images_are_each_one_line(dsprites, tmp_path):

@@ -14,7 +14,7 @@ import torch
 from betavae.base.config import require
 from betavae.data.contract import Factor
 from betavae.data.grids import GridDataModule
-from betavae.data.published import NpyMember, Published, cached, check_grid_order, check_images, file_key, located
+from betavae.data.published import NpyMember, Published, cached, check_grid_order, check_images, located
 
 DSPRITES = Published("dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz",
                      "https://github.com/google-deepmind/dsprites-dataset", 737_280, (64, 64))  # fmt: skip
@@ -68,5 +68,5 @@ class DSpritesDataModule(GridDataModule):
             for chunk in self.images_member.rows():
                 yield (chunk * np.uint8(255))[:, None]
 
-        key = file_key(self.path, self.split_seed)  # the split order; its sizes only cut it
-        return cached(self.path, (self.grid_size, 1, 64, 64), rows, positions, key, self.cache_dir)
+        order = (self.split_seed,)  # what orders the cache besides the contents; its sizes only cut it
+        return cached(self.path, (self.grid_size, 1, 64, 64), rows, positions, order, self.cache_dir)

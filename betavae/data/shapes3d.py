@@ -15,7 +15,7 @@ from betavae.base.config import require
 from betavae.base.errors import DataError
 from betavae.data.contract import Factor
 from betavae.data.grids import GridDataModule
-from betavae.data.published import CHUNK, Published, cached, check_grid_order, check_images, file_key, located
+from betavae.data.published import CHUNK, Published, cached, check_grid_order, check_images, located
 
 SHAPES3D = Published("3dshapes.h5", "https://github.com/google-deepmind/3d-shapes", 480_000, (64, 64, 3))
 NAMES = ("floor_hue", "wall_hue", "object_hue", "scale", "shape", "orientation")  # labels' columns, in order
@@ -86,5 +86,5 @@ class Shapes3DDataModule(GridDataModule):
                 for start in range(0, images.shape[0], CHUNK):
                     yield np.ascontiguousarray(images[start : start + CHUNK].transpose(0, 3, 1, 2))
 
-        key = file_key(self.path, self.split_seed)
-        return cached(self.path, (self.grid_size, 3, 64, 64), rows, positions, key, self.cache_dir)
+        order = (self.split_seed,)  # what orders the cache besides the contents; its sizes only cut it
+        return cached(self.path, (self.grid_size, 3, 64, 64), rows, positions, order, self.cache_dir)
