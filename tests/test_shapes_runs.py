@@ -44,10 +44,10 @@ def test_a_shapes_run_logs_every_score_and_leaves_out_fid_and_the_probe_saying_s
 def test_the_saved_codes_and_factors_give_the_logged_scores_again(sweep):
     job = sweep[8.0]
     saved = np.load(job / "disentanglement.npz")
-    assert saved["codes_train"].shape == (1000, 4)
-    assert saved["factors_train"].shape == (1000, 5)
-    assert saved["codes_test"].shape == (500, 4)
-    assert saved["factors_test"].shape == (500, 5)
+    assert saved["codes_train"].shape == (500, 4)
+    assert saved["factors_train"].shape == (500, 5)
+    assert saved["codes_test"].shape == (300, 4)
+    assert saved["factors_test"].shape == (300, 5)
     assert saved["factor_names"].tolist() == ["shape", "scale", "orientation", "x", "y"]
     settings = json.loads(str(saved["settings"]))
     again = scores_from_codes(*(saved[key] for key in CODE_ARRAYS), settings["bins"], settings["seed"])
@@ -62,7 +62,7 @@ def test_evaluate_scores_with_the_settings_the_run_was_trained_with_saying_so_an
                         "eval.figures=false")  # fmt: skip  # no disentanglement.*: experiment=shapes_smoke's stand
     evaluation, metrics = strict_json(job / "evaluation.json"), strict_json(job / "metrics.json")
     assert {k: evaluation[k] for k in SCORES} == pytest.approx({k: metrics[k] for k in SCORES}, rel=1e-6)
-    assert evaluation["disentanglement"]["num_train"] == 1000  # the run's, not evaluate's default 10,000
+    assert evaluation["disentanglement"]["num_train"] == 500  # the run's, not evaluate's default 10,000
     assert f"{job}: disentanglement settings: the run's" in result.stdout
     assert "test/fid" not in evaluation
     table = (job.parent / "summary.md").read_text()
@@ -78,7 +78,7 @@ def test_evaluates_overrides_go_over_the_runs_recorded_settings_and_are_named(sw
                         "eval.figures=false", "disentanglement.bins=10")  # fmt: skip
     assert f"{job}: disentanglement settings: the run's, with disentanglement.bins=10" in result.stdout
     settings = strict_json(job / "evaluation.json")["disentanglement"]
-    assert (settings["bins"], settings["num_train"]) == (10, 1000)
+    assert (settings["bins"], settings["num_train"]) == (10, 500)
     assert json.loads(str(np.load(job / "disentanglement.npz")["settings"]))["bins"] == 10
 
 
