@@ -21,7 +21,7 @@ import time
 import traceback
 import urllib.request
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -139,27 +139,47 @@ def run_module(*args: str, cwd: Path | None = None, check: bool = True, without:
     out, err = io.StringIO(), io.StringIO()
     saved = Process.save()
     try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings(), \
+                uninstalled(without):  # fmt: skip
             os.chdir(cwd or REPO)
             sys.argv = list(args)
-            if without:
-                sys.modules[without] = None  # the import system's "not importable" marker
             warnings.showwarning = print_warning  # to the run's stderr, as the interpreter shows them
             code = exit_status(lambda: runpy.run_module(args[0], run_name="__main__", alter_sys=True))
     finally:
         saved.restore()
-    result = subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
-    if check and code != 0:
-        raise AssertionError(f"{args} exited {code}\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
+    return checked(subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue()), check)
+
+
+@contextlib.contextmanager
+def uninstalled(package: str | None) -> Iterator[None]:
+    """While the block runs, importing ``package`` fails as where it is not installed; then it is as it was (the
+    module itself where it had been imported, so nothing imports it twice)."""
+    if package is None:
+        yield
+        return
+    before = sys.modules.get(package)
+    sys.modules[package] = None  # the import system's "not importable" marker
+    try:
+        yield
+    finally:
+        if before is None:
+            del sys.modules[package]
+        else:
+            sys.modules[package] = before
+
+
+def checked(result: subprocess.CompletedProcess[str], check: bool) -> subprocess.CompletedProcess[str]:
+    """``result``, or AssertionError with the ends of its output where ``check`` and it exited non-zero."""
+    if check and result.returncode != 0:
+        raise AssertionError(f"{result.args} exited {result.returncode}\n{result.stdout[-3000:]}\n"
+                             f"{result.stderr[-5000:]}")  # fmt: skip
     return result
 
 
 def run_process(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run ``python -m <args>`` as a real process of its own (DDP's launcher re-runs its command line), text output."""
-    result = subprocess.run([sys.executable, "-m", *args], cwd=cwd or REPO, capture_output=True, text=True)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{args} exited {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
-    return result
+    return checked(subprocess.run([sys.executable, "-m", *args], cwd=cwd or REPO, capture_output=True, text=True),
+                   check)  # fmt: skip
 
 
 def start_module(*args: str, cwd: Path | None = None) -> subprocess.Popen[str]:
@@ -192,11 +212,10 @@ def exit_status(run: Callable[[], object]) -> int:
 @dataclasses.dataclass
 class Process:
     """What a run in this process may change and the next test must find as it was: the working directory, argv,
-    the import system's entries, the logging setup (Hydra configures it per job) and the environment."""
+    the logging setup (Hydra configures it per job) and the environment."""
 
     cwd: str
     argv: list[str]
-    modules: dict
     environ: dict
     handlers: dict
     levels: dict
@@ -205,15 +224,13 @@ class Process:
     def save(cls) -> Process:
         loggers = [logging.getLogger(), *(lg for lg in logging.Logger.manager.loggerDict.values()
                                           if isinstance(lg, logging.Logger))]  # fmt: skip
-        return cls(os.getcwd(), sys.argv[:], dict(sys.modules), dict(os.environ),
+        return cls(os.getcwd(), sys.argv[:], dict(os.environ),
                    {lg.name: lg.handlers[:] for lg in loggers},
                    {lg.name: (lg.level, lg.propagate, lg.disabled) for lg in loggers})  # fmt: skip
 
     def restore(self) -> None:
         os.chdir(self.cwd)
         sys.argv[:] = self.argv
-        for name in [n for n, m in sys.modules.items() if m is None and self.modules.get(n) is not None]:
-            del sys.modules[name]
         os.environ.clear()
         os.environ.update(self.environ)
         for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
