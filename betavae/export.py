@@ -91,15 +91,14 @@ def hub_header(config: dict[str, Any], job: JobDir, spreads: dict[str, Spread]) 
     """The card's metadata as the Hub reads it: license, library, tags, data set, metrics and a model-index with the
     test metrics (each with its group's spread over seeds, where the sweep has several)."""
     data = config["data"]
-    dataset = {"type": data.get("hub_dataset") or data["class"], "name": data.get("title", data["class"]),
-               "split": "test"}  # fmt: skip
+    dataset = {"type": data["hub_dataset"] or data["class"], "name": data["title"], "split": "test"}
     scores = {k: v for k, v in config["metrics"].items() if registry.metric(k).column and math.isfinite(v)}
     metrics = [{"type": k, "value": v, "name": registry.metric(k).label,
                 **({"args": {"group_" + f: spreads[k][f] for f in ("mean", "std", "seeds")}} if k in spreads else {})}
                for k, v in scores.items()]  # fmt: skip
     header: dict[str, Any] = {"license": LICENSE, "library_name": "betavae",
                               "tags": ["beta-vae", "vae", "disentanglement", data["class"]]}  # fmt: skip
-    if data.get("hub_dataset"):
+    if data["hub_dataset"]:
         header["datasets"] = [data["hub_dataset"]]
     header["metrics"] = list(scores)
     header["model-index"] = [{"name": job.root.name, "results": [{
@@ -117,7 +116,7 @@ def card(config: dict[str, Any], job: JobDir, spreads: dict[str, Spread]) -> str
     lines = [
         "---", yaml.safe_dump(hub_header(config, job, spreads), sort_keys=False, allow_unicode=True).strip(), "---", "",
         f"# {job.root.name}", "",
-        f"A β-VAE trained with the betavae package on {config['data'].get('title', config['data']['class'])} "
+        f"A β-VAE trained with the betavae package on {config['data']['title']} "
         f"({' × '.join(map(str, config['image_shape']))} images).", "",
         f"- **Objective**: {config['objective']['name']} ({weight}), Adam at lr {config['lr']:g}, "
         f"{config['epochs']} epoch{'s' if config['epochs'] != 1 else ''}, seed {config['seed']}; the checkpoint of "

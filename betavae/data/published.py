@@ -138,13 +138,13 @@ class Sources:
     the old size and mtime but never the old ctime and inode), so a file's contents are hashed once per identity,
     and a cache is named by the contents, not by what the file system says of them."""
 
-    def __init__(self, directory: Path, path: Path) -> None:
-        stat, self.path = path.stat(), str(path.resolve())
+    def __init__(self, directory: Path, file: Path) -> None:
+        stat, self.file, self.path = file.stat(), file, str(file.resolve())
         identity = "|".join(map(str, (self.path, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino)))
         self.folder = directory / "sources"
         self.record = self.folder / f"{hashlib.sha256(identity.encode()).hexdigest()[:16]}.json"
 
-    def digest(self, path: Path) -> str:
+    def digest(self) -> str:
         """The file's content digest: recorded for this identity, else hashed now."""
         try:
             found = json.loads(self.record.read_text())
@@ -153,8 +153,8 @@ class Sources:
         except (OSError, ValueError, AttributeError):
             pass
         start = time.perf_counter()
-        digest = content_digest(path)
-        log.info("%s: contents hashed (%.1f s) to find its cache", path, time.perf_counter() - start)
+        digest = content_digest(self.file)
+        log.info("%s: contents hashed (%.1f s) to find its cache", self.file, time.perf_counter() - start)
         return digest
 
     def remember(self, digest: str) -> None:
@@ -175,12 +175,11 @@ class Sources:
                 records[other] = json.loads(other.read_text())
             except (OSError, ValueError):
                 continue
-        gone = set()
-        for other, found in records.items():
-            if other != self.record and found.get("path") == self.path:
-                other.unlink(missing_ok=True)
-                gone.add(found.get("digest"))
-        named = {found.get("digest") for other, found in records.items() if other.exists()}
+        earlier = {other for other, found in records.items() if other != self.record and found.get("path") == self.path}
+        for other in earlier:
+            other.unlink(missing_ok=True)
+        gone = {records[other].get("digest") for other in earlier}
+        named = {found.get("digest") for other, found in records.items() if other not in earlier}
         return sorted(d for d in gone - named - {keep} if isinstance(d, str))
 
 
@@ -225,7 +224,7 @@ def cached(path: Path, shape: tuple[int, ...], rows: Callable[[], Iterator[np.nd
     if directory.exists() and not directory.is_dir():
         raise DataError(f"data.cache_dir={directory}: not a folder; give a folder for the converted images")
     sources = Sources(directory, path)
-    digest = sources.digest(path)
+    digest = sources.digest()
     target = directory / f"{path.stem}-{digest[:16]}-{settings_key(*settings)}.npy"
     if target.is_file():  # ready (written whole, then renamed): read as it is, also from a read-only mount
         if not sources.record.is_file():
