@@ -151,6 +151,7 @@ def fit_job(cfg: DictConfig, output_dir: Path, hydra_cfg: DictConfig) -> RunReco
     devices.warn_slow_precision(trainer)
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
+    datamodule.check_processes(trainer.world_size)  # before Lightning starts the other DDP processes
     module = instantiate_copy(cfg, "model")
     try:
         resume = resume_point(cfg, module, checkpoint_callbacks(trainer)[1])

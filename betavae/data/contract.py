@@ -92,6 +92,10 @@ class ImageData:
         what the code-based scores look codes up in. Only for data with factors."""
         raise NotImplementedError
 
+    def check_processes(self, processes: int) -> None:
+        """Refuse, in one line, a number of DDP processes this data cannot serve (any number, unless a data set
+        says otherwise); the training door asks before Lightning starts the other processes."""
+
     def lacks(self, need: str) -> str | None:
         """Why this data cannot give what a metric family needs ("classes", "factors", "fid_features"), in one
         line; None when it can."""

@@ -114,17 +114,21 @@ class InMemoryDataModule(ImageData, pl.LightningDataModule):
         """Every split ("train", "val", "test") as uint8 images [N, C, H, W] and labels, on the CPU."""
         raise NotImplementedError
 
-    def setup(self, stage: str | None = None) -> None:
-        """Load every split once and move it to the training device."""
-        if self.splits:
-            return
-        processes = self.trainer.world_size if self.trainer is not None else 1
-        require(  # a process with no validation image would skip the epoch-end sums the others wait for
+    def check_processes(self, processes: int) -> None:
+        """Refuse fewer validation images than processes: a process with none would skip the epoch-end sums the
+        others wait for (asked by the door, and again by `setup` for any other Trainer)."""
+        require(
             self.val_size >= processes,
             "data.val_size",
             self.val_size,
             f"must be at least the number of DDP processes ({processes}), so that each validates some images",
         )
+
+    def setup(self, stage: str | None = None) -> None:
+        """Load every split once and move it to the training device."""
+        if self.splits:
+            return
+        self.check_processes(self.trainer.world_size if self.trainer is not None else 1)
         splits = self.load()
         for name, (x, _) in splits.items():
             if tuple(x.shape[1:]) != self.image_shape:
