@@ -102,12 +102,14 @@ def test_a_job_reaching_its_time_limit_is_signalled_requeued_and_finishes_from_l
     """submitit's time-limit path on the real Slurm. Slurm sends the time-limit signal at its periodic check,
     up to a minute before signal_delay_s asks, so a job with a 1-minute limit may be signalled before Python
     could handle it: the job starts with 10 minutes and its limit is cut to 1 once its first checkpoint exists.
-    slurmctld checks limits every 30 s, so the signal comes at most about 30 s after that cut: 20 epochs of 100
-    batches (about 60 s on this machine's cores, 85 s with the other test worker busy) are still training then."""
+    slurmctld checks limits every 30 s, so the signal comes at most about 30 s after that cut: the first run waits
+    3 s after each of its 20 epochs (an epoch of 100 batches takes about 1 s here), so it is still training then,
+    and the requeued run trains at full speed."""
     root, name = tmp_path / "sweep", job_name("timeout")
     process = start_module("betavae.train", "-m", *SLURM, *ONE_BATCH_CHECKS_NO_FIGURES, f"hydra.launcher.name={name}",
                            "hydra.launcher.timeout_min=10", "hydra.launcher.signal_delay_s=60", "trainer.max_epochs=20",
-                           "trainer.limit_train_batches=100", f"hydra.sweep.dir={root}")  # fmt: skip
+                           "trainer.limit_train_batches=100", "+callbacks.slow._target_=tests.faults.SlowUntilRequeued",
+                           "+callbacks.slow.seconds=3", f"hydra.sweep.dir={root}")  # fmt: skip
     job_id = slurm_job_id(name)
     last = first_last_checkpoint(root)
     subprocess.run(["scontrol", "update", f"JobId={job_id}", "TimeLimit=1"], check=True)
