@@ -55,6 +55,29 @@ def test_top_level_beta_and_lr_reach_the_module():
             "objective.dataset_size=100: must be an integer >= 128, the "
             "training batch: the estimator takes a batch for a sample of the data set",
         ),
+        ("objective=factorvae objective.gamma=-1", "objective.gamma=-1: must be a finite number >= 0"),
+        ("objective=factorvae objective.hidden=0", "objective.hidden=0: must be an integer >= 1"),
+        ("objective=factorvae objective.layers=1.5", "objective.layers=1.5: must be an integer >= 1"),
+        ("objective=factorvae objective.lr=0", "objective.lr=0: must be a finite number > 0"),
+        (
+            "objective=factorvae objective.betas=[0.5,1]",
+            "objective.betas=[0.5, 1]: must be two numbers in [0, 1), Adam's β₁ and β₂",
+        ),
+        ("objective=dipvae objective.type=iii", "objective.type='iii': must be i or ii"),
+        ("objective=dipvae objective.lambda_od=-1", "objective.lambda_od=-1: must be a finite number >= 0"),
+        ("objective=dipvae objective.lambda_d=-1", "objective.lambda_d=-1: must be a finite number >= 0"),
+        (
+            "objective=dipvae objective.lambda_d=1 objective.lambda_d_factor=2",
+            "objective.lambda_d=1: give lambda_d or lambda_d_factor, not both",
+        ),
+        (
+            "objective=dipvae data.batch_size=1",
+            "data.batch_size=1: must be an integer >= 2 for objective=dipvae: a covariance needs two codes",
+        ),
+        (
+            "model=locatello",
+            "data.image_size=28: must be a multiple of 16 for model=locatello (four halvings; theirs is 64)",
+        ),
         ("model=conv model.net.channels=[]", "model.net.channels=[]: must be a non-empty list of positive integers"),
         (
             "model=conv model.net.hidden_dims=[0]",

@@ -99,8 +99,11 @@ def test_ddp_with_fewer_validation_images_than_processes_is_refused_before_its_p
 
 
 @pytest.mark.slow
-def test_ddp_processes_draw_their_own_noise_resume_exactly_and_test_every_image_once(tmp_path, real_data_dir):
-    """Each process has its own stream; 1 epoch + resume + 1 epoch equals 2 straight epochs, on every process;
+def test_ddp_processes_draw_their_own_noise_resume_exactly_with_a_discriminator_and_test_every_image_once(
+    tmp_path, real_data_dir
+):
+    """Each process has its own stream; 1 epoch + resume + 1 epoch equals 2 straight epochs, on every process,
+    for FactorVAE (its discriminator's weights synchronised and resumed with its own Adam, beside the model's);
     each process tests its half of the 10,000 test images and the logged KL equals one pass over all of them;
     FID, scored by rank 0 alone, reaches every rank's log."""
     from hydra.utils import instantiate
@@ -109,7 +112,8 @@ def test_ddp_processes_draw_their_own_noise_resume_exactly_and_test_every_image_
     from betavae.model.run import load_run
 
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    noise = ["+callbacks.noise._target_=tests.faults.RecordNoise"]
+    noise = ["+callbacks.noise._target_=tests.faults.RecordNoise", "objective=factorvae", "objective.hidden=16",
+             "objective.layers=2"]  # fmt: skip
     fid = f"fid.num_images=500 fid.sample_seeds=[0] fid.recon=false fid.cache_dir={tmp_path / 'fid'}"  # on rank 0
     for run, epochs in ((straight, 2), (resumed, 1), (resumed, 2)):
         result, _ = timed_ddp(
@@ -120,7 +124,11 @@ def test_ddp_processes_draw_their_own_noise_resume_exactly_and_test_every_image_
     assert not torch.equal(first, second)
     a, b = (torch.load(d / "checkpoints" / "last.ckpt", weights_only=True) for d in (straight, resumed))
     assert len(a["rng_state"]) == 2  # one set of RNG states per process
+    assert any(k.startswith("objective.discriminator.") for k in a["state_dict"])
     assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    assert [len(s["state"]) for s in a["optimizer_states"]] == [len(s["state"]) for s in b["optimizer_states"]]
+    for sa, sb in zip(a["optimizer_states"], b["optimizer_states"], strict=True):  # the model's, the discriminator's
+        assert all(torch.equal(sa["state"][i]["exp_avg"], sb["state"][i]["exp_avg"]) for i in sa["state"])
     metrics = strict_json(straight / "metrics.json")
     assert metrics["test/loss"] == strict_json(resumed / "metrics.json")["test/loss"]
     assert metrics["test/fid"] > 0

@@ -39,7 +39,7 @@ def hparams(cfg: DictConfig) -> dict[str, Any]:
     objective = OmegaConf.to_container(cfg.objective, resolve=True)
     return {
         "objective": objective.pop("_target_").rsplit(".", 1)[-1],
-        **{f"objective.{k}": v for k, v in objective.items()},
+        **{f"objective.{k}": str(v) if isinstance(v, list) else v for k, v in objective.items()},
         "likelihood": likelihood_label(cfg),
         **({"beta": objective["beta"]} if "beta" in objective else {}),
         "seed": cfg.seed,
@@ -47,7 +47,7 @@ def hparams(cfg: DictConfig) -> dict[str, Any]:
         "batch_size": cfg.data.batch_size,
         "model": cfg.model.net._target_.rsplit(".", 1)[-1],
         "latent_dim": cfg.model.net.latent_dim,
-        "hidden_dims": str(list(cfg.model.net.hidden_dims)),
+        "hidden_dims": str(list(OmegaConf.select(cfg, "model.net.hidden_dims", default=[]))),  # none: fixed layers
         "max_epochs": cfg.trainer.max_epochs,
         "precision": str(cfg.trainer.precision),
     }

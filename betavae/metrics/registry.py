@@ -162,6 +162,10 @@ register(Family("elbo", "test loss", (
     Metric("test/mi_batch", "MI, minibatch estimate (nats)", column=False),
     Metric("test/tc_batch", "TC, minibatch estimate (nats)", column=False),
     Metric("test/dimwise_kl_batch", "dim-wise KL, minibatch estimate (nats)", column=False),
+    Metric("test/tc_discriminator_batch", "TC, discriminator's estimate (nats)", column=False),
+    Metric("test/discriminator_loss_batch", "discriminator's loss (nats)", column=False),
+    Metric("test/dip_off_diagonal_batch", "DIP off-diagonal penalty", column=False),
+    Metric("test/dip_diagonal_batch", "DIP diagonal penalty", column=False),
 )))  # fmt: skip
 # betavae.metrics.latents: active units and the KL's decomposition over every tested image.
 register(Family("latents", "latent statistics", (

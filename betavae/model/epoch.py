@@ -1,7 +1,8 @@
-"""Each epoch's exact means: every batch's detached term means (loss, recon, KL[, the KL's parts]) and image
-count, kept per stage with no host sync per step and summed when the epoch ends; for an objective that estimates
-the KL's parts on chunks of its own batch size (β-TCVAE), validation's and test's parts on such chunks, in the
-order the images come, so they do not depend on data.eval_batch_size. And the divergence check on them."""
+"""Each epoch's exact means: every batch's detached term means (loss, recon, KL[, the objective's own terms]) and
+image count, kept per stage with no host sync per step and summed when the epoch ends; for an objective that
+estimates its terms on chunks of its own batch size (β-TCVAE, DIP-VAE), validation's and test's terms on such
+chunks, in the order the images come, so they do not depend on data.eval_batch_size. And the divergence check on
+them."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ from collections.abc import Callable
 import torch
 
 from betavae.base.errors import Diverged
-from betavae.model.objectives import KLParts
+from betavae.model.objectives import Parts
 
-Parts = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], KLParts]  # the objective's, of (z, μ, log σ²)
+PartsOf = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], Parts]  # the objective's, of (z, μ, log σ²)
 
 
 class EpochTerms:
@@ -28,8 +29,8 @@ class EpochTerms:
         """Keep one batch's term means (detached) and its image count."""
         self.batches.setdefault(stage, []).append((terms.detach(), n))
 
-    def add_samples(self, stage: str, size: int, parts: Parts, *samples: torch.Tensor) -> None:
-        """Estimate the KL parts of (z, μ, log σ²) on chunks of ``size``, carrying the rest over to the next
+    def add_samples(self, stage: str, size: int, parts: PartsOf, *samples: torch.Tensor) -> None:
+        """Estimate the objective's terms of (z, μ, log σ²) on chunks of ``size``, carrying the rest over to the next
         batch (`totals` takes it at the epoch's end)."""
         if stage in self.carry:
             samples = tuple(torch.cat([old, new]) for old, new in zip(self.carry.pop(stage), samples, strict=True))
@@ -39,18 +40,18 @@ class EpochTerms:
         if full < len(samples[0]):
             self.carry[stage] = tuple(t[full:].detach() for t in samples)
 
-    def _add_chunk(self, stage: str, parts: Parts, z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> None:
-        """Keep one chunk's detached KL-part means and its size."""
+    def _add_chunk(self, stage: str, parts: PartsOf, z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> None:
+        """Keep one chunk's detached term means and its size."""
         self.chunks.setdefault(stage, []).append((torch.stack(list(parts(z, mu, logvar))).detach(), len(z)))
 
-    def take_chunks(self, stage: str, parts: Parts) -> list[tuple[torch.Tensor, int]]:
-        """The stage's chunks of KL-part means and sizes, taken: the last (smaller) one made of what was carried."""
+    def take_chunks(self, stage: str, parts: PartsOf) -> list[tuple[torch.Tensor, int]]:
+        """The stage's chunks of term means and sizes, taken: the last (smaller) one made of what was carried."""
         if stage in self.carry:
             self._add_chunk(stage, parts, *self.carry.pop(stage))
         return self.chunks.pop(stage, [])
 
-    def totals(self, stage: str, width: int, parts: Parts, device: torch.device) -> torch.Tensor:
-        """The stage's epoch, taken: the image-weighted sums of its ``width`` terms (the KL parts from the chunks,
+    def totals(self, stage: str, width: int, parts: PartsOf, device: torch.device) -> torch.Tensor:
+        """The stage's epoch, taken: the image-weighted sums of its ``width`` terms (the objective's from the chunks,
         where there are any) and, last, its image count."""
         batches, chunks = self.batches.pop(stage, []), self.take_chunks(stage, parts)
         totals = torch.zeros(width + 1, device=device)

@@ -15,7 +15,7 @@ from betavae.base.config import require_positive
 from betavae.model import rng
 from betavae.model.epoch import EpochTerms, check_finite
 from betavae.model.networks import VAE
-from betavae.model.objectives import BetaObjective, KLParts, LossTerms, Objective, Progress, gaussian_kl
+from betavae.model.objectives import BetaObjective, LossTerms, Objective, Parts, Progress, gaussian_kl
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -51,8 +51,9 @@ class BetaVAEModule(pl.LightningModule):
         """Optimizer steps taken and epochs done (fractional) before training batch ``batch_idx``."""
         return Progress(self.global_step, self.current_epoch + batch_idx / max(1, self.trainer.num_training_batches))
 
-    def _step(self, batch: Batch, stage: str, at: Progress | None = None) -> LossTerms:
-        """Loss on one batch; its detached terms are kept for the epoch's exact means."""
+    def _step(self, batch: Batch, stage: str, at: Progress | None = None) -> tuple[LossTerms, Parts | None]:
+        """Loss on one batch, and the objective's own terms; their detached values are kept for the epoch's exact
+        means."""
         x, _ = batch
         mu, logvar = self.net.encode(x)
         z = self.net.reparameterize(mu, logvar)
@@ -60,20 +61,20 @@ class BetaVAEModule(pl.LightningModule):
         logits, mu, logvar, z = (t.float() for t in (self.net.decode(z), mu, logvar, z))
         n = x.shape[0]
         recon, kl = self.net.nll(logits, x).sum() / n, gaussian_kl(mu, logvar).sum() / n
-        if stage != "train" and self.objective.batch_size:  # β-TCVAE: the loss comes at epoch end
+        if stage != "train" and self.objective.batch_size:  # β-TCVAE, DIP-VAE: the loss comes at epoch end
             self._epoch.add_samples(stage, self.objective.batch_size, self.objective.parts, z, mu, logvar)
             terms = LossTerms(recon + kl, recon, kl)
-            parts = KLParts(*torch.zeros(len(KLParts._fields), device=recon.device))  # summed from the chunks
+            parts = tuple(torch.zeros(len(self.objective.terms), device=recon.device))  # summed from the chunks
         else:
             parts = self.objective.parts(z, mu, logvar)
             terms = LossTerms(self.objective(recon, kl, at, parts), recon, kl)
         self._epoch.add(stage, torch.stack([terms.loss, recon, kl, *(parts or ())]), n)
-        return terms
+        return terms, parts
 
     def _log_epoch(self, stage: str) -> None:
         """Log exact epoch means: sums over all images (across ranks) divided by the image count. Every rank
         takes part in the sum, also one that had no batch, or the others would wait for it."""
-        width = 3 + len(KLParts._fields) * self.objective.weighs_parts  # (loss, recon, kl[, mi, tc, dimwise_kl])
+        width = 3 + len(self.objective.terms)  # (loss, recon, kl, the objective's own terms)
         totals = self._epoch.totals(stage, width, self.objective.parts, self.device)
         *sums, count = self.trainer.strategy.reduce(totals, reduce_op="sum").unbind()
         if not count:  # no rank had a batch
@@ -82,12 +83,12 @@ class BetaVAEModule(pl.LightningModule):
         if stage != "test":
             check_finite(f"{stage}/loss", f"epoch {self.trainer.current_epoch}", recon, kl)
         # Training's loss is the mean of what each step minimised; validation's and test's are the final objective
-        # of the epoch's means (for β and β-TCVAE objectives the two agree; |KL − C| is not linear).
+        # of the epoch's means (for β, β-TCVAE and FactorVAE objectives the two agree; |KL − C| is not linear).
         if stage != "train":
-            loss = self.objective(recon, kl, parts=KLParts(*parts) if parts else None)
+            loss = self.objective(recon, kl, parts=tuple(parts) if parts else None)
         metrics = {f"{stage}/loss": loss, f"{stage}/recon": recon, f"{stage}/kl": kl}
         # The objective's minibatch estimates; the full-data MI, TC and dimension-wise KL are the latents family's.
-        metrics |= {f"{stage}/{name}_batch": value for name, value in zip(KLParts._fields, parts, strict=False)}
+        metrics |= {f"{stage}/{name}_batch": value for name, value in zip(self.objective.terms, parts, strict=True)}
         if stage == "test":
             metrics[f"{stage}/elbo"] = -(recon + kl)
         # Already summed over ranks; sync_dist only tells Lightning so (a mean of equal values).
@@ -109,12 +110,20 @@ class BetaVAEModule(pl.LightningModule):
             where = f"step {self.trainer.global_step - count + int(index)}, epoch {self.trainer.current_epoch}"
             check_finite("training loss", where, torch.tensor(recon), torch.tensor(kl))
 
+    def all_optimizers(self) -> list[Any]:
+        """The model's optimizer, then the objective's own (FactorVAE's discriminator's)."""
+        optimizers = self.optimizers()
+        return optimizers if isinstance(optimizers, list) else [optimizers]
+
     def training_step(self, batch: Batch, batch_idx: int) -> None:
-        terms = self._step(batch, "train", self.progress(batch_idx))
-        optimizer = self.optimizers()
-        optimizer.zero_grad(set_to_none=True)
-        self.manual_backward(terms.loss)
-        optimizer.step()
+        terms, parts = self._step(batch, "train", self.progress(batch_idx))
+        optimizers = self.all_optimizers()
+        for optimizer in optimizers:
+            optimizer.zero_grad(set_to_none=True)
+        # One backward pass: the objective's side loss reaches only its own parameters (FactorVAE's discriminator).
+        self.manual_backward(terms.loss + self.objective.side_loss(parts))
+        for optimizer in optimizers:
+            optimizer.step()
         if batch_idx % self.trainer.log_every_n_steps == 0 or batch_idx + 1 >= self.trainer.num_training_batches:
             self._check_training()
 
@@ -150,7 +159,7 @@ class BetaVAEModule(pl.LightningModule):
     def on_train_start(self) -> None:
         """Train at the configured lr also when the resumed optimizer state holds another one (a checkpoint from
         another run, ckpt_path=): Adam's moments carry over, its lr does not."""
-        for group in self.optimizers().optimizer.param_groups:
+        for group in self.all_optimizers()[0].optimizer.param_groups:
             group["lr"] = self.lr
 
     def on_train_epoch_start(self) -> None:
@@ -171,5 +180,5 @@ class BetaVAEModule(pl.LightningModule):
     def on_test_epoch_end(self) -> None:
         self._log_epoch("test")
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.net.parameters(), lr=self.lr, fused=True)
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        return [torch.optim.Adam(self.net.parameters(), lr=self.lr, fused=True), *self.objective.optimizers()]
