@@ -77,6 +77,17 @@ def test_each_change_to_what_is_trained_is_refused(tmp_path, override):
         check_continuation(run, compose_train(override))
 
 
+def test_a_benchmark_run_of_burgess_network_continues_with_model_burgess_and_is_refused_without(tmp_path):
+    """Before 0.12 experiment=dsprites built Burgess et al.'s network; it now builds Locatello et al.'s."""
+    run = started_run(tmp_path / "run", "experiment=dsprites_smoke", "model=burgess")
+    with pytest.raises(Refused) as refused:
+        check_continuation(run, compose_train("experiment=dsprites_smoke"))
+    message = str(refused.value)
+    assert "model.net._target_: 'betavae.model.networks.ConvVAE' -> 'betavae.model.networks.LocatelloVAE'" in message
+    assert "model.net.channels: [32, 32, 32, 32] -> None" in message
+    assert check_continuation(run, compose_train("experiment=dsprites_smoke", "model=burgess")) == {}
+
+
 def test_epochs_devices_callbacks_logging_and_paths_may_change_and_are_returned(tmp_path):
     run = started_run(tmp_path / "run", "beta=0.1")
     allowed = ["beta=0.1", "trainer.max_epochs=60", "trainer=cpu", "callbacks=none", "logger=csv", "fid=none",
