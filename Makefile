@@ -18,8 +18,8 @@ SEEDS ?= 1,2,3
 JOBS ?= 2
 RESULTS ?= multirun/results
 
-.PHONY: install install-dev data sweep results results-tcvae results-conv results-shapes results-udr test test-fast lint \
-  format bench bench-gpu
+.PHONY: install install-dev data sweep results results-tcvae results-conv results-shapes results-models results-udr test \
+  test-fast lint format bench bench-gpu
 
 $(VENV)/bin/python:
 	@command -v $(BASE_PYTHON) >/dev/null || { echo "BASE_PYTHON=$(BASE_PYTHON): no such Python; give the path of a" \
@@ -77,6 +77,17 @@ results-shapes: install
 	$(PYTHON) -m betavae.train -m data=shapes model.net.latent_dim=10 objective=beta,tcvae beta=$(SHAPES_BETAS) \
 	  seed=$(SEEDS) trainer.max_epochs=$(SHAPES_EPOCHS) hydra.sweep.dir=$(RESULTS)-shapes \
 	  hydra/launcher=joblib hydra.launcher.n_jobs=$(JOBS)
+
+# docs/results.md's comparison of the study's models: β-VAE, FactorVAE, DIP-VAE-I and -II at two values of each's own
+# weight, three seeds, into one sweep directory (one multirun per model: each sweeps its own key).
+MODELS_EPOCHS ?= 30
+MODELS_COMMON = data=shapes model.net.latent_dim=10 seed=$(SEEDS) trainer.max_epochs=$(MODELS_EPOCHS) \
+  hydra.sweep.dir=$(RESULTS)-models hydra/launcher=joblib hydra.launcher.n_jobs=$(JOBS)
+results-models: install
+	$(PYTHON) -m betavae.train -m $(MODELS_COMMON) beta=1,4
+	$(PYTHON) -m betavae.train -m $(MODELS_COMMON) objective=factorvae objective.gamma=10,40
+	$(PYTHON) -m betavae.train -m $(MODELS_COMMON) objective=dipvae objective.type=i objective.lambda_od=1,10
+	$(PYTHON) -m betavae.train -m $(MODELS_COMMON) objective=dipvae objective.type=ii objective.lambda_od=1,10
 
 # docs/results.md's unsupervised model selection: the summaries of the shapes study and the README's sweep again (UDR
 # of every group of seeds, selection.npz), then UDR against the supervised scores and its spread over image draws.
