@@ -207,3 +207,64 @@ def test_a_factorvae_job_resumed_equals_two_straight_epochs_and_exports_the_vae_
     assert weights and not any("discriminator" in k for k in weights)
     model = load_model(tmp_path / "model")
     assert sum(p.numel() for p in model.parameters()) == sum(v.numel() for v in weights.values())
+
+
+STUDY_SMOKE = [("study=beta_vae", "beta=1,4"), ("study=annealed_vae", "objective.c_max=5"),
+               ("study=factor_vae", "objective.gamma=10"), ("study=dip_vae_i", "objective.lambda_od=1"),
+               ("study=dip_vae_ii", "objective.lambda_od=1"), ("study=beta_tc_vae", "beta=1")]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def six_models(tmp_path_factory, real_data_dir):
+    """The study's six models on the small shapes grid, one value each (two for β-VAE), seeds 1 and 2, one
+    multirun per model into one sweep directory, as docs/results.md's comparison runs them; then exported."""
+    from tests.helpers import run_module
+
+    root = tmp_path_factory.mktemp("six")
+    for study, value in STUDY_SMOKE:
+        run_module("betavae.train", "-m", "experiment=shapes_smoke", study, value, "seed=1,2", "callbacks=none",
+                   "trainer.limit_train_batches=4", f"hydra.sweep.dir={root / 'sweep'}")  # fmt: skip
+    run_module("betavae.export", f"sweep_dir={root / 'sweep'}", f"out={root / 'models'}")
+    return root
+
+
+@pytest.mark.slow
+def test_a_sweep_over_the_six_models_reads_each_along_its_own_weight(six_models):
+    import json
+
+    summary = json.loads((six_models / "sweep" / "summary.json").read_text())
+    assert summary["along"] == "weight"
+    groups = {g["group"]: g for g in summary["groups"]}
+    assert len(groups) == 7 and all(g["n"] == 2 for g in groups.values())
+    assert groups["objective.gamma=10,study=factor_vae"]["series"] == "study=factor_vae"
+    assert groups["objective.gamma=10,study=factor_vae"]["weight"] == 10
+    assert groups["objective.c_max=5,study=annealed_vae"]["weight"] == 5
+    assert [g["series"] for g in summary["groups"]][:2] == ["study=annealed_vae", "study=beta_tc_vae"]
+    assert [g["weight"] for g in summary["groups"] if g["series"] == "study=beta_vae"] == [1, 4]
+    text = (six_models / "sweep" / "summary.md").read_text()
+    assert "| job group | own weight |" in text
+
+
+@pytest.mark.slow
+def test_each_other_model_is_compared_with_each_beta_vae_group_over_shared_seeds(six_models):
+    import json
+
+    summary = json.loads((six_models / "sweep" / "summary.json").read_text())
+    pairs = {(p["from"], p["to"]) for p in summary["paired"]}
+    beta = ["beta=1,study=beta_vae", "beta=4,study=beta_vae"]
+    others = ["objective.c_max=5,study=annealed_vae", "objective.gamma=10,study=factor_vae",
+              "objective.lambda_od=1,study=dip_vae_i", "objective.lambda_od=1,study=dip_vae_ii",
+              "beta=1,study=beta_tc_vae"]  # fmt: skip
+    within = {(beta[0], beta[1]), (others[2], others[3])}  # β 1 → 4; DIP-VAE-I → -II at one λ_od
+    assert {(a, b) for a in beta for b in others} | within == pairs
+    assert all(p["n"] == 2 for p in summary["paired"])
+
+
+@pytest.mark.slow
+def test_every_model_of_the_six_exports_its_network_alone(six_models):
+    from safetensors.torch import load_file
+
+    folders = sorted(path for path in (six_models / "models").iterdir() if path.is_dir())
+    assert len(folders) == 14
+    for folder in folders:
+        assert not any("discriminator" in key for key in load_file(folder / "model.safetensors"))

@@ -8,16 +8,18 @@ from typing import Any
 
 from betavae.metrics import registry
 from betavae.runs.layout import Status
-from betavae.runs.sweep import Job, ordered, value_of
+from betavae.runs.sweep import OWN_WEIGHT, WEIGHTS, Job, ordered, several_objectives, value_of
 
-Row = dict[str, Any]  # group, the swept key's value, n, status, seeds, mean and "<key> std" per metric
-WEIGHTS = ("beta", "objective.")  # keys of an objective's own weight (beta: top-level β; objective.c_max, ...)
+Row = dict[str, Any]  # group, series, the swept key's value, n, status, seeds, mean and "<key> std" per metric
 
 
 def swept_key(jobs: list[Job]) -> str:
     """The key the sweep swept, which its tables sort and its plot reads along: the numeric override whose values
     differ between groups; among several, an objective's own weight (beta, objective.c_max) first, then the one
-    with the most values. Where none differs (one group, or only non-numeric choices), β."""
+    with the most values. Where none differs (one group, or only non-numeric choices), β. Where the jobs weigh
+    different objectives (beta, objective.gamma, ...), each job's own weight (`OWN_WEIGHT`)."""
+    if several_objectives(jobs):
+        return OWN_WEIGHT
     values: dict[str, set[str]] = {}
     for j in jobs:
         for key, value in j.get("setting", {}).items():
@@ -30,15 +32,17 @@ def swept_key(jobs: list[Job]) -> str:
 
 def key_label(key: str) -> str:
     """How tables and plots name the swept key: β for beta, else the key."""
-    return "β" if key == "beta" else key
+    return {"beta": "β", OWN_WEIGHT: "own weight"}.get(key, key)
 
 
 def in_table_order(jobs: list[Job], along: str) -> list[Job]:
     """The jobs in the order the tables list their groups: along the swept key by value, then by group and seed;
-    each given its value along the key (None where its config has none)."""
+    each given its value along the key (None where its config has none). Along each objective's own weight, by
+    objective first."""
     for j in jobs:
         j[along] = value_of(j, along)
-    return sorted(jobs, key=lambda j: (sort_value(j[along]), str(j.get("group")), j["seed"]))
+    first = (lambda j: str(j.get("series"))) if along == OWN_WEIGHT else (lambda j: "")
+    return sorted(jobs, key=lambda j: (first(j), sort_value(j[along]), str(j.get("group")), j["seed"]))
 
 
 def group_rows(jobs: list[Job], along: str) -> list[Row]:
@@ -48,7 +52,8 @@ def group_rows(jobs: list[Job], along: str) -> list[Row]:
     finished = [j for j in in_table_order(jobs, along) if j["status"] is Status.OK]
     for group in dict.fromkeys(j["group"] for j in finished):
         members = [j for j in finished if j["group"] == group]
-        row: Row = {"group": group, along: members[0][along], "n": len(members), "status": Status.OK}
+        row: Row = {"group": group, "series": members[0].get("series", group), along: members[0][along],
+                    "n": len(members), "status": Status.OK}  # fmt: skip
         row["seeds"] = sorted(j["seed"] for j in members)
         for metric in registry.columns():
             values = [j[metric.key] for j in members if metric.key in j]

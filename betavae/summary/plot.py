@@ -7,10 +7,12 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from betavae.base.plotting import new_figure, render
 from betavae.metrics import registry
 from betavae.runs.layout import Status
+from betavae.runs.sweep import OWN_WEIGHT
 from betavae.summary.groups import Row, key_label
 
 COLORS = ("C0", "C1", "C2", "C3", "C4", "C5", "C6")
@@ -35,7 +37,10 @@ def iso_elbo_lines(ax: Any, levels: list[float]) -> None:
 
 
 def series(row: Row, along: str) -> str:
-    """The line a group is drawn on: its label without the swept key ("objective=tcvae"; "" when only it varies)."""
+    """The line a group is drawn on: its label without the swept key ("objective=tcvae"; "" when only it varies);
+    along each objective's own weight, the objective it trains."""
+    if along == OWN_WEIGHT:
+        return row["series"]
     return ",".join(part for part in row["group"].split(",") if part.split("=", 1)[0].lstrip("+") != along)
 
 
@@ -52,15 +57,25 @@ def against(ax: Any, done: list[Row], keys: dict[str, str], along: str) -> bool:
     was drawn."""
     rows = sorted((r for r in done if r.get(along) is not None), key=lambda r: r[along])
     lines = sorted({series(r, along) for r in rows})
+    by_objective = along == OWN_WEIGHT  # a colour per objective, a line style per metric
     drawn = False
-    for (key, label), color in zip(keys.items(), COLORS, strict=False):
-        for line, style in zip(lines, STYLES, strict=False):
+    for k, (key, label) in enumerate(keys.items()):
+        for i, line in enumerate(lines):
             have = [r for r in rows if key in r and series(r, along) == line]
-            if have:
+            if have and (by_objective or (k < len(COLORS) and i < len(STYLES))):
                 x, y, errors = ([r[along] for r in have], [r[key] for r in have], [error_bar(r, key) for r in have])
-                legend = f"{label} · {line}" if line else label
+                legend = "_nolegend_" if by_objective else f"{label} · {line}" if line else label
+                color, style = (
+                    (COLORS[i % len(COLORS)], STYLES[k % len(STYLES)]) if by_objective else (COLORS[k], STYLES[i])
+                )
                 ax.errorbar(x, y, yerr=errors, fmt="o", ls=style, color=color, capsize=3, label=legend)
                 drawn = True
+    if by_objective and drawn:  # one entry per objective (colour) and per metric (style), not per line
+        handles = [Line2D([], [], color=COLORS[i % len(COLORS)], marker="o", label=line)
+                   for i, line in enumerate(lines)]  # fmt: skip
+        handles += [Line2D([], [], color="0.3", ls=STYLES[k % len(STYLES)], label=label)
+                    for k, label in enumerate(keys.values())]  # fmt: skip
+        ax.legend(handles=handles, fontsize=7)
     values = [r[along] for r in rows]
     if values and min(values) > 0 and max(values) / min(values) > 5:
         ax.set_xscale("log")
@@ -76,7 +91,8 @@ def tradeoff_figure(rows: list[Row], along: str) -> Figure:
     panels = [(panel, keys) for panel, keys in registry.panels() if keys and any(next(iter(keys)) in r for r in done)]
     fig = new_figure(16 * (1 + len(panels)) / 3, 4.2)  # 16 inches for three panels
     left, *axes = fig.subplots(1, 1 + len(panels), squeeze=False)[0]
-    by_value = len({r.get(along) for r in done}) == len(done) and None not in {r.get(along) for r in done}
+    values = {r.get(along) for r in done}
+    by_value = along != OWN_WEIGHT and len(values) == len(done) and None not in values
     for r in done:
         label = f"{key_label(along)} = {r[along]:g}" if by_value else r["group"]
         left.errorbar(r[rate], r[distortion], xerr=r.get(f"{rate} std"), yerr=r.get(f"{distortion} std"), fmt="o",
