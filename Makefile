@@ -18,7 +18,7 @@ SEEDS ?= 1,2,3
 JOBS ?= 2
 RESULTS ?= multirun/results
 
-.PHONY: install install-dev data sweep results results-tcvae results-conv results-shapes results-models results-udr test \
+.PHONY: install install-dev reference data sweep results results-tcvae results-conv results-shapes results-models results-udr test \
   test-fast lint format bench bench-gpu
 
 $(VENV)/bin/python:
@@ -33,6 +33,18 @@ install: $(ENVIRONMENT)
 
 install-dev: $(ENVIRONMENT)
 	$(PIP) install -q -e '.[dev]'
+	@$(MAKE) -s reference
+
+# disentanglement_lib 1.5's own metric functions, which tests/test_factor_scores.py runs on the same codes as ours: a
+# venv of their own (the package pins TensorFlow 1; its metric modules need only gin, scikit-learn, scipy, absl and six,
+# gin.tf stubbed by tests/reference/dlib_scores.py), with this project's scikit-learn version, so that any difference
+# is the code's.
+REFERENCE_VENV ?= .venv-reference
+reference:
+	@[ -x $(REFERENCE_VENV)/bin/python ] || $(BASE_PYTHON) -m venv $(REFERENCE_VENV)
+	$(REFERENCE_VENV)/bin/pip install -q --no-deps disentanglement-lib==1.5
+	$(REFERENCE_VENV)/bin/pip install -q gin-config==0.4.0 absl-py six scipy \
+	  "scikit-learn==$$($(PYTHON) -c 'import sklearn; print(sklearn.__version__)')"
 
 # Fashion-MNIST: use what is there; else Debian's package (offline); else torchvision's download (online).
 data:

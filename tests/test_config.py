@@ -120,6 +120,24 @@ def test_top_level_beta_and_lr_reach_the_module():
         ("disentanglement.batch_size=1", "disentanglement.batch_size=1: must be an integer >= 2"),
         ("disentanglement.num_variance_estimate=1", "disentanglement.num_variance_estimate=1: must be an integer >= 2"),
         ("disentanglement.prune_threshold=-1", "disentanglement.prune_threshold=-1: must be >= 0"),
+        (
+            "disentanglement.families=[mig]",
+            "disentanglement.families=['mig']: must be a list of distinct families of "
+            "disentanglement, modularity, irs, infomec, sample_efficiency",
+        ),
+        (
+            "disentanglement.families=[]",
+            "disentanglement.families=[]: must be a list of distinct families of "
+            "disentanglement, modularity, irs, infomec, sample_efficiency",
+        ),
+        (
+            "disentanglement.representation=samples",
+            "disentanglement.representation='samples': must be mean, sampled or [mean, sampled]",
+        ),
+        (
+            "disentanglement.representation=[mean,mean]",
+            "disentanglement.representation=['mean', 'mean']: must be mean, sampled or [mean, sampled]",
+        ),
     ],
 )
 def test_invalid_values_are_refused_by_their_constructor_naming_the_key(override, message):
@@ -201,11 +219,15 @@ def test_callbacks_group_composes_every_callback_and_fid_none_leaves_nothing():
     assert "disentanglement" not in compose_train("disentanglement=none")
 
 
+FACTOR_FAMILIES = ["disentanglement", "modularity", "irs", "infomec", "sample_efficiency"]  # one scorer's
+
+
 @pytest.mark.parametrize(
     ("overrides", "families"),
     [
-        ([], ["latents", "fid", "probe", "disentanglement"]),
-        (["callbacks=none"], ["fid", "disentanglement"]),
+        ([], ["latents", "fid", "probe", *FACTOR_FAMILIES]),
+        (["callbacks=none"], ["fid", *FACTOR_FAMILIES]),
+        (["callbacks=none", "fid=none", "disentanglement.families=[irs]"], ["irs"]),
         (["callbacks.latent_stats.probe=false", "fid=none", "disentanglement=none"], ["latents"]),
         (["experiment=shapes_smoke", "disentanglement=none"], ["latents", "fid", "probe"]),  # its keys stay inert
     ],
@@ -220,7 +242,7 @@ def test_the_test_pass_scores_the_families_whose_settings_the_config_holds(overr
 @pytest.mark.parametrize(
     ("overrides", "families"),
     [
-        ([], ["latents", "bounds", "fid", "probe", "disentanglement"]),
+        ([], ["latents", "bounds", "fid", "probe", *FACTOR_FAMILIES]),
         (["eval.probe=false", "fid=none", "disentanglement=none"], ["latents", "bounds"]),
     ],
 )

@@ -36,7 +36,7 @@ def code_scores(kind, n_train=1000, n_test=500):
     """MIG, DCI and SAP of the codes ``kind`` gives factor combinations drawn at random (seeded), once."""
     sample = scores.factor_sampler(VALUES, np.random.default_rng(1))
     train, test = sample(n_train), sample(n_test)
-    return scores.scores_from_codes(CODES[kind](train), train, CODES[kind](test), test)
+    return scores.scores_from_codes(CODES[kind](train), train, CODES[kind](test), test, families=["disentanglement"])
 
 
 def sampled_scores(kind):
@@ -121,7 +121,7 @@ def test_mig_dci_and_sap_equal_disents_port_of_disentanglement_lib_on_the_same_c
     sample = scores.factor_sampler(VALUES, np.random.default_rng(1))
     train, test = sample(2000), sample(1000)
     codes_train, codes_test = CODES[kind](train), CODES[kind](test)
-    ours = scores.scores_from_codes(codes_train, train, codes_test, test)
+    ours = scores.scores_from_codes(codes_train, train, codes_test, test, families=["disentanglement"])
     mig = disent._mig._compute_mig(codes_train.T, train.T)["mig.discrete_score"]
     dci = disent._dci._compute_dci(codes_train.T, train.T, codes_test.T, test.T)
     sap = disent._sap._compute_sap(codes_train.T, train.T, codes_test.T, test.T, continuous_factors=False)
@@ -165,7 +165,7 @@ def test_a_collapsed_latent_that_still_orders_a_factor_scores_nothing_on_mig_sap
     sample = scores.factor_sampler(VALUES, np.random.default_rng(1))
     train, test = sample(1000), sample(500)
     collapsed = lambda f: 1e-3 * f[:, :1] + np.random.default_rng(2).normal(scale=1e-4, size=(len(f), 1))  # noqa: E731
-    found = scores.scores_from_codes(collapsed(train), train, collapsed(test), test)
+    found = scores.scores_from_codes(collapsed(train), train, collapsed(test), test, families=["disentanglement"])
     assert scores.factor_information(collapsed(train), train)[0, 0] > 0.9  # what MIG read before
     assert found["mig"] == 0
     assert found["sap"] == 0
@@ -178,7 +178,7 @@ def test_a_collapsed_latent_that_still_orders_a_factor_scores_nothing_on_mig_sap
 def test_one_active_latent_scores_its_own_information_with_a_note_saying_there_is_no_gap():
     sample = scores.factor_sampler(VALUES, np.random.default_rng(1))
     train, test = sample(1000), sample(500)
-    found = scores.scores_from_codes(train[:, :1] * 1.0, train, test[:, :1] * 1.0, test)
+    found = scores.scores_from_codes(train[:, :1] * 1.0, train, test[:, :1] * 1.0, test, families=["disentanglement"])
     assert found["mig"] == pytest.approx(1 / len(VALUES), abs=0.02)  # factor 0 alone, in its one latent
     assert 0 < found["sap"] < 1 / len(VALUES)  # its accuracy above a guess, for factor 0 alone
     assert found["dci_completeness"] > 0.99  # one latent cannot spread a factor: defined, not null

@@ -76,7 +76,10 @@ def test_the_summary_columns_paired_metrics_and_panels_come_from_the_registry():
     assert registry.metric("test/mig").paired
     assert not registry.metric("test/nll_iw_se").paired
     titles = [panel.title for panel, _ in registry.panels()]
-    assert titles == ["where the KL goes", "generation quality", "disentanglement", "unsupervised model selection"]
+    assert titles == ["where the KL goes", "generation quality", "disentanglement", "disentanglement, more scores",
+                      "sample efficiency", "unsupervised model selection"]  # fmt: skip
+    more = dict(registry.panels())[registry.MORE_SCORES]  # three families drawn in one panel
+    assert list(more.values()) == ["modularity", "explicitness", "IRS", "InfoM", "InfoC", "InfoE"]
 
 
 @pytest.fixture

@@ -13,7 +13,9 @@ from tests.helpers import limits, run_module, scalars, strict_json, train_job
 
 pytestmark = pytest.mark.slow
 SCORES = ["test/mig", "test/dci_disentanglement", "test/dci_completeness", "test/dci_informativeness", "test/sap",
-          "test/factorvae_score", "test/betavae_score"]  # fmt: skip
+          "test/factorvae_score", "test/betavae_score", "test/modularity", "test/explicitness", "test/irs",
+          "test/infomec_m", "test/infomec_c", "test/infomec_e", "test/downstream_lr_10", "test/downstream_lr_100",
+          "test/downstream_gbt_10", "test/downstream_gbt_100"]  # fmt: skip  # the smoke's 500 codes reach 10 and 100
 SMALL_SHAPES = "experiment=shapes_smoke"  # 1,728 images of 16×16, one epoch of 10 batches, fewer codes scored
 
 
@@ -27,16 +29,18 @@ def sweep(tmp_path_factory):
 
 def test_a_shapes_run_logs_every_score_and_leaves_out_fid_and_the_probe_saying_so(sweep):
     job = sweep[8.0]
-    metrics = strict_json(job / "metrics.json")
+    metrics, series = strict_json(job / "metrics.json"), scalars(job)[1]
     for key in SCORES:
         assert -1e-9 <= metrics[key] <= 1, key
+        assert series[key][-1].value == pytest.approx(metrics[key], rel=1e-6), key
     assert "test/fid" not in metrics
     assert "test/probe_accuracy" not in metrics
-    series = scalars(job)[1]
-    assert series["test/mig"][-1].value == pytest.approx(metrics["test/mig"], rel=1e-6)
     log = (job / "train.log").read_text()
     assert "No FID: data=shapes: fid=fashion's feature network was trained on Fashion-MNIST alone" in log
     assert "No linear probe (test/probe_accuracy): data=shapes has no classes" in log
+    assert "test/sample_efficiency" not in metrics and "test/downstream_lr_1000" not in metrics
+    assert ("downstream sample efficiency: disentanglement.num_train=500 codes reach 10, 100 of its sizes, not 1,000, "
+            "10,000; the ratio of 100 to 10,000 needs num_train >= 10,000") in log  # fmt: skip
     for name in ("factor_information", "latent_traversal", "reconstructions", "interpolation", "latent_evolution"):
         assert (job / "figures" / f"{name}.png").is_file(), name
 

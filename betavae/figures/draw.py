@@ -14,7 +14,7 @@ import torch
 from betavae.base.plotting import image_grid, new_figure, render
 from betavae.data.contract import ImageData
 from betavae.data.memory import first_per_class
-from betavae.metrics.disentanglement import factor_information
+from betavae.metrics.information import factor_information
 from betavae.metrics.latents import active_mask, kl_per_dim
 from betavae.model.networks import VAE, Posterior, encode_all
 

@@ -5,8 +5,8 @@ where they differ and what each can reach. Codes are [n, D] floats, factors [n, 
 
 from __future__ import annotations
 
-import itertools
 import json
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -19,65 +19,22 @@ from betavae.base.config import is_int, is_number, require
 from betavae.base.errors import ConfigError
 from betavae.base.plotting import heatmap
 from betavae.data.contract import ImageData
+from betavae.metrics.downstream import sample_efficiency, unreached
+from betavae.metrics.infomec import infomec
+from betavae.metrics.information import (
+    ACTIVE_VARIANCE,
+    active_latents,
+    factor_information,
+)
+from betavae.metrics.irs import irs
+from betavae.metrics.modularity import explicitness, modularity
+from betavae.metrics.registry import SAMPLED
 from betavae.metrics.scorer import Evaluation, Scorer
 from betavae.model.networks import VAE
 
+log = logging.getLogger(__name__)
 CODE_ARRAYS = ("codes_train", "factors_train", "codes_test", "factors_test")  # disentanglement.npz, in this order
 CodesOf = Callable[[np.ndarray], np.ndarray]  # factor combinations [n, K] → codes [n, D] of their images
-
-
-def discretize(codes: np.ndarray, bins: int = 20) -> np.ndarray:
-    """Each code dimension cut into ``bins`` equal-width bins over its range (disentanglement_lib's histogram
-    discretizer), as bin indices [n, D]."""
-    out = np.empty(codes.shape, dtype=np.int64)
-    for d in range(codes.shape[1]):
-        out[:, d] = np.digitize(codes[:, d], np.histogram(codes[:, d], bins)[1][:-1])
-    return out
-
-
-def one_hot(values: np.ndarray) -> tuple[np.ndarray, list[slice]]:
-    """Each column of discrete values [n, D] as indicator columns of the values it takes: [n, Σ_d k_d], and each
-    column's slice of them."""
-    blocks = [np.eye(k.max() + 1)[k] for k in (np.unique(column, return_inverse=True)[1] for column in values.T)]
-    edges = np.cumsum([0, *(b.shape[1] for b in blocks)])
-    return np.concatenate(blocks, axis=1), [slice(a, b) for a, b in itertools.pairwise(edges)]
-
-
-def mutual_information(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """I(column i of a; column j of b) in nats from the empirical joint distribution of discrete values [n, Da] and
-    [n, Db], [Da, Db]: sklearn's mutual_info_score of each pair, with every joint histogram from one product of
-    indicator matrices. (One sklearn call per pair took 7 ms, 5.6 s for the 380 latent pairs of two 20-latent
-    models on 2,000 images, on this project's 2-core CPU.)"""
-    (ha, sa), (hb, sb) = one_hot(a), one_hot(b)
-    joint = ha.T @ hb / len(a)  # [Σ k_a, Σ k_b]
-    pa, pb = ha.mean(axis=0), hb.mean(axis=0)
-    out = np.zeros((len(sa), len(sb)))
-    for i, rows in enumerate(sa):
-        for j, cols in enumerate(sb):
-            p = joint[rows, cols]
-            seen = p > 0
-            out[i, j] = np.sum(p[seen] * np.log(p[seen] / np.outer(pa[rows], pb[cols])[seen]))
-    return np.maximum(out, 0.0)
-
-
-def entropy(factors: np.ndarray) -> np.ndarray:
-    """H(factor k) in nats from the empirical distribution, [K]."""
-    return np.array([scipy.stats.entropy(np.unique(column, return_counts=True)[1]) for column in factors.T])
-
-
-def factor_information(codes: np.ndarray, factors: np.ndarray, bins: int = 20) -> np.ndarray:
-    """I(code d; factor k) over H(factor k), the codes discretised into ``bins``, [D, K]: 0 when the dimension
-    says nothing of the factor, 1 when it determines it. What MIG reads, and the factor figures show."""
-    return mutual_information(discretize(codes, bins), factors) / entropy(factors)
-
-
-ACTIVE_VARIANCE = 0.01  # a latent whose mean varies less over the codes carries nothing (Burda et al.'s active units)
-
-
-def active_latents(codes: np.ndarray) -> np.ndarray:
-    """Which latents the codes [n, D] use: their variance over the codes above `ACTIVE_VARIANCE`, [D]. An inactive
-    latent's near-constant mean, cut into bins over its own tiny range, would otherwise look informative."""
-    return codes.var(axis=0, ddof=1) > ACTIVE_VARIANCE if len(codes) > 1 else np.zeros(codes.shape[1], dtype=bool)
 
 
 def mig(codes: np.ndarray, factors: np.ndarray, bins: int = 20) -> float:
@@ -96,7 +53,8 @@ def importances(
 ) -> tuple[np.ndarray, float]:
     """DCI's importance matrix [D, K], each column the impurity-based feature importances of gradient-boosted
     trees that predict factor k from the codes (disentanglement_lib's GradientBoostingClassifier(): 100 depth-3
-    trees, rate 0.1), and the trees' mean test accuracy. Slow (about 2 minutes for 10,000 codes and 51 factor
+    trees, rate 0.1), and the trees' test accuracy per factor [K] (downstream sample efficiency's trees after
+    all training codes). Slow (about 2 minutes for 10,000 codes and 51 factor
     values on one core), and kept: LightGBM's split-gain importances, 40 times faster, scored trained codes very
     differently (docs/evaluation.md)."""
     from sklearn.ensemble import GradientBoostingClassifier
@@ -106,7 +64,7 @@ def importances(
         model = GradientBoostingClassifier(random_state=seed).fit(codes_train, factors_train[:, k])
         matrix[:, k] = np.abs(model.feature_importances_)
         accuracy.append(np.mean(model.predict(codes_test) == factors_test[:, k]))
-    return matrix, float(np.mean(accuracy))
+    return matrix, np.array(accuracy)
 
 
 def dci_disentanglement(matrix: np.ndarray) -> float:
@@ -134,12 +92,16 @@ def dci(
     """DCI's disentanglement, completeness and informativeness (the trees' mean test accuracy), trees fitted on
     the training codes; inactive latents' importance counted 0 (with none active, disentanglement and completeness
     are 0)."""
-    matrix, accuracy = importances(codes_train, factors_train, codes_test, factors_test, seed)
-    matrix *= active_latents(codes_train)[:, None]  # the trees' splits on a near-constant latent are noise
+    return dci_of(*importances(codes_train, factors_train, codes_test, factors_test, seed), codes_train)
+
+
+def dci_of(matrix: np.ndarray, accuracy: np.ndarray, codes_train: np.ndarray) -> dict[str, float]:
+    """DCI from the trees' importance matrix [D, K] and per-factor test accuracies [K]."""
+    matrix = matrix * active_latents(codes_train)[:, None]  # the trees' splits on a near-constant latent are noise
     return {
         "disentanglement": dci_disentanglement(matrix),
         "completeness": dci_completeness(matrix),
-        "informativeness": accuracy,
+        "informativeness": float(np.mean(accuracy)),
     }
 
 
@@ -235,16 +197,22 @@ def betavae_score(
     return float(model.score(*features(num_eval)))
 
 
-def score_notes(codes: np.ndarray) -> list[str]:
+def score_notes(codes: np.ndarray, representation: str = "mean") -> list[str]:
     """The one-line reasons why a code's scores do not compare with others': no active latent, or one."""
     active, dims = int(active_latents(codes).sum()), codes.shape[1]
+    code = "a code" if representation == "mean" else f"a {representation} code"
     if active == 0:
-        return [f"disentanglement scores of a code with no active latent (all {dims} have Var μ ≤ {ACTIVE_VARIANCE}): "
+        return [f"disentanglement scores of {code} with no active latent (all {dims} have Var μ ≤ {ACTIVE_VARIANCE}): "
                 "it carries nothing; MIG, SAP, DCI disentanglement and completeness are 0"]  # fmt: skip
     if active == 1:
-        return [f"disentanglement scores of a code with one active latent of {dims}: MIG and SAP have no second "
-                "latent to subtract, so they are that latent's own information, not a gap between latents"]  # fmt: skip
+        return [f"disentanglement scores of {code} with one active latent of {dims}: MIG and SAP have no second "
+                "latent to subtract, so they are that latent's own information, not a gap between latents; IRS asks "
+                "each latent to hold one factor, not each factor a latent, so it can reach 1"]  # fmt: skip
     return []
+
+
+CODE_FAMILIES = ("disentanglement", "modularity", "irs", "infomec", "sample_efficiency")  # the registry's
+REPRESENTATIONS = {"mean": "", "sampled": SAMPLED}  # what a code is, and the suffix of its keys and arrays
 
 
 def scores_from_codes(
@@ -254,15 +222,28 @@ def scores_from_codes(
     factors_test: np.ndarray,
     bins: int = 20,
     seed: int = 0,
+    families: Sequence[str] = CODE_FAMILIES,
 ) -> dict[str, float]:
-    """MIG (on the training codes), DCI and SAP (fitted on training codes, scored on test codes), as logged:
-    what disentanglement.npz's arrays give again."""
-    found = dci(codes_train, factors_train, codes_test, factors_test, seed)
-    return {
-        "mig": mig(codes_train, factors_train, bins),
-        **{f"dci_{name}": value for name, value in found.items()},
-        "sap": sap(codes_train, factors_train, codes_test, factors_test),
-    }
+    """Every score of ``families`` that is a function of codes and factors, as logged: MIG (on the training
+    codes), DCI and SAP (fitted on training codes, scored on test codes); modularity (training codes) and
+    explicitness; IRS and InfoMEC (training codes); the downstream accuracies and sample efficiency. What
+    disentanglement.npz's arrays give again (the FactorVAE and BetaVAE scores need the model)."""
+    arrays = (codes_train, factors_train, codes_test, factors_test)
+    found, trees = {}, None
+    if "disentanglement" in families:
+        matrix, trees = importances(*arrays, seed)
+        found["mig"] = mig(codes_train, factors_train, bins)
+        found |= {f"dci_{name}": value for name, value in dci_of(matrix, trees, codes_train).items()}
+        found["sap"] = sap(*arrays)
+    if "modularity" in families:
+        found |= {"modularity": modularity(codes_train, factors_train, bins), "explicitness": explicitness(*arrays)}
+    if "irs" in families:
+        found["irs"] = irs(codes_train, factors_train, bins)
+    if "infomec" in families:
+        found |= infomec(codes_train, factors_train, seed)
+    if "sample_efficiency" in families:
+        found |= sample_efficiency(*arrays, seed, known=None if trees is None else {"gbt": trees})
+    return found
 
 
 def factor_sampler(num_values: Sequence[int], rng: np.random.Generator) -> Callable[[int], np.ndarray]:
@@ -271,12 +252,14 @@ def factor_sampler(num_values: Sequence[int], rng: np.random.Generator) -> Calla
 
 
 class DisentanglementScorer(Scorer):
-    """The `disentanglement` family: all five scores of a model on data with known factors (`data=shapes`), from
-    the posterior means of every image of the factor grid: each score draws its factor combinations from ``seed``
-    and looks their codes up. ``compute``: "auto" scores data with factors and skips the rest; true refuses data
-    without factors; false never scores. Sample sizes are disentanglement_lib's: ``num_train`` codes to fit on (and
-    FactorVAE and BetaVAE points to train on), ``num_test`` to score on; ``batch_size`` images per FactorVAE vote
-    and BetaVAE point."""
+    """The scores against known factors (`data=shapes`, the benchmark files): the registry's `disentanglement`,
+    `modularity`, `irs`, `infomec` and `sample_efficiency` families, those of ``families``, from the codes of
+    every image of the factor grid: each score draws its factor combinations from ``seed`` and looks their codes
+    up. ``representation``: the codes are posterior means ("mean"), one draw from each image's posterior
+    ("sampled", drawn from ``seed``; keys and arrays end in _sampled), or both (a list). ``compute``: "auto"
+    scores data with factors and skips the rest; true refuses data without factors; false never scores. Sample
+    sizes are disentanglement_lib's: ``num_train`` codes to fit on (and FactorVAE and BetaVAE points to train
+    on), ``num_test`` to score on; ``batch_size`` images per FactorVAE vote and BetaVAE point."""
 
     def __init__(
         self,
@@ -288,6 +271,8 @@ class DisentanglementScorer(Scorer):
         batch_size: int = 64,
         num_variance_estimate: int = 10_000,
         prune_threshold: float = 0.05,
+        families: Sequence[str] = CODE_FAMILIES,
+        representation: str | Sequence[str] = "mean",
     ) -> None:
         require(compute in ("auto", True, False), "compute", compute, "must be auto, true or false")
         require(is_int(seed, 0), "seed", seed, "must be an integer >= 0")
@@ -300,15 +285,27 @@ class DisentanglementScorer(Scorer):
         ):
             require(is_int(value, 2), name, value, "must be an integer >= 2")
         require(is_number(prune_threshold) and prune_threshold >= 0, "prune_threshold", prune_threshold, "must be >= 0")
+        families = [families] if isinstance(families, str) else list(families)
+        require(families and set(families) <= set(CODE_FAMILIES) and len(set(families)) == len(families), "families",
+                families, f"must be a list of distinct families of {', '.join(CODE_FAMILIES)}")  # fmt: skip
+        kinds = [representation] if isinstance(representation, str) else list(representation)
+        require(kinds and set(kinds) <= set(REPRESENTATIONS) and len(set(kinds)) == len(kinds), "representation",
+                representation, "must be mean, sampled or [mean, sampled]")  # fmt: skip
         self.compute, self.seed, self.num_train, self.num_test, self.bins = compute, seed, num_train, num_test, bins
         self.batch_size = batch_size
         self.num_variance_estimate, self.prune_threshold = num_variance_estimate, prune_threshold
+        self.families = [f for f in CODE_FAMILIES if f in families]
+        self.representation = [r for r in REPRESENTATIONS if r in kinds]
 
     @classmethod
     def configured(cls, node: DictConfig | None) -> DisentanglementScorer | None:
         """The scorer of ``disentanglement``'s settings; None with ``compute: false``."""
         scorer = super().configured(node)
         return None if scorer is None or scorer.compute is False else scorer
+
+    def computes(self, family: str) -> bool:
+        """Whether ``families`` asks for this registry family."""
+        return family in self.families
 
     def unfit(self, data: ImageData) -> str | None:
         """Refuse, in one line, data without factors when ``compute`` insists on the scores; else nothing: the
@@ -323,12 +320,34 @@ class DisentanglementScorer(Scorer):
         return {k: v for k, v in vars(self).items() if k != "compute"}
 
     def scores(self, model: object, data: ImageData) -> Scores:
-        """The five scores, their code-based inputs and the latent × factor mutual information, against the
-        factors that take two values or more (one of a single value has nothing to predict: a small file's)."""
+        """The scores of each representation, their code-based inputs and the latent × factor mutual information
+        of the first, against the factors that take two values or more (one of a single value has nothing to
+        predict: a small file's)."""
         grid_sizes = data.factor_sizes
         varying = [k for k, size in enumerate(grid_sizes) if size > 1]
         num_values = [grid_sizes[k] for k in varying]
-        grid_codes = grid_means(model, data)
+        mu, logvar = grid_posteriors(model, data)
+        metrics, arrays, notes = {}, {}, []
+        for kind in self.representation:
+            suffix = REPRESENTATIONS[kind]
+            grid = mu if kind == "mean" else sampled(mu, logvar, self.seed)
+            found, codes = self.scores_of(grid, grid_sizes, varying, num_values)
+            metrics |= {name + suffix: value for name, value in found.items()}
+            arrays |= {key if key.startswith("factors") else key + suffix: value for key, value in codes.items()}
+            notes += score_notes(codes["codes_train"], kind)
+        if "sample_efficiency" in self.families and (line := unreached(self.num_train)):
+            log.info(line)
+        first = REPRESENTATIONS[self.representation[0]]
+        informs = factor_information(arrays["codes_train" + first], arrays["factors_train"], self.bins)
+        names = [data.factors[k].name for k in varying]
+        arrays |= {"factor_names": np.array(names), "settings": np.array(json.dumps(self.settings()))}
+        return Scores(metrics, arrays, informs, names, notes)
+
+    def scores_of(
+        self, grid_codes: np.ndarray, grid_sizes: Sequence[int], varying: list[int], num_values: list[int]
+    ) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+        """The scores of one representation of the grid [N, D], with the factors and codes they read
+        (CODE_ARRAYS); the same factor draws for every representation (a fresh generator from ``seed``)."""
         rng = np.random.default_rng(self.seed)
         sample = factor_sampler(num_values, rng)
 
@@ -339,15 +358,13 @@ class DisentanglementScorer(Scorer):
 
         arrays = {"factors_train": sample(self.num_train), "factors_test": sample(self.num_test)}
         arrays |= {"codes_train": codes_of(arrays["factors_train"]), "codes_test": codes_of(arrays["factors_test"])}
-        metrics = scores_from_codes(*(arrays[key] for key in CODE_ARRAYS), self.bins, self.seed)
-        k, sizes = len(num_values), (self.batch_size, self.num_train, self.num_test)
-        metrics["factorvae_score"] = factorvae_score(codes_of, sample, k, rng, *sizes, self.num_variance_estimate,
-                                                     self.prune_threshold)  # fmt: skip
-        metrics["betavae_score"] = betavae_score(codes_of, sample, k, rng, *sizes)
-        informs = factor_information(arrays["codes_train"], arrays["factors_train"], self.bins)
-        names = [data.factors[k].name for k in varying]
-        arrays |= {"factor_names": np.array(names), "settings": np.array(json.dumps(self.settings()))}
-        return Scores(metrics, arrays, informs, names)
+        metrics = scores_from_codes(*(arrays[key] for key in CODE_ARRAYS), self.bins, self.seed, self.families)
+        if "disentanglement" in self.families:
+            k, sizes = len(num_values), (self.batch_size, self.num_train, self.num_test)
+            metrics["factorvae_score"] = factorvae_score(codes_of, sample, k, rng, *sizes, self.num_variance_estimate,
+                                                         self.prune_threshold)  # fmt: skip
+            metrics["betavae_score"] = betavae_score(codes_of, sample, k, rng, *sizes)
+        return metrics, arrays
 
     def evaluate(self, model: VAE, data: ImageData, limit: int | None, label: str) -> Evaluation:
         """The scores, their inputs as disentanglement.npz, and figures/factor_information.png."""
@@ -355,26 +372,38 @@ class DisentanglementScorer(Scorer):
         chart = heatmap(found.normalized_mi, found.factor_names, [f"z{d}" for d in range(len(found.normalized_mi))],
                         f"{label} · I(z_d; factor) / H(factor)")  # fmt: skip
         return Evaluation(found.metrics, {"disentanglement": found.arrays}, {"factor_information": chart},
-                          settings={"disentanglement": self.settings()},
-                          notes=score_notes(found.arrays["codes_train"]))  # fmt: skip
+                          settings={"disentanglement": self.settings()}, notes=found.notes)  # fmt: skip
 
 
 @dataclass
 class Scores:
     """What `DisentanglementScorer.scores` gives: the scores by name (mig, dci_*, sap, factorvae_score,
-    betavae_score), the inputs of the code-based ones (codes_train [n, D], factors_train [n, K], codes_test,
-    factors_test, with factor_names and the settings as JSON: disentanglement.npz), the latent × factor mutual
-    information over each factor's entropy [D, K], the factor names."""
+    betavae_score, modularity, ..., each + _sampled on sampled codes), the inputs of the code-based ones
+    (factors_train [n, K], factors_test, and per representation codes_train [n, D] and codes_test, + _sampled;
+    with factor_names and the settings as JSON: disentanglement.npz), the latent × factor mutual information over
+    each factor's entropy [D, K] of the first representation, the factor names, the notes on the codes."""
 
     metrics: dict[str, float]
     arrays: dict[str, np.ndarray]
     normalized_mi: np.ndarray
     factor_names: list[str]
+    notes: list[str]
+
+
+def grid_posteriors(model: VAE, data: ImageData, batch: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior means and log-variances [N, D] of every image of the data's factor grid, in grid order, encoded in
+    batches on the model's device."""
+    with torch.no_grad():
+        parts = [model.encode(chunk.to(model.device)) for chunk in data.grid_images(batch)]
+    mu, logvar = (torch.cat([getattr(p, name).float().cpu() for p in parts]) for name in ("mu", "logvar"))
+    return mu.numpy().astype(np.float64), logvar.numpy().astype(np.float64)
 
 
 def grid_means(model: VAE, data: ImageData, batch: int = 4096) -> np.ndarray:
-    """Posterior means [N, D] of every image of the data's factor grid, in grid order, encoded in batches on the
-    model's device."""
-    with torch.no_grad():
-        means = [model.encode(chunk.to(model.device)).mu.float().cpu() for chunk in data.grid_images(batch)]
-    return torch.cat(means).numpy().astype(np.float64)
+    """Posterior means [N, D] of every image of the data's factor grid, in grid order."""
+    return grid_posteriors(model, data, batch)[0]
+
+
+def sampled(mu: np.ndarray, logvar: np.ndarray, seed: int) -> np.ndarray:
+    """One draw z = μ + σ·ε per image [N, D], ε from ``seed`` (on the CPU: the same draw on every device)."""
+    return mu + np.exp(0.5 * logvar) * np.random.default_rng([seed, 1]).standard_normal(mu.shape)

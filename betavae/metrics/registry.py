@@ -11,7 +11,7 @@ heavy: the summaries read it without importing torch."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 
@@ -132,7 +132,11 @@ def paired() -> list[Metric]:
 
 def panels() -> list[tuple[Panel, dict[str, str]]]:
     """tradeoff.png's panels against the swept key: each panel with its metrics' keys and legends."""
-    return [(f.panel, {m.key: m.legend for m in f.metrics if m.legend}) for f in families() if f.panel]
+    merged: dict[Panel, dict[str, str]] = {}
+    for f in families():
+        if f.panel:  # families that name one panel share it (the more disentanglement scores)
+            merged.setdefault(f.panel, {}).update({m.key: m.legend for m in f.metrics if m.legend})
+    return list(merged.items())
 
 
 def scores(values: Mapping[str, object]) -> dict[str, float]:
@@ -148,9 +152,10 @@ def settings_keys(scope: Scope | None = None) -> list[str]:
     return list(dict.fromkeys(keys))
 
 
-def undeclared(family: Family, keys: Iterable[str]) -> list[str]:
-    """The keys a family's scorer gave that its registry entry does not declare (a bug: say it, never log it)."""
-    return sorted(set(keys) - set(family.keys()))
+def undeclared(served: Iterable[Family], keys: Iterable[str]) -> list[str]:
+    """The keys a scorer gave that the registry entries of the families it computes do not declare (a bug: say
+    it, never log it)."""
+    return sorted(set(keys) - {key for family in served for key in family.keys()})  # noqa: SIM118
 
 
 # The families, in summary order. Training's test loop: the objective's own terms (betavae.model.module).
@@ -205,8 +210,28 @@ register(Family("probe", "linear probe (test/probe_accuracy)", (
     Metric("test/probe_accuracy_active", "probe on active μ (%)", paired=True),
 ), needs=("classes",),
     settings={Stage.TEST: "callbacks.latent_stats", Stage.EVALUATE: "eval"}))  # fmt: skip
-# betavae.metrics.disentanglement: scores against the known factors of variation, on data with factors.
-register(Family("disentanglement", "disentanglement scores", (
+# Scores against the known factors of variation, on data with factors, all from one scorer
+# (betavae.metrics.disentanglement.DisentanglementScorer, its `families`); each on posterior means, and with
+# `disentanglement.representation=sampled` on one sampled code per image, under the same key + SAMPLED.
+SAMPLED = "_sampled"
+FACTORS = {Stage.TEST: "disentanglement", Stage.EVALUATE: "disentanglement"}
+MORE_SCORES = Panel("disentanglement, more scores", "score (1: each latent holds one factor)")
+
+
+def with_sampled(*means: Metric) -> tuple[Metric, ...]:
+    """The metrics on posterior means, then each on sampled codes: its key + SAMPLED, its label + " (sampled)",
+    not drawn in the panels."""
+    sampled = (replace(m, key=m.key + SAMPLED, label=f"{m.label} (sampled)", legend=None) for m in means)
+    return (*means, *sampled)
+
+
+def factor_family(name: str, title: str, *means: Metric, panel: Panel | None = None) -> Family:
+    """A family of scores against the known factors, computed by the disentanglement scorer."""
+    return Family(name, title, with_sampled(*means), needs=("factors",), settings=FACTORS, panel=panel)
+
+
+# betavae.metrics.disentanglement: MIG, DCI and SAP of the codes, the FactorVAE and BetaVAE scores of sampled batches.
+register(factor_family("disentanglement", "disentanglement scores",
     Metric("test/mig", "MIG", decimals=3, paired=True, legend="MIG"),
     Metric("test/dci_disentanglement", "DCI disentanglement", decimals=3, paired=True, legend="DCI disentanglement"),
     Metric("test/dci_completeness", "DCI completeness", decimals=3, paired=True),
@@ -214,9 +239,28 @@ register(Family("disentanglement", "disentanglement scores", (
     Metric("test/sap", "SAP", decimals=3, paired=True),
     Metric("test/factorvae_score", "FactorVAE score", decimals=3, paired=True, legend="FactorVAE"),
     Metric("test/betavae_score", "BetaVAE score", decimals=3, paired=True, legend="BetaVAE"),
-), needs=("factors",),
-    settings={Stage.TEST: "disentanglement", Stage.EVALUATE: "disentanglement"},
     panel=Panel("disentanglement", "score (1: each factor in one latent)")))  # fmt: skip
+# betavae.metrics.modularity, .irs, .infomec: the scores disentanglement_lib and the InfoMEC authors add.
+register(factor_family("modularity", "modularity and explicitness",
+    Metric("test/modularity", "modularity", decimals=3, paired=True, legend="modularity"),
+    Metric("test/explicitness", "explicitness (ROC-AUC)", decimals=3, paired=True, legend="explicitness"),
+    panel=MORE_SCORES))  # fmt: skip
+register(factor_family("irs", "interventional robustness score",
+    Metric("test/irs", "IRS", decimals=3, paired=True, legend="IRS"), panel=MORE_SCORES))  # fmt: skip
+register(factor_family("infomec", "InfoMEC",
+    Metric("test/infomec_m", "InfoM", decimals=3, paired=True, legend="InfoM"),
+    Metric("test/infomec_c", "InfoC", decimals=3, paired=True, legend="InfoC"),
+    Metric("test/infomec_e", "InfoE", decimals=3, paired=True, legend="InfoE"),
+    panel=MORE_SCORES))  # fmt: skip
+# betavae.metrics.downstream: each classifier's accuracy after 10 to 10,000 labelled codes, and the ratio of 100 to it.
+register(factor_family("sample_efficiency", "downstream sample efficiency",
+    Metric("test/sample_efficiency", "sample efficiency, LR (100 / 10,000)", decimals=3, paired=True,
+           legend="logistic regression"),
+    Metric("test/sample_efficiency_gbt", "sample efficiency, GBT (100 / 10,000)", decimals=3, paired=True,
+           legend="boosted trees"),
+    *(Metric(f"test/downstream_{p}_{n}", f"{label} accuracy, {n:,} codes", decimals=3, column=n in (100, 10_000))
+      for p, label in (("lr", "LR"), ("gbt", "GBT")) for n in (10, 100, 1_000, 10_000)),
+    panel=Panel("sample efficiency", "accuracy after 100 codes / after 10,000")))  # fmt: skip
 # Training's own loop: each epoch's means over every image (betavae.model.module), logged, drawn as training curves;
 # val/loss is what callbacks.checkpoint (conf/callbacks/checkpoint.yaml: monitor) keeps the best checkpoint by.
 register(Family("curves", "training curves", (

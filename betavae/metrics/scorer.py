@@ -38,6 +38,11 @@ class Scorer:
     """A per-run family's computation (the registry names its class): its scores of a model on a data module,
     by name without the split ("mig"), with their arrays and figures."""
 
+    def computes(self, family: str) -> bool:
+        """Whether this scorer, as configured, computes the registry family ``family`` (one scorer may compute
+        several: the scores against the factors)."""
+        return True
+
     def unfit(self, data: ImageData) -> str | None:
         """Why this scorer, as configured, cannot score ``data`` beyond what its family needs (None: it can)."""
         return None

@@ -11,7 +11,7 @@ from betavae.data.contract import ImageData
 from betavae.metrics import registry
 from betavae.metrics.across import SweepScorer
 from betavae.metrics.bounds import LikelihoodBounds
-from betavae.metrics.disentanglement import DisentanglementScorer
+from betavae.metrics.disentanglement import CODE_FAMILIES, DisentanglementScorer
 from betavae.metrics.fid import FIDScorer
 from betavae.metrics.latents import LatentScores, ProbeScores
 from betavae.metrics.paired import PairedDifferences
@@ -27,7 +27,7 @@ SCORERS: dict[str, type[Scorer]] = {
     "bounds": LikelihoodBounds,
     "fid": FIDScorer,
     "probe": ProbeScores,
-    "disentanglement": DisentanglementScorer,
+    **dict.fromkeys(CODE_FAMILIES, DisentanglementScorer),  # one scorer for every score against the factors
 }
 SWEEP_SCORERS: dict[str, type[SweepScorer]] = {"udr": ModelSelection, "paired": PairedDifferences}
 
@@ -42,7 +42,7 @@ class Suite:
     def configured(cls, cfg: DictConfig, stage: Stage) -> Suite:
         """Every per-run family computed at ``stage`` whose settings are in ``cfg`` (registry.Family.settings), its
         scorer built now, so a bad setting or a missing file stops the run before any work."""
-        scorers = {}
+        scorers, built = {}, {}
         for family in registry.families(Scope.PER_RUN):
             if family.name not in SCORERS or stage not in family.settings:
                 continue
@@ -50,7 +50,10 @@ class Suite:
             node = None if key is None else OmegaConf.select(cfg, key)
             if key is not None and node is None:
                 continue  # its settings are not in the config: off (fid=none, disentanglement=none)
-            if (scorer := SCORERS[family.name].configured(node)) is not None:
+            shared = (SCORERS[family.name], key)  # families of one scorer and settings share one (the factor scores)
+            if shared not in built:
+                built[shared] = SCORERS[family.name].configured(node)
+            if (scorer := built[shared]) is not None and scorer.computes(family.name):
                 scorers[family.name] = scorer
         return cls(scorers)
 
@@ -72,13 +75,15 @@ class Suite:
 
     def evaluate(self, model: VAE, data: ImageData, limit: int | None = None, label: str = "") -> Evaluation:
         """Every family that applies to ``data``: its test metrics (test/<name>), arrays, figures and settings."""
-        result, skipped = Evaluation(), self.skipped(data)
+        result, skipped, done = Evaluation(), self.skipped(data), []
         for name, scorer in self.scorers.items():
-            if name in skipped:
+            if name in skipped or any(scorer is other for other in done):
                 continue
+            done.append(scorer)
+            served = [registry.FAMILIES[n] for n, s in self.scorers.items() if s is scorer and n not in skipped]
             found = scorer.evaluate(model, data, limit, label)
             found.metrics = {f"test/{key}": value for key, value in found.metrics.items()}
-            if wrong := registry.undeclared(registry.FAMILIES[name], found.metrics):
+            if wrong := registry.undeclared(served, found.metrics):
                 raise RuntimeError(f"metric family {name!r} gave {', '.join(wrong)}, which betavae.metrics.registry "
                                    "does not declare for it")  # fmt: skip
             result |= found

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.stats
 
-from betavae.metrics.disentanglement import discretize, mutual_information
+from betavae.metrics.information import discretize, mutual_information
 
 KL_THRESHOLD = 0.01  # nats: a latent whose mean KL is at most this carries nothing and is left out
 LASSO_ALPHA = 0.1

@@ -1,0 +1,63 @@
+"""InfoMEC against its authors' function (kylehkhsu/latent_quantization, `disentangle/metrics/infomec.py`), on the
+known-answer codes of tests/test_factor_scores.py and on saved disentanglement.npz files: the differences, printed
+as JSON. Their file is read from where you keep a copy, and its one keyword scikit-learn 1.8 removed
+(`multi_class='multinomial'`, lbfgs's only multiclass behaviour since) is dropped before it runs; their
+`mutual_info_classif` calls draw unseeded tie-breaking noise, so two runs of theirs differ too (printed beside).
+
+    python benchmarks/infomec_reference.py /path/to/latent_quantization/disentangle/metrics/infomec.py \\
+        multirun/results-models/*/disentanglement.npz
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import types
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from betavae.metrics.infomec import infomec
+from tests.test_factor_scores import GRID, KNOWN_CODES
+
+
+def reference(path: Path) -> types.ModuleType:
+    """The authors' module, with the removed keyword dropped."""
+    module = types.ModuleType("infomec_reference")
+    exec(compile(path.read_text().replace("multi_class='multinomial',", ""), str(path), "exec"), module.__dict__)
+    return module
+
+
+def compare(theirs: types.ModuleType, codes: np.ndarray, factors: np.ndarray) -> dict[str, float | None]:
+    """Ours, theirs twice, and the largest difference of ours from either run of theirs, per score."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        runs = [theirs.compute_infomec(factors, codes, discrete_latents=False) for _ in range(2)]
+        ours = infomec(codes, factors)
+    out: dict[str, float | None] = {}
+    for name, key in (("infomec_m", "infom"), ("infomec_c", "infoc"), ("infomec_e", "infoe")):
+        values = [float(r[key]) for r in runs]
+        out[name] = ours.get(name)
+        out[f"{name} theirs"] = values[0] if np.isfinite(values[0]) else None
+        out[f"{name} theirs again"] = values[1] if np.isfinite(values[1]) else None
+        if name in ours and all(np.isfinite(values)):
+            out[f"{name} |ours − theirs|"] = max(abs(ours[name] - v) for v in values)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("reference", type=Path)
+    parser.add_argument("files", nargs="*", type=Path)
+    args = parser.parse_args()
+    theirs = reference(args.reference)
+    found = {kind: compare(theirs, make(GRID), GRID) for kind, make in KNOWN_CODES.items()}
+    for path in args.files:
+        saved = np.load(path)
+        found[str(path.parent.name)] = compare(theirs, saved["codes_train"], saved["factors_train"])
+    print(json.dumps(found, indent=1))
+
+
+if __name__ == "__main__":
+    main()
