@@ -18,7 +18,7 @@ SEEDS ?= 1,2,3
 JOBS ?= 2
 RESULTS ?= multirun/results
 
-.PHONY: install install-dev reference data sweep results results-tcvae results-conv results-shapes results-models results-udr test \
+.PHONY: install install-dev reference data sweep results results-tcvae results-conv results-shapes results-models results-agreement results-udr test \
   test-fast lint format bench bench-gpu
 
 $(VENV)/bin/python:
@@ -100,6 +100,11 @@ results-models: install
 	$(PYTHON) -m betavae.train -m $(MODELS_COMMON) objective=factorvae objective.gamma=10,40
 	$(PYTHON) -m betavae.train -m $(MODELS_COMMON) objective=dipvae objective.type=i objective.lambda_od=1,10
 	$(PYTHON) -m betavae.train -m $(MODELS_COMMON) objective=dipvae objective.type=ii objective.lambda_od=1,10
+
+# docs/results.md's agreement between scores: every job of results-models scored again from its saved codes with the
+# families added in 0.13, and Spearman's ρ between every pair of scores with bootstrap intervals (about 10 minutes).
+results-agreement: install
+	OMP_NUM_THREADS=1 $(PYTHON) benchmarks/agreement.py $(RESULTS)-models benchmarks/results_0.13/agreement
 
 # docs/results.md's unsupervised model selection: the summaries of the shapes study and the README's sweep again (UDR
 # of every group of seeds, selection.npz), then UDR against the supervised scores and its spread over image draws.

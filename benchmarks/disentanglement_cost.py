@@ -1,5 +1,6 @@
 """What the shapes data and the disentanglement scores cost, at their default sizes, on one core: rendering the
-grid, encoding it, and each score, for trained runs (`python benchmarks/disentanglement_cost.py <job dir> ...`).
+grid, encoding it, each score, and a job's whole scoring with 0.12's five scores and with 0.13's defaults, for
+trained runs (`python benchmarks/disentanglement_cost.py <job dir> ...`).
 Each run is timed in its own process, as a job computes them.
 
     OMP_NUM_THREADS=1 python benchmarks/disentanglement_cost.py multirun/results-shapes/beta=4,*seed=1*
@@ -32,6 +33,10 @@ def measure(run_dir: Path) -> dict[str, float]:
 
     from betavae.data.shapes import render
     from betavae.metrics import disentanglement as d
+    from betavae.metrics.downstream import sample_efficiency
+    from betavae.metrics.infomec import infomec
+    from betavae.metrics.irs import irs
+    from betavae.metrics.modularity import explicitness, modularity
     from betavae.model.run import load_run
 
     torch.set_num_threads(1)
@@ -53,14 +58,22 @@ def measure(run_dir: Path) -> dict[str, float]:
     train, test = sample(scorer.num_train), sample(scorer.num_test)
     arrays = (codes_of(train), train, codes_of(test), test)
     seconds["MIG"] = timed(lambda: d.mig(arrays[0], train, scorer.bins))[0]
-    seconds["DCI"] = timed(lambda: d.dci(*arrays))[0]
+    seconds["DCI"], (_, trees) = timed(lambda: d.importances(*arrays))
     seconds["SAP"] = timed(lambda: d.sap(*arrays))[0]
     k, sizes_of = len(sizes), (scorer.batch_size, scorer.num_train, scorer.num_test)
     seconds["FactorVAE"] = timed(
         lambda: d.factorvae_score(codes_of, sample, k, rng, *sizes_of, scorer.num_variance_estimate)
     )[0]
     seconds["BetaVAE"] = timed(lambda: d.betavae_score(codes_of, sample, k, rng, *sizes_of))[0]
-    seconds["all scores"] = timed(lambda: scorer.scores(run.model, data))[0]
+    seconds["modularity and explicitness"] = timed(lambda: (modularity(arrays[0], train), explicitness(*arrays)))[0]
+    seconds["IRS"] = timed(lambda: irs(arrays[0], train))[0]
+    seconds["InfoMEC"] = timed(lambda: infomec(arrays[0], train))[0]
+    seconds["sample efficiency (DCI's trees reused)"] = timed(lambda: sample_efficiency(*arrays, known={"gbt": trees}))[
+        0
+    ]
+    before = d.DisentanglementScorer(**{**scorer.settings(), "families": ["disentanglement"]})
+    seconds["all scores, 0.12's five (a job's scoring)"] = timed(lambda: before.scores(run.model, data))[0]
+    seconds["all scores, 0.13's defaults (a job's scoring)"] = timed(lambda: scorer.scores(run.model, data))[0]
     return seconds
 
 

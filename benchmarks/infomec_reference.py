@@ -1,10 +1,11 @@
 """InfoMEC against its authors' function (kylehkhsu/latent_quantization, `disentangle/metrics/infomec.py`), on the
 known-answer codes of tests/test_factor_scores.py and on saved disentanglement.npz files: the differences, printed
-as JSON. Their file is read from where you keep a copy, and its one keyword scikit-learn 1.8 removed
-(`multi_class='multinomial'`, lbfgs's only multiclass behaviour since) is dropped before it runs; their
+as JSON. Their file is read from where you keep a copy, and two things today's libraries refuse are mended before it
+runs: the keyword scikit-learn 1.8 removed (`multi_class='multinomial'`, lbfgs's only multiclass behaviour since) is
+dropped, and the one-element array `mutual_info_classif` returns is indexed before NumPy 2 stores it; their
 `mutual_info_classif` calls draw unseeded tie-breaking noise, so two runs of theirs differ too (printed beside).
 
-    python benchmarks/infomec_reference.py /path/to/latent_quantization/disentangle/metrics/infomec.py \\
+    PYTHONPATH=. python benchmarks/infomec_reference.py /path/to/latent_quantization/disentangle/metrics/infomec.py \\
         multirun/results-models/*/disentanglement.npz
 """
 
@@ -25,17 +26,23 @@ from tests.test_factor_scores import GRID, KNOWN_CODES
 def reference(path: Path) -> types.ModuleType:
     """The authors' module, with the removed keyword dropped."""
     module = types.ModuleType("infomec_reference")
-    exec(compile(path.read_text().replace("multi_class='multinomial',", ""), str(path), "exec"), module.__dict__)
+    text = path.read_text().replace("multi_class='multinomial',", "")
+    text = text.replace("n_neighbors=10)", "n_neighbors=10)[0]")  # NumPy 2 no longer puts a 1-array in a cell
+    exec(compile(text, str(path), "exec"), module.__dict__)
     return module
 
 
-def compare(theirs: types.ModuleType, codes: np.ndarray, factors: np.ndarray) -> dict[str, float | None]:
-    """Ours, theirs twice, and the largest difference of ours from either run of theirs, per score."""
+def compare(theirs: types.ModuleType, codes: np.ndarray, factors: np.ndarray) -> dict[str, float | str | None]:
+    """Ours, theirs twice, and the largest difference of ours from either run of theirs, per score (or the error
+    theirs raises)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        runs = [theirs.compute_infomec(factors, codes, discrete_latents=False) for _ in range(2)]
         ours = infomec(codes, factors)
-    out: dict[str, float | None] = {}
+        try:
+            runs = [theirs.compute_infomec(factors, codes, discrete_latents=False) for _ in range(2)]
+        except ValueError as err:
+            return {**ours, "theirs": f"raises ValueError: {err}"}
+    out: dict[str, float | str | None] = {}
     for name, key in (("infomec_m", "infom"), ("infomec_c", "infoc"), ("infomec_e", "infoe")):
         values = [float(r[key]) for r in runs]
         out[name] = ours.get(name)

@@ -126,6 +126,7 @@ def card(config: dict[str, Any], job: JobDir, spreads: dict[str, Spread]) -> str
         "  `model.encode(x).mu` are the codes of images x, flattened floats in [0, 1].", "",
         "## Test metrics", "",
         "| key | metric | this model | its group over the sweep's seeds |", "| --- | --- | --- | --- |", *rows, "",
+        *(["## Notes", "", *(f"- {note}" for note in job.notes()), ""] if job.notes() else []),
         "## How it was trained", "", "```bash", command(job), "```", "",
         "Packages: " + ", ".join(f"{k} {v}" for k, v in config["versions"].items()) + ".", "",
     ]  # fmt: skip

@@ -42,6 +42,8 @@ def test_an_exported_model_is_weights_config_and_card_in_the_hubs_layout(sweep):
     assert config["weight"] == {"beta": 1.0}
     assert "test/mig" in config["metrics"]
     card = (folders[0] / "README.md").read_text()
+    for key in ("test/modularity", "test/explicitness", "test/irs", "test/infomec_m", "test/infomec_e"):
+        assert f"| `{key}` |" in card, key  # every score against the factors, with its group's spread
     assert card.startswith("---\nlicense: mit\nlibrary_name: betavae\n")
     assert "python -m betavae.train" in card
     assert " ± " in card  # the group's spread over the two seeds

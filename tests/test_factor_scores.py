@@ -229,3 +229,10 @@ def test_sampled_codes_are_scored_beside_the_means_under_their_own_keys_and_arra
 def scorer_node():
     return {"_target_": "betavae.metrics.disentanglement.DisentanglementScorer", "num_train": 200, "num_test": 100,
             "num_variance_estimate": 200, "batch_size": 8, "families": ["irs", "modularity"]}  # fmt: skip
+
+
+def test_a_code_with_one_latent_left_by_infomecs_pruning_has_no_infoc_and_a_note_saying_why():
+    found = scorer(families=["infomec"]).evaluate(Codes(code("one latent"), np.zeros(GRID.shape)), Grid())
+    assert "test/infomec_c" not in found.metrics
+    assert scores.infoc_note() in found.notes
+    assert found.notes[0].startswith("disentanglement scores of a code with one active latent of 4")

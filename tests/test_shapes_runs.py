@@ -8,7 +8,8 @@ import shutil
 import numpy as np
 import pytest
 
-from betavae.metrics.disentanglement import CODE_ARRAYS, scores_from_codes
+from betavae.export import export_run
+from betavae.metrics.disentanglement import CODE_ARRAYS, infoc_note, scores_from_codes
 from tests.helpers import limits, run_module, scalars, strict_json, train_job
 
 pytestmark = pytest.mark.slow
@@ -127,10 +128,16 @@ def test_a_one_latent_code_is_flagged_in_its_record_and_the_summary_and_never_ou
     run_module("betavae.train", "-m", SMALL_SHAPES, "model.net.latent_dim=1,4", "callbacks=none", "fid=none",
                f"hydra.sweep.dir={root}")  # fmt: skip
     one = strict_json(next(root.glob("*latent_dim=1*")) / "metrics.json")
-    (note,) = one["notes"]
+    note, *infoc = one["notes"]
+    assert infoc == ([infoc_note()] if "test/infomec_c" not in one else [])  # one latent: InfoC has no spread
     assert note.startswith("disentanglement scores of a code with")
     if "no active latent" in note:
         assert (one["test/mig"], one["test/sap"]) == (0, 0)
     assert strict_json(next(root.glob("*latent_dim=4*")) / "metrics.json")["notes"] == []
     summary = (root / "summary.md").read_text()
     assert f"## Notes\n\n- {next(root.glob('*latent_dim=1*')).name}: {note}" in summary
+    card = (export_run(next(root.glob("*latent_dim=1*")), tmp_path / "export") / "README.md").read_text()
+    assert f"## Notes\n\n- {note}\n" in card  # the exported model carries the note beside its scores
+    assert (
+        "## Notes" not in (export_run(next(root.glob("*latent_dim=4*")), tmp_path / "four") / "README.md").read_text()
+    )

@@ -211,6 +211,13 @@ def score_notes(codes: np.ndarray, representation: str = "mean") -> list[str]:
     return []
 
 
+def infoc_note(representation: str = "mean") -> str:
+    """The one line saying why a code's InfoC is left out (one latent active by InfoMEC's own rule)."""
+    code = "a code" if representation == "mean" else f"a {representation} code"
+    return (f"InfoC of {code} with one latent whose range is above the largest over 20 (InfoMEC's pruning): left "
+            "out, as every spread over one latent is both even and concentrated")  # fmt: skip
+
+
 CODE_FAMILIES = ("disentanglement", "modularity", "irs", "infomec", "sample_efficiency")  # the registry's
 REPRESENTATIONS = {"mean": "", "sampled": SAMPLED}  # what a code is, and the suffix of its keys and arrays
 
@@ -335,6 +342,8 @@ class DisentanglementScorer(Scorer):
             metrics |= {name + suffix: value for name, value in found.items()}
             arrays |= {key if key.startswith("factors") else key + suffix: value for key, value in codes.items()}
             notes += score_notes(codes["codes_train"], kind)
+            if "infomec" in self.families and "infomec_c" not in found:
+                notes.append(infoc_note(kind))
         if "sample_efficiency" in self.families and (line := unreached(self.num_train)):
             log.info(line)
         first = REPRESENTATIONS[self.representation[0]]

@@ -4,6 +4,8 @@ on the standardised codes reads each factor (one-vs-rest ROC-AUC). Codes [n, D] 
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from betavae.metrics.information import discretize, mutual_information
@@ -47,11 +49,14 @@ def explicitness(
     """Per factor, sklearn's default LogisticRegression fitted on the standardised training codes, its one-vs-rest
     ROC-AUC on the test codes; the mean over factors. 1: each factor's values are ranked apart by a linear read of
     the code; 0.5: no better than chance (a constant code). Invariant to rotations of the code, unlike modularity."""
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
 
     train, test = standardized(codes_train, codes_test)
     found = []
     for k in range(factors_train.shape[1]):
-        model = LogisticRegression().fit(train, factors_train[:, k])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)  # sklearn's 100 iterations, as the reference
+            model = LogisticRegression().fit(train, factors_train[:, k])
         found.append(roc_auc(factors_test[:, k], model.classes_, model.predict_proba(test)))
     return float(np.mean(found))
