@@ -105,8 +105,9 @@ def test_one_epoch_resumed_for_another_equals_two_straight_epochs(tmp_path, real
     }
     assert mb["epochs"] == 2
     assert mb["wall_time_s"] > first_part  # the whole run's training time
-    for metrics, ckpt in ((ma, a), (mb, b)):  # counted once, though test() reloads the Timer state
-        assert metrics["wall_time_s"] == pytest.approx(ckpt["callbacks"]["Timer"]["time_elapsed"]["train"], rel=0.1)
+    for metrics, ckpt in ((ma, a), (mb, b)):  # counted once, though test() reloads the Timer state (twice: 2×)
+        elapsed = ckpt["callbacks"]["Timer"]["time_elapsed"]["train"]  # under a second: a busy machine's jitter
+        assert metrics["wall_time_s"] == pytest.approx(elapsed, rel=0.1, abs=min(0.3, elapsed / 2))
     sa, sb = scalars(straight)[1], scalars(resumed)[1]
     assert [(s.step, s.value) for s in sa["val/loss"]] == [(s.step, s.value) for s in sb["val/loss"]]
     for name in ("latent_evolution.gif", "training_curves.png"):  # every epoch is drawn, not only the resumed one
