@@ -22,9 +22,11 @@ SMALL_SHAPES = "experiment=shapes_smoke"  # 1,728 images of 16×16, one epoch of
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
-    """A 2-β sweep on a small shapes grid, one epoch of 10 batches, every callback on; {beta: job directory}."""
+    """A 2-β sweep on a small shapes grid, one epoch of 10 batches, every callback and score on; {beta: job
+    directory}."""
     root = tmp_path_factory.mktemp("shapes") / "sweep"
-    run_module("betavae.train", "-m", "beta=1,8", SMALL_SHAPES, f"hydra.sweep.dir={root}")
+    run_module("betavae.train", "-m", "beta=1,8", SMALL_SHAPES, f"hydra.sweep.dir={root}",
+               "disentanglement.families=[disentanglement,modularity,irs,infomec,sample_efficiency]")  # fmt: skip
     return {float(d.name.split(",")[0].split("=")[1]): d for d in root.glob("beta=*")}
 
 
