@@ -6,6 +6,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from betavae.base.errors import DataError
 from betavae.data.contract import ImageData
@@ -64,6 +65,9 @@ def test_the_contract_is_all_a_scorer_asks_of_a_data_set():
     assert small_rgb().lacks("factors") is None
 
 
+SMOKE_FAMILIES = "[disentanglement,modularity,irs,infomec]"  # as the _smoke experiments: 500 codes reach no ratio
+
+
 @pytest.fixture(scope="module")
 def rgb_sweep(tmp_path_factory):
     """Both networks on the colour data, every callback, one epoch of 5 batches, every score on fewer codes."""
@@ -71,9 +75,11 @@ def rgb_sweep(tmp_path_factory):
     run_module("betavae.train", "-m", "model=mlp,conv", TESTS_CONF, "data=rgb_shapes", "model.net.latent_dim=6",
                "trainer.max_epochs=1", *limits(train=5), "callbacks.latent_evolution.per_class=30",
                "disentanglement.num_train=500", "disentanglement.num_test=300",
-               "disentanglement.num_variance_estimate=500", f"hydra.sweep.dir={root}")  # fmt: skip
-    return {next(p for p in job.name.split(",") if p.startswith("model=")).split("=")[1]: job
-            for job in root.iterdir() if job.is_dir()}  # fmt: skip
+               "disentanglement.num_variance_estimate=500", f"disentanglement.families={SMOKE_FAMILIES}",
+               f"hydra.sweep.dir={root}")  # fmt: skip
+    overrides = {job: OmegaConf.load(job / ".hydra" / "overrides.yaml") for job in root.iterdir() if job.is_dir()}
+    return {next(o for o in listed if o.startswith("model=")).split("=")[1]: job  # a long name is shortened
+            for job, listed in overrides.items()}  # fmt: skip
 
 
 def colour_pixels(path):
@@ -106,7 +112,7 @@ def test_evaluate_and_the_summary_take_a_colour_data_set_as_any_other(rgb_sweep)
     job = rgb_sweep["mlp"]
     run_module("betavae.evaluate", f"run_dir={job}", "eval.limit=50", "eval.iw_samples=5",
                "disentanglement.num_train=500", "disentanglement.num_test=300",
-               "disentanglement.num_variance_estimate=500")  # fmt: skip
+               "disentanglement.num_variance_estimate=500", f"disentanglement.families={SMOKE_FAMILIES}")  # fmt: skip
     evaluation, metrics = strict_json(job / "evaluation.json"), strict_json(job / "metrics.json")
     assert evaluation["test/mig"] == pytest.approx(metrics["test/mig"], rel=1e-6)
     assert 0 < evaluation["test/iw_ess"] <= 1
