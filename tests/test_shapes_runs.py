@@ -89,6 +89,29 @@ def test_evaluates_overrides_go_over_the_runs_recorded_settings_and_are_named(sw
     assert json.loads(str(np.load(job / "disentanglement.npz")["settings"]))["bins"] == 10
 
 
+def test_means_and_sampled_codes_are_scored_in_one_evaluate_and_told_apart_in_every_key_file_and_column(
+    sweep, tmp_path
+):
+    from betavae.base.config import composed
+    from betavae.evaluate import evaluate
+    from betavae.summarize import summarize
+
+    job = tmp_path / "sweep" / sweep[8.0].name
+    shutil.copytree(sweep[8.0], job)
+    both = ["disentanglement.families=[irs,infomec]", "disentanglement.representation=[mean,sampled]"]
+    evaluate(composed("evaluate", [f"run_dir={job}", "eval.limit=50", "eval.iw_samples=5", "eval.figures=false",
+                                   *both]), both)  # fmt: skip  # the command line's, over the run's recorded settings
+    evaluation = strict_json(job / "evaluation.json")
+    keys = ["test/irs", "test/infomec_m", "test/infomec_e"]
+    assert all(isinstance(evaluation[k], float) and isinstance(evaluation[f"{k}_sampled"], float) for k in keys)
+    assert evaluation["test/irs"] == pytest.approx(strict_json(job / "metrics.json")["test/irs"], rel=1e-6)
+    saved = np.load(job / "disentanglement.npz")
+    assert saved["codes_train_sampled"].shape == saved["codes_train"].shape == (500, 4)
+    assert not np.array_equal(saved["codes_train_sampled"], saved["codes_train"])
+    text, _ = summarize(composed("summarize", [f"sweep_dir={job.parent}"]))
+    assert "| IRS | " in text and "| IRS (sampled) | " in text
+
+
 def test_asking_for_disentanglement_scores_of_fashion_mnist_is_refused_in_one_line(tmp_path, real_data_dir):
     refused = train_job(tmp_path / "run", "disentanglement.compute=true", check=False)
     assert refused.returncode != 0
