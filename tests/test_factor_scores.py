@@ -109,13 +109,14 @@ def draws(n, seed):
     return scores.factor_sampler(VALUES, np.random.default_rng(seed))(n)
 
 
+@pytest.mark.slow  # 3 × 200 cross-validated logistic regressions and 3 × 4 boosted trees: 5 s
 def test_trees_read_perfect_codes_exactly_after_100_codes_so_their_sample_efficiency_is_one():
-    train, test = draws(1000, 1), draws(500, 2)
-    found = sample_efficiency(train * 1.0, train, test * 1.0, test, sizes=(10, 100, 1000), efficiency=(100, 1000))
-    assert found["downstream_gbt_100"] == found["downstream_gbt_1000"] == 1
+    train, test = draws(300, 1), draws(300, 2)
+    found = sample_efficiency(train * 1.0, train, test * 1.0, test, sizes=(10, 100, 300), efficiency=(100, 300))
+    assert found["downstream_gbt_100"] == found["downstream_gbt_300"] == 1
     assert found["sample_efficiency_gbt"] == 1
-    assert found["downstream_lr_10"] < found["downstream_lr_1000"]  # ten codes cannot show every value
-    assert found["sample_efficiency"] == found["downstream_lr_100"] / found["downstream_lr_1000"]
+    assert found["downstream_lr_10"] < found["downstream_lr_300"]  # ten codes cannot show every value
+    assert found["sample_efficiency"] == found["downstream_lr_100"] / found["downstream_lr_300"]
 
 
 def test_a_collapsed_code_predicts_the_most_frequent_training_value_at_every_size():
