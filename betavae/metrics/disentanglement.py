@@ -19,6 +19,7 @@ from betavae.base.config import is_int, is_number, require
 from betavae.base.errors import ConfigError
 from betavae.base.plotting import heatmap
 from betavae.data.contract import ImageData
+from betavae.metrics import registry
 from betavae.metrics.downstream import sample_efficiency, unreached
 from betavae.metrics.infomec import infomec
 from betavae.metrics.information import (
@@ -50,7 +51,7 @@ def mig(codes: np.ndarray, factors: np.ndarray, bins: int = 20) -> float:
 
 def importances(
     codes_train: np.ndarray, factors_train: np.ndarray, codes_test: np.ndarray, factors_test: np.ndarray, seed: int = 0
-) -> tuple[np.ndarray, float]:
+) -> tuple[np.ndarray, np.ndarray]:
     """DCI's importance matrix [D, K], each column the impurity-based feature importances of gradient-boosted
     trees that predict factor k from the codes (disentanglement_lib's GradientBoostingClassifier(): 100 depth-3
     trees, rate 0.1), and the trees' test accuracy per factor [K] (downstream sample efficiency's trees after
@@ -197,10 +198,14 @@ def betavae_score(
     return float(model.score(*features(num_eval)))
 
 
+def a_code(representation: str) -> str:
+    """How a note names the code it is about: "a code" (posterior means), "a sampled code"."""
+    return "a code" if representation == "mean" else f"a {representation} code"
+
+
 def score_notes(codes: np.ndarray, representation: str = "mean") -> list[str]:
     """The one-line reasons why a code's scores do not compare with others': no active latent, or one."""
-    active, dims = int(active_latents(codes).sum()), codes.shape[1]
-    code = "a code" if representation == "mean" else f"a {representation} code"
+    active, dims, code = int(active_latents(codes).sum()), codes.shape[1], a_code(representation)
     if active == 0:
         return [f"disentanglement scores of {code} with no active latent (all {dims} have Var μ ≤ {ACTIVE_VARIANCE}): "
                 "it carries nothing; MIG, SAP, DCI disentanglement and completeness are 0"]  # fmt: skip
@@ -213,12 +218,11 @@ def score_notes(codes: np.ndarray, representation: str = "mean") -> list[str]:
 
 def infoc_note(representation: str = "mean") -> str:
     """The one line saying why a code's InfoC is left out (one latent active by InfoMEC's own rule)."""
-    code = "a code" if representation == "mean" else f"a {representation} code"
-    return (f"InfoC of {code} with one latent whose range is above the largest over 20 (InfoMEC's pruning): left "
-            "out, as every spread over one latent is both even and concentrated")  # fmt: skip
+    return (f"InfoC of {a_code(representation)} with one latent whose range is above the largest over 20 "
+            "(InfoMEC's pruning): left out, as every spread over one latent is both even and concentrated")  # fmt: skip
 
 
-CODE_FAMILIES = ("disentanglement", "modularity", "irs", "infomec", "sample_efficiency")  # the registry's
+CODE_FAMILIES = tuple(f.name for f in registry.families() if f.settings == registry.FACTORS)  # what this scores
 REPRESENTATIONS = {"mean": "", "sampled": SAMPLED}  # what a code is, and the suffix of its keys and arrays
 
 

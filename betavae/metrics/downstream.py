@@ -12,7 +12,7 @@ import numpy as np
 
 SIZES = (10, 100, 1_000, 10_000)  # labelled codes to train on: disentanglement_lib's unsupervised_study_v1
 EFFICIENCY = (100, 10_000)  # sample efficiency: the accuracy at the first over that at the second
-PREDICTORS = {"lr": "logistic regression", "gbt": "gradient-boosted trees"}
+PREDICTORS = ("lr", "gbt")  # a cross-validated logistic regression, gradient-boosted trees (`predictor`)
 
 
 def predictor(name: str, seed: int) -> object:

@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 
-from betavae.metrics.information import entropy
+from betavae.metrics.information import entropy, standardizer
 
 NEIGHBORS = 10  # the authors' n_neighbors
 RANGE_FRACTION = 20  # a latent is active when its range exceeds the largest latent range over this
@@ -23,18 +23,12 @@ def labels(factors: np.ndarray) -> np.ndarray:
     return np.stack([np.unique(column, return_inverse=True)[1] for column in factors.T], axis=1)
 
 
-def standardized(codes: np.ndarray) -> np.ndarray:
-    """Each latent less its mean over its sd (sklearn's StandardScaler: a constant latent becomes 0)."""
-    sd = codes.std(axis=0)
-    return (codes - codes.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
-
-
 def normalized_mi(codes: np.ndarray, factors: np.ndarray, seed: int = 0) -> np.ndarray:
     """I(factor k; latent d) over H(factor k), [K, D]: sklearn's k-nearest-neighbour estimate (10 neighbours) on
     each standardised latent, its tie-breaking noise drawn from ``seed``."""
     from sklearn.feature_selection import mutual_info_classif
 
-    x, y = standardized(codes), labels(factors)
+    x, y = standardizer(codes)(codes), labels(factors)
     rng = np.random.default_rng(seed)
     mi = np.stack([mutual_info_classif(x, y[:, k], n_neighbors=NEIGHBORS, random_state=int(rng.integers(2**31)))
                    for k in range(y.shape[1])])  # fmt: skip
@@ -67,7 +61,7 @@ def infoe(codes: np.ndarray, factors: np.ndarray) -> float:
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import log_loss
 
-    x, y = standardized(codes), labels(factors)
+    x, y = standardizer(codes)(codes), labels(factors)
     found = []
     for k in range(y.shape[1]):
         with warnings.catch_warnings():
@@ -83,10 +77,10 @@ def infomec(codes: np.ndarray, factors: np.ndarray, seed: int = 0) -> dict[str, 
     from each factor's over the active latents (both 0 with no active latent; InfoC left out with one, and InfoM
     with one factor: see `concentration`), InfoE over all latents."""
     keep = active(codes)
-    nmi = normalized_mi(codes[:, keep], factors, seed) if keep.any() else np.zeros((factors.shape[1], 0))
     found = {"infomec_e": infoe(codes, factors)}
     if not keep.any():
         return {"infomec_m": 0.0, "infomec_c": 0.0, **found}
+    nmi = normalized_mi(codes[:, keep], factors, seed)
     for name, axis in (("infomec_m", 0), ("infomec_c", 1)):
         if (value := concentration(nmi, axis)) is not None:
             found[name] = value

@@ -1,10 +1,12 @@
 """Information between discrete codes and factors: disentanglement_lib's histogram discretizer, the empirical
 mutual information and entropy in nats, and which latents a code uses. What the binned scores (MIG, modularity,
-IRS's factor bins, the factor figures) and UDR's label-free scores share."""
+IRS's factor bins, the factor figures) and UDR's label-free scores share; and the standardisation of codes the
+linear reads (explicitness, InfoMEC) share."""
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import numpy as np
 import scipy.stats
@@ -62,3 +64,11 @@ def active_latents(codes: np.ndarray) -> np.ndarray:
     """Which latents the codes [n, D] use: their variance over the codes above `ACTIVE_VARIANCE`, [D]. An inactive
     latent's near-constant mean, cut into bins over its own tiny range, would otherwise look informative."""
     return codes.var(axis=0, ddof=1) > ACTIVE_VARIANCE if len(codes) > 1 else np.zeros(codes.shape[1], dtype=bool)
+
+
+def standardizer(codes: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """Codes less ``codes``' mean over their sd, per latent (sklearn's StandardScaler): a latent constant over
+    ``codes`` is left at 0, where disentanglement_lib divides by its zero sd."""
+    mean, sd = codes.mean(axis=0), codes.std(axis=0)
+    sd = np.where(sd > 0, sd, 1.0)
+    return lambda x: (x - mean) / sd

@@ -8,7 +8,7 @@ import warnings
 
 import numpy as np
 
-from betavae.metrics.information import discretize, mutual_information
+from betavae.metrics.information import discretize, mutual_information, standardizer
 
 
 def modularity(codes: np.ndarray, factors: np.ndarray, bins: int = 20) -> float:
@@ -22,14 +22,6 @@ def modularity(codes: np.ndarray, factors: np.ndarray, bins: int = 20) -> float:
     with np.errstate(divide="ignore", invalid="ignore"):
         per_latent = 1.0 - (squared.sum(axis=1) - top) / (top * (num_factors - 1))
     return float(np.mean(np.where(top > 0, per_latent, 0.0)))
-
-
-def standardized(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Both sets of codes less the training codes' mean, over their sd; a constant latent is left at 0 (where
-    disentanglement_lib divides by its zero sd)."""
-    mean, sd = train.mean(axis=0), train.std(axis=0)
-    sd = np.where(sd > 0, sd, 1.0)
-    return (train - mean) / sd, (test - mean) / sd
 
 
 def roc_auc(labels: np.ndarray, classes: np.ndarray, probabilities: np.ndarray) -> float:
@@ -52,7 +44,8 @@ def explicitness(
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
 
-    train, test = standardized(codes_train, codes_test)
+    scale = standardizer(codes_train)
+    train, test = scale(codes_train), scale(codes_test)
     found = []
     for k in range(factors_train.shape[1]):
         with warnings.catch_warnings():
