@@ -132,6 +132,32 @@ def test_reconstruct_decodes_the_posterior_mean():
     assert torch.equal(model.reconstruct(x), torch.sigmoid(model.decode(model.encode(x).mu)))
 
 
+def test_passes_without_gradients_take_cpu_chunks_and_equal_one_whole_pass():
+    from betavae.metrics.fid import FashionFeatures
+    from betavae.model.networks import CPU_CHUNK, encode_all
+
+    model, features = ConvVAE(latent_dim=3).eval(), FashionFeatures().eval()
+    rows = []
+    for network in (model.encoder, model.decoder, features.body):
+        network.register_forward_hook(lambda module, args, out: rows.append(len(args[0])))
+    x, n = torch.rand(2 * CPU_CHUNK + 5, 784), 2 * CPU_CHUNK + 5
+    with torch.no_grad():
+        whole_mu, whole_logvar = model.encode(x)
+        whole_reconstruction = model.decode_mean(whole_mu)
+        z = torch.randn(n, 3, generator=torch.Generator().manual_seed(0))
+        whole_samples, whole_features = model.decode_mean(z), features.body(x.view(-1, 1, 28, 28))
+    rows.clear()
+    chunked = encode_all(model, x)
+    assert rows == [CPU_CHUNK, CPU_CHUNK, 5]  # 2,000 images at a time before: a conv layer's activations outgrow caches
+    assert torch.allclose(chunked.mu, whole_mu, atol=1e-6) and torch.allclose(chunked.logvar, whole_logvar, atol=1e-6)
+    assert torch.allclose(model.reconstruct(x), whole_reconstruction, atol=1e-6)
+    assert torch.allclose(model.sample(n, torch.Generator().manual_seed(0)), whole_samples, atol=1e-6)
+    rows.clear()
+    with torch.no_grad():
+        assert torch.allclose(features(x), whole_features, atol=1e-6)
+    assert rows == [CPU_CHUNK, CPU_CHUNK, 5]
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

@@ -31,7 +31,7 @@ from betavae.metrics.irs import irs
 from betavae.metrics.modularity import explicitness, modularity
 from betavae.metrics.registry import SAMPLED
 from betavae.metrics.scorer import Evaluation, Scorer
-from betavae.model.networks import VAE
+from betavae.model.networks import VAE, encode_all
 
 log = logging.getLogger(__name__)
 CODE_ARRAYS = ("codes_train", "factors_train", "codes_test", "factors_test")  # disentanglement.npz, in this order
@@ -406,8 +406,7 @@ class Scores:
 def grid_posteriors(model: VAE, data: ImageData, batch: int = 4096) -> tuple[np.ndarray, np.ndarray]:
     """Posterior means and log-variances [N, D] of every image of the data's factor grid, in grid order, encoded in
     batches on the model's device."""
-    with torch.no_grad():
-        parts = [model.encode(chunk.to(model.device)) for chunk in data.grid_images(batch)]
+    parts = [encode_all(model, chunk, batch) for chunk in data.grid_images(batch)]
     mu, logvar = (torch.cat([getattr(p, name).float().cpu() for p in parts]) for name in ("mu", "logvar"))
     return mu.numpy().astype(np.float64), logvar.numpy().astype(np.float64)
 

@@ -19,7 +19,7 @@ from betavae.base.errors import ConfigError
 from betavae.base.files import atomic, cache_path
 from betavae.data.contract import ImageData
 from betavae.metrics.scorer import Evaluation, Scorer
-from betavae.model.networks import VAE
+from betavae.model.networks import VAE, in_chunks
 
 FEATURES_FILE = Path(__file__).with_name("fid_features.pt")
 FEATURES_SHA256 = "f6054465fb7eb38c3fd7588ca2fa7166c305192370cfd71f32faf59b4437f2ef"
@@ -46,7 +46,7 @@ class FashionFeatures(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """128-d features of gray 28×28 images in [0, 1], given flat [N, 784] or as [N, 1, 28, 28]."""
-        return self.body(images.reshape(-1, 1, 28, 28))
+        return torch.cat([self.body(part) for part in in_chunks(images.reshape(-1, 1, 28, 28), images.device)])
 
     def classify(self, images: torch.Tensor) -> torch.Tensor:
         """Class logits, [N, 10]."""

@@ -16,6 +16,15 @@ from betavae.base.errors import ConfigError
 from betavae.data.contract import ImageShape
 from betavae.model.likelihoods import Likelihood, by_name
 
+# Rows per forward pass without gradients on a CPU: a convolutional layer's activations for more images outgrow its
+# caches, and Locatello et al.'s encoder runs 2.5x, the FID features 2x faster than at 2,000 (benchmarks/chunks.py).
+CPU_CHUNK = 128
+
+
+def in_chunks(x: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """``x`` in the pieces a pass without gradients on ``device`` takes: CPU_CHUNK rows on a CPU, whole elsewhere."""
+    return x.split(CPU_CHUNK) if device.type == "cpu" else (x,)
+
 
 class Posterior(NamedTuple):
     """μ and log σ² of q(z|x), each [..., D]."""
@@ -101,21 +110,22 @@ class VAE(nn.Module):
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """Decoder means at z = μ(x): the model's reconstruction of each image."""
-        return self.decode_mean(self.encode(x).mu)
+        return torch.cat([self.decode_mean(self.encode(part).mu) for part in in_chunks(x, self.device)])
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0) -> torch.Tensor:
         """Decoder means of ``n`` codes z ~ N(0, temperature² I), drawn on the CPU from ``generator`` so a seed
         gives the same codes on every device."""
         z = temperature * torch.randn(n, self.latent_dim, generator=generator)
-        return self.decode_mean(z.to(self.device))
+        return torch.cat([self.decode_mean(part) for part in in_chunks(z.to(self.device), self.device)])
 
 
 @torch.no_grad()
 def encode_all(model: VAE, images: torch.Tensor, batch_size: int = 2000) -> Posterior:
     """The posterior of every image (flattened, in [0, 1]), encoded in batches on the model's device so memory
     stays bounded wherever the images are."""
-    parts = [model.encode(batch.to(model.device)) for batch in images.split(batch_size)]
+    parts = [model.encode(part) for batch in images.split(batch_size)
+             for part in in_chunks(batch.to(model.device), model.device)]  # fmt: skip
     return Posterior(torch.cat([p.mu for p in parts]), torch.cat([p.logvar for p in parts]))
 
 
