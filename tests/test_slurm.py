@@ -103,12 +103,12 @@ def test_a_job_reaching_its_time_limit_is_signalled_requeued_and_finishes_from_l
     up to a minute before signal_delay_s asks, so a job with a 1-minute limit may be signalled before Python
     could handle it: the job starts with 10 minutes and its limit is cut to 1 once its first checkpoint exists.
     slurmctld checks limits every 30 s, so the signal comes at most about 30 s after that cut: the first run waits
-    3 s after each of its 20 epochs (an epoch of 100 batches takes about 1 s here), so it is still training then,
-    and the requeued run trains at full speed."""
+    3 s after each of its 16 epochs (an epoch of 20 batches takes about 0.2 s here), so it has 45 s of training
+    left then, and the requeued run trains its remaining epochs at full speed, in a second or two."""
     root, name = tmp_path / "sweep", job_name("timeout")
     process = start_module("betavae.train", "-m", *SLURM, *ONE_BATCH_CHECKS_NO_FIGURES, f"hydra.launcher.name={name}",
-                           "hydra.launcher.timeout_min=10", "hydra.launcher.signal_delay_s=60", "trainer.max_epochs=20",
-                           "trainer.limit_train_batches=100", "+callbacks.slow._target_=tests.faults.SlowUntilRequeued",
+                           "hydra.launcher.timeout_min=10", "hydra.launcher.signal_delay_s=60", "trainer.max_epochs=16",
+                           "trainer.limit_train_batches=20", "+callbacks.slow._target_=tests.faults.SlowUntilRequeued",
                            "+callbacks.slow.seconds=3", f"hydra.sweep.dir={root}")  # fmt: skip
     job_id = slurm_job_id(name)
     last = first_last_checkpoint(root)
@@ -125,8 +125,8 @@ def test_a_job_reaching_its_time_limit_is_signalled_requeued_and_finishes_from_l
     assert f"Resuming from {last}" in log
     metrics = strict_json(last.parent.parent / "metrics.json")
     assert metrics["status"] == "ok"
-    assert metrics["epochs"] == 20
-    assert torch.load(last, weights_only=True)["global_step"] == 20 * 100
+    assert metrics["epochs"] == 16
+    assert torch.load(last, weights_only=True)["global_step"] == 16 * 20
 
 
 def test_a_job_no_node_can_run_is_ended_and_recorded_in_one_line(slurm, tmp_path):

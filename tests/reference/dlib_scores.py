@@ -1,8 +1,9 @@
 """disentanglement_lib 1.5's own modularity/explicitness, IRS and downstream-task functions on given codes: run by
 tests/test_factor_scores.py in the reference venv (`make reference`), `python dlib_scores.py arrays.npz`, printing
-JSON. The arrays (codes_train [n, D], factors_train [n, K], codes_test, factors_test, sizes) reach each function
-through its own sampling loop: a data set that serves the given rows in the order the function asks for them, and
-a representation function that is the identity (the "observations" are the codes)."""
+JSON. The arrays (codes_train [n, D], factors_train [n, K], codes_test, factors_test, and each predictor's training
+sizes, sizes_lr and sizes_gbt) reach each function through its own sampling loop: a data set that serves the given
+rows in the order the function asks for them, and a representation function that is the identity (the
+"observations" are the codes)."""
 
 import json
 import sys
@@ -35,7 +36,6 @@ def main(path):
     arrays = np.load(path)
     train = (arrays["factors_train"], arrays["codes_train"])
     test = (arrays["factors_test"], arrays["codes_test"])
-    sizes = [int(n) for n in arrays["sizes"]]
     gin.bind_parameter("discretizer.discretizer_fn", utils._histogram_discretize)
     gin.bind_parameter("discretizer.num_bins", 20)
     state = np.random.RandomState(0)
@@ -46,6 +46,7 @@ def main(path):
     found |= irs.compute_irs(Rows(train), identity, state, num_train=len(train[0]), batch_size=16)
     for name, fn in (("lr", utils.logistic_regression_cv), ("gbt", utils.gradient_boosting_classifier)):
         gin.bind_parameter("predictor.predictor_fn", fn)
+        sizes = [int(n) for n in arrays[f"sizes_{name}"]]
         served = [s for n in sizes for s in ((train[0][:n], train[1][:n]), test)]
         scores = downstream_task.compute_downstream_task(
             Rows(*served), identity, state, num_train=sizes, num_test=len(test[0])
