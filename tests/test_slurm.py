@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 import uuid
-from shutil import which
 
 import pytest
 import torch
@@ -30,7 +29,7 @@ def slurm(real_data_dir):
         "hydra_plugins.hydra_submitit_launcher", reason="needs the slurm extra: pip install -e '.[slurm]'"
     )
     script = REPO / "scripts" / "slurm-local"
-    was_running = bool(which("sinfo")) and subprocess.run(["sinfo", "-h"], capture_output=True).returncode == 0
+    was_running = subprocess.run(["pgrep", "-x", "slurmctld"], capture_output=True).returncode == 0
     result = subprocess.run([script, "start"], capture_output=True, text=True, timeout=300)
     if result.returncode == 77:
         pytest.skip(result.stderr.strip())
@@ -167,7 +166,7 @@ def test_a_job_killed_without_a_result_is_recorded_and_the_sweep_ends_in_one_lin
         f"hydra.sweep.dir={root}",
     )
     job_id = slurm_job_id(name)
-    first_last_checkpoint(root)
+    wait_for_state(job_id, "RUNNING")
     subprocess.run(["scancel", "--signal=KILL", job_id], check=True)  # as the out-of-memory killer would
     _, stderr = process.communicate(timeout=180)
     assert process.returncode != 0
