@@ -223,7 +223,7 @@ def six_models(tmp_path_factory, real_data_dir):
     root = tmp_path_factory.mktemp("six")
     for study, value in STUDY_SMOKE:
         run_module("betavae.train", "-m", "experiment=shapes_smoke", study, value, "seed=1,2", "callbacks=none",
-                   "trainer.limit_train_batches=4", "disentanglement=none",
+                   "trainer.limit_train_batches=4", "disentanglement=none", "udr=none",
                    f"hydra.sweep.dir={root / 'sweep'}")  # fmt: skip  # the reading along weights needs no scores
     run_module("betavae.export", f"sweep_dir={root / 'sweep'}", f"out={root / 'models'}")
     return root

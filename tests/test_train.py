@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 
 FEW_BATCHES = limits(train=6, val=2, test=2)
 FEW_BATCHES_NO_FIGURES = [*FEW_BATCHES, *WITHOUT_FIGURES]
-FEW_BATCHES_EVERY_FIGURE = [*FEW_BATCHES, "callbacks.latent_evolution.per_class=100", "fid.num_images=2000"]
+FEW_BATCHES_EVERY_FIGURE = [*FEW_BATCHES, "callbacks.latent_evolution.per_class=100", "fid.num_images=1000"]
 STAGE_METRICS = [f"{stage}/{name}" for stage in ("train", "val", "test") for name in ("loss", "recon", "kl")]
 
 
