@@ -217,13 +217,15 @@ STUDY_SMOKE = [("study=beta_vae", "beta=1,4"), ("study=annealed_vae", "objective
 @pytest.fixture(scope="module")
 def six_models(tmp_path_factory, real_data_dir):
     """The study's six models on the small shapes grid, one value each (two for β-VAE), seeds 1 and 2, one
-    multirun per model into one sweep directory, as docs/results.md's comparison runs them; then exported."""
+    multirun per model into one sweep directory, as docs/results.md's comparison runs them, the directory summarised
+    by the last; then exported."""
     from tests.helpers import run_module
 
     root = tmp_path_factory.mktemp("six")
-    for study, value in STUDY_SMOKE:
+    for i, (study, value) in enumerate(STUDY_SMOKE):
+        summary = [] if i == len(STUDY_SMOKE) - 1 else ["~hydra.callbacks.sweep_summary"]  # the last one reads all
         run_module("betavae.train", "-m", "experiment=shapes_smoke", study, value, "seed=1,2", "callbacks=none",
-                   "trainer.limit_train_batches=4", "disentanglement=none", "udr=none",
+                   "trainer.limit_train_batches=4", "disentanglement=none", "udr=none", *summary,
                    f"hydra.sweep.dir={root / 'sweep'}")  # fmt: skip  # the reading along weights needs no scores
     run_module("betavae.export", f"sweep_dir={root / 'sweep'}", f"out={root / 'models'}")
     return root
