@@ -74,13 +74,14 @@ class KillsAtEpoch(pl.Callback):
 
 
 class SlowUntilRequeued(pl.Callback):
-    """Wait ``seconds`` after each training epoch until Slurm has requeued the job (SLURM_RESTART_COUNT set): a
-    first run still training when Slurm's periodic time-limit check comes, up to 30 s after its limit is cut,
-    however fast this machine trains; the requeued run goes at full speed."""
+    """Wait ``seconds`` before each training epoch but the first until Slurm has requeued the job
+    (SLURM_RESTART_COUNT set): a first run that saves its first checkpoint at once and is still training when
+    Slurm's periodic time-limit check comes, up to 30 s after its limit is cut, however fast this machine trains;
+    the requeued run goes at full speed."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
 
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if int(os.environ.get("SLURM_RESTART_COUNT", "0")) == 0:
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.current_epoch > 0 and int(os.environ.get("SLURM_RESTART_COUNT", "0")) == 0:
             time.sleep(self.seconds)

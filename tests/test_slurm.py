@@ -102,8 +102,8 @@ def test_a_job_reaching_its_time_limit_is_signalled_requeued_and_finishes_from_l
     up to a minute before signal_delay_s asks, so a job with a 1-minute limit may be signalled before Python
     could handle it: the job starts with 10 minutes and its limit is cut to 1 once its first checkpoint exists.
     slurmctld checks limits every 30 s, so the signal comes at most about 30 s after that cut: the first run waits
-    3 s after each of its 16 epochs (an epoch of 20 batches takes about 0.2 s here), so it has 45 s of training
-    left then, and the requeued run trains its remaining epochs at full speed, in a second or two."""
+    3 s before each of its 16 epochs but the first (an epoch of 20 batches takes about 0.2 s here), so it has 45 s
+    of training left then, and the requeued run trains its remaining epochs at full speed, in a second or two."""
     root, name = tmp_path / "sweep", job_name("timeout")
     process = start_module("betavae.train", "-m", *SLURM, *ONE_BATCH_CHECKS_NO_FIGURES, f"hydra.launcher.name={name}",
                            "hydra.launcher.timeout_min=10", "hydra.launcher.signal_delay_s=60", "trainer.max_epochs=16",
