@@ -31,7 +31,7 @@ def interrupted(tmp_path_factory, real_data_dir):
     retrains nothing; the command that continues it is the one the stopped sweep printed. What each step left:
     the files and outputs after it."""
     root = tmp_path_factory.mktemp("sigterm") / "sweep"
-    command = sweep_command(root, "lr=0.001,0.03", "trainer.max_epochs=3", "trainer.limit_train_batches=100")
+    command = sweep_command(root, "lr=0.001,0.03", "trainer.max_epochs=3", "trainer.limit_train_batches=150")
     process = start_module(*command)
     deadline = time.monotonic() + 120
     while not list(root.glob("*lr=0.001,*/checkpoints/last.ckpt")) and time.monotonic() < deadline:
@@ -76,7 +76,7 @@ def test_the_same_command_again_continues_the_stopped_job_to_its_end_each_epoch_
     metrics = strict_json(first / "metrics.json")
     assert metrics["status"] == "ok"
     assert metrics["epochs"] == 3
-    assert [s.step for s in scalars(first)[1]["train/loss"]] == [99, 199, 299]
+    assert [s.step for s in scalars(first)[1]["train/loss"]] == [149, 299, 449]
     assert sorted(p.name for p in (first / "checkpoints").iterdir()) == [
         metrics["best_checkpoint"].split("/")[1], "last.ckpt"]  # fmt: skip  # no -v1 copies
 
