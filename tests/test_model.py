@@ -134,7 +134,7 @@ def test_reconstruct_decodes_the_posterior_mean():
 
 def test_passes_without_gradients_take_cpu_chunks_and_equal_one_whole_pass():
     from betavae.metrics.fid import FashionFeatures
-    from betavae.model.networks import CPU_CHUNK, encode_all
+    from betavae.model.networks import CPU_CHUNK, encode_all, in_chunks
 
     model, features = ConvVAE(latent_dim=3).eval(), FashionFeatures().eval()
     rows = []
@@ -156,6 +156,7 @@ def test_passes_without_gradients_take_cpu_chunks_and_equal_one_whole_pass():
     with torch.no_grad():
         assert torch.allclose(features(x), whole_features, atol=1e-6)
     assert rows == [CPU_CHUNK, CPU_CHUNK, 5]
+    assert in_chunks(x, torch.device("cuda"))[0] is x  # an accelerator takes the batch whole, as before
 
 
 @pytest.mark.parametrize(
