@@ -113,6 +113,7 @@ def card(config: dict[str, Any], job: JobDir, spreads: dict[str, Spread]) -> str
     rows = [f"| `{k}` | {registry.metric(k).label} | {v:.{registry.metric(k).decimals}f} | {spread_cell(k, spreads)} |"
             for k, v in config["metrics"].items() if registry.metric(k).column]  # fmt: skip
     architecture = ", ".join(f"{k}={v}" for k, v in config["architecture"].items())
+    notes = job.notes()
     lines = [
         "---", yaml.safe_dump(hub_header(config, job, spreads), sort_keys=False, allow_unicode=True).strip(), "---", "",
         f"# {job.root.name}", "",
@@ -126,7 +127,7 @@ def card(config: dict[str, Any], job: JobDir, spreads: dict[str, Spread]) -> str
         "  `model.encode(x).mu` are the codes of images x, flattened floats in [0, 1].", "",
         "## Test metrics", "",
         "| key | metric | this model | its group over the sweep's seeds |", "| --- | --- | --- | --- |", *rows, "",
-        *(["## Notes", "", *(f"- {note}" for note in job.notes()), ""] if job.notes() else []),
+        *(["## Notes", "", *(f"- {note}" for note in notes), ""] if notes else []),
         "## How it was trained", "", "```bash", command(job), "```", "",
         "Packages: " + ", ".join(f"{k} {v}" for k, v in config["versions"].items()) + ".", "",
     ]  # fmt: skip
