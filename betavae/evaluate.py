@@ -41,13 +41,14 @@ log = logging.getLogger(__name__)
 
 def recorded() -> list[str]:
     """The settings a run records and evaluate uses again, as trained: the figures', and those of every metric
-    family whose settings are one key in training and in evaluate (fid, disentanglement: the registry's)."""
+    family whose settings are one key in training and in evaluate (fid, disentanglement: the registry's), each key
+    once (five families share disentanglement's)."""
     same = [
         f.settings[Stage.TEST]
         for f in registry.families(Scope.PER_RUN)
         if f.settings.get(Stage.TEST) is not None and f.settings.get(Stage.TEST) == f.settings.get(Stage.EVALUATE)
     ]
-    return ["figures", *same]  # fmt: skip
+    return list(dict.fromkeys(["figures", *same]))
 
 
 def run_settings(run_config: DictConfig, cfg: DictConfig, key: str, overrides: list[str]) -> tuple[DictConfig, str]:

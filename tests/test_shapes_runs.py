@@ -91,12 +91,13 @@ def test_evaluate_scores_with_the_settings_the_run_was_trained_with_saying_so_an
     assert paired == []  # one seed each: no paired differences
 
 
-def test_evaluates_overrides_go_over_the_runs_recorded_settings_and_are_named(sweep, tmp_path):
+def test_evaluates_overrides_go_over_the_runs_recorded_settings_and_are_named_once(sweep, tmp_path):
     job = tmp_path / "job"
     shutil.copytree(sweep[8.0], job)
     result = run_module("betavae.evaluate", f"run_dir={job}", "eval.limit=50", "eval.iw_samples=5",
-                        "eval.figures=false", "disentanglement.bins=10")  # fmt: skip
-    assert f"{job}: disentanglement settings: the run's, with disentanglement.bins=10" in result.stdout
+                        "eval.figures=false", "disentanglement.bins=10", "disentanglement.families=[irs]")  # fmt: skip
+    said = f"{job}: disentanglement settings: the run's, with disentanglement.bins=10 disentanglement.families=[irs]"
+    assert result.stdout.count(said) == 1  # IRS reads the bins, without DCI's trees
     settings = strict_json(job / "evaluation.json")["disentanglement"]
     assert (settings["bins"], settings["num_train"]) == (10, 500)
     assert json.loads(str(np.load(job / "disentanglement.npz")["settings"]))["bins"] == 10
