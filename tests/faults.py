@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -58,6 +59,21 @@ class RecordNoise(pl.Callback):
         state = torch.get_rng_state()
         torch.save(torch.randn(8), Path(trainer.default_root_dir) / f"noise-rank{trainer.global_rank}.pt")
         torch.set_rng_state(state)
+
+
+class CopiesFirstEpoch(pl.Callback):
+    """Copy the job's .hydra/ and its first epoch's last.ckpt into ``to`` as the second epoch starts (rank 0): the
+    directory a job stopped after its first epoch leaves, without running that job."""
+
+    def __init__(self, to: str) -> None:
+        self.to = Path(to)
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.current_epoch == 1 and trainer.is_global_zero:
+            root = Path(trainer.default_root_dir)
+            shutil.copytree(root / ".hydra", self.to / ".hydra")
+            (self.to / "checkpoints").mkdir()
+            shutil.copy2(root / "checkpoints" / "last.ckpt", self.to / "checkpoints" / "last.ckpt")
 
 
 class KillsAtEpoch(pl.Callback):

@@ -102,10 +102,10 @@ def test_ddp_with_fewer_validation_images_than_processes_is_refused_before_its_p
 def test_ddp_processes_draw_their_own_noise_resume_exactly_with_a_discriminator_and_test_every_image_once(
     tmp_path, real_data_dir
 ):
-    """Each process has its own stream; 1 epoch + resume + 1 epoch equals 2 straight epochs, on every process,
-    for FactorVAE (its discriminator's weights synchronised and resumed with its own Adam, beside the model's);
-    each process tests its half of the 10,000 test images and the logged KL equals one pass over all of them;
-    FID, scored by rank 0 alone, reaches every rank's log."""
+    """Each process has its own stream; a job stopped after 1 epoch and run again equals 2 straight epochs, on every
+    process, for FactorVAE (its discriminator's weights synchronised and resumed with its own Adam, beside the
+    model's); each process tests its half of the 10,000 test images and the logged KL equals one pass over all of
+    them; FID, scored by rank 0 alone, reaches every rank's log."""
     from hydra.utils import instantiate
 
     from betavae.model.objectives import gaussian_kl
@@ -115,11 +115,14 @@ def test_ddp_processes_draw_their_own_noise_resume_exactly_with_a_discriminator_
     noise = ["+callbacks.noise._target_=tests.faults.RecordNoise", "objective=factorvae", "objective.hidden=16",
              "objective.layers=2"]  # fmt: skip
     fid = f"fid.num_images=500 fid.sample_seeds=[0] fid.recon=false fid.cache_dir={tmp_path / 'fid'}"  # on rank 0
-    for run, epochs in ((straight, 2), (resumed, 1), (resumed, 2)):
+    # the straight job leaves in `resumed` what the same job stopped after its first epoch would have left
+    stopped = ["+callbacks.copy._target_=tests.faults.CopiesFirstEpoch", f"+callbacks.copy.to={resumed}"]
+    for run, more in ((straight, stopped), (resumed, [])):
         result, _ = timed_ddp(
-            run, f"trainer.max_epochs={epochs}", *noise, batches=limits(train=5, val=1), fid=fid
+            run, "trainer.max_epochs=2", *noise, *more, batches=limits(train=5, val=1), fid=fid
         )  # all test images
         assert result.returncode == 0, result.stderr[-3000:]
+    assert "Resuming from" in (resumed / "train.log").read_text()
     first, second = (torch.load(straight / f"noise-rank{r}.pt") for r in (0, 1))
     assert not torch.equal(first, second)
     a, b = (torch.load(d / "checkpoints" / "last.ckpt", weights_only=True) for d in (straight, resumed))
