@@ -102,8 +102,8 @@ def train(cfg: DictConfig) -> RunRecord | None:
     started, resume = time.time(), resume_command(hydra_cfg)
     with process.job_lock(output_dir) as release:  # refuses a second run in the same directory, before any work
         try:
-            with process.raise_on_sigterm(resume):
-                return fit_job(cfg, output_dir, hydra_cfg)
+            with process.raise_on_sigterm(resume) as sigterm:
+                return fit_job(cfg, output_dir, hydra_cfg, sigterm)
         except BaseException as err:
             end_sweep = lambda: summarize_stopped(release, hydra_cfg, cfg)  # noqa: E731
             return stop(err, cfg, output_dir, started, hydra_cfg, end_sweep, resume)
@@ -111,9 +111,9 @@ def train(cfg: DictConfig) -> RunRecord | None:
             process.end_process_group()
 
 
-def fit_job(cfg: DictConfig, output_dir: Path, hydra_cfg: DictConfig) -> RunRecord:
-    """Fit (continuing the job's own checkpoint), test the best checkpoint, log hparams with test metrics, and
-    return the job's record."""
+def fit_job(cfg: DictConfig, output_dir: Path, hydra_cfg: DictConfig, sigterm: process.Sigterm) -> RunRecord:
+    """Fit (continuing the job's own checkpoint; a SIGTERM stops training at the loop's next safe point), test the
+    best checkpoint, log hparams with test metrics, and return the job's record."""
     changed = check_continuation(output_dir, cfg)
     if done := finished(cfg, output_dir):
         log.info("Already finished (%s); delete it to train this job again", output_dir / RunRecord.FILE)
@@ -159,7 +159,7 @@ def fit_job(cfg: DictConfig, output_dir: Path, hydra_cfg: DictConfig) -> RunReco
             remove_temporaries(output_dir)  # of a killed write: this job holds the directory's lock
             record_part(output_dir, cfg, hydra_cfg, changed)
             loggers.record_ids(tracked, runs)
-        record = fit_and_test(cfg, output_dir, trainer, module, datamodule, resume, scores)
+        record = fit_and_test(cfg, output_dir, trainer, module, datamodule, resume, scores, sigterm)
     except BaseException:
         devices.stop_other_processes(trainer)
         loggers.finish(trainer.loggers, "failed")
@@ -180,16 +180,19 @@ def fit_and_test(
     datamodule: Any,
     resume: Path | None,
     scores: Any,
+    sigterm: process.Sigterm,
 ) -> RunRecord:
-    """Fit from ``resume`` (None: from scratch), test the best checkpoint, log hparams with the test metrics;
-    rank 0 writes metrics.json (with the notes of the test pass's ``scores``) and gives it to the loggers."""
+    """Fit from ``resume`` (None: from scratch), a SIGTERM left to the training loop (``sigterm``), test the best
+    checkpoint, log hparams with the test metrics; rank 0 writes metrics.json (with the notes of the test pass's
+    ``scores``) and gives it to the loggers."""
     from lightning.pytorch.callbacks import Timer
 
     from betavae.loggers import job as loggers
     from betavae.model.checkpoints import checkpoint_callbacks
 
     best_callback, last_callback = checkpoint_callbacks(trainer)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
+    with sigterm.deferred():
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
     timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
     wall_time = round(timer.time_elapsed("train"), 2) if timer else None  # now: test() reloads the Timer's state
     best_path = best_callback and best_callback.best_model_path

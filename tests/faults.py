@@ -11,6 +11,7 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.strategies import SingleDeviceStrategy
 
 from betavae.base.errors import RunError
@@ -74,6 +75,21 @@ class CopiesFirstEpoch(pl.Callback):
             shutil.copytree(root / ".hydra", self.to / ".hydra")
             (self.to / "checkpoints").mkdir()
             shutil.copy2(root / "checkpoints" / "last.ckpt", self.to / "checkpoints" / "last.ckpt")
+
+
+class TermsAfterCheckpoint(Checkpoint):
+    """Send this process SIGTERM as training epoch 0 ends, once its last.ckpt is written and before its means reach
+    the loggers (Lightning runs a `Checkpoint` callback's epoch end after the module's, and after the checkpoint
+    callbacks listed before it), and write that checkpoint's epoch to sigterm-sent in the job's directory: once for
+    the job, however often it is run again. A SIGTERM that lands in that window."""
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        root = Path(trainer.default_root_dir)
+        if trainer.current_epoch == 0 and not (root / "sigterm-sent").exists():
+            last = root / "checkpoints" / "last.ckpt"
+            assert last.is_file(), "epoch 0's last.ckpt must be written before the signal"
+            (root / "sigterm-sent").write_text(str(torch.load(last, weights_only=True)["epoch"]))
+            os.kill(os.getpid(), signal.SIGTERM)
 
 
 class KillsAtEpoch(pl.Callback):

@@ -3,8 +3,6 @@ joblib launcher; real Hydra multirun subprocesses on real Fashion-MNIST."""
 
 import json
 import shlex
-import signal
-import time
 
 import pytest
 
@@ -26,22 +24,21 @@ def job(root, override):
 
 @pytest.fixture(scope="module")
 def interrupted(tmp_path_factory, real_data_dir):
-    """lr=0.001 is stopped by SIGTERM in its second epoch and lr=0.03 (which diverges) never starts; the same
-    command then continues the first from its last.ckpt and records the second as failed, and a third run
-    retrains nothing; the command that continues it is the one the stopped sweep printed. What each step left:
-    the files and outputs after it."""
+    """lr=0.001 is sent SIGTERM as its first epoch ends, after that epoch's last.ckpt and before its means reach
+    the loggers (tests.faults.TermsAfterCheckpoint), and lr=0.03 (which diverges) never starts; the same command
+    then continues the first from its last.ckpt and records the second as failed, and a third run retrains
+    nothing; the command that continues it is the one the stopped sweep printed. What each step left: the files
+    and outputs after it."""
     root = tmp_path_factory.mktemp("sigterm") / "sweep"
-    command = sweep_command(root, "lr=0.001,0.03", "trainer.max_epochs=3", "trainer.limit_train_batches=150")
+    command = sweep_command(root, "lr=0.001,0.03", "trainer.max_epochs=3", "trainer.limit_train_batches=20",
+                            "+callbacks.term._target_=tests.faults.TermsAfterCheckpoint")  # fmt: skip
     process = start_module(*command)
-    deadline = time.monotonic() + 120
-    while not list(root.glob("*lr=0.001,*/checkpoints/last.ckpt")) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    still_training = process.poll() is None
-    process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=120)
     first = job(root, "lr=0.001")
-    steps = {"root": root, "first": first, "still_training": still_training, "stopped": process.returncode,
+    steps = {"root": root, "first": first, "signalled": (first / "sigterm-sent").read_text(),
+             "stopped": process.returncode,
              "stopped_stderr": stderr, "stopped_record": strict_json(first / "metrics.json"),
+             "stopped_train_loss": [s.step for s in scalars(first)[1].get("train/loss", [])],
              "stopped_summary": (root / "summary.md").read_text()}  # fmt: skip
     printed = shlex.split(stderr.strip().splitlines()[-1].split("continue it with: ", 1)[1])
     assert printed[:3] == ["python", "-m", "betavae.train"]
@@ -56,7 +53,7 @@ def interrupted(tmp_path_factory, real_data_dir):
 
 
 def test_a_sigterm_stops_the_sweep_in_one_line_recording_the_job_as_interrupted(interrupted):
-    assert interrupted["still_training"], "the first job must still be training when SIGTERM comes"
+    assert interrupted["signalled"] == "0"  # as epoch 0's checkpoint was written
     assert interrupted["stopped"] != 0
     line = interrupted["stopped_stderr"].strip().splitlines()[-1]
     assert line.startswith("error: terminated by SIGTERM; continue it with: python -m betavae.train -m ")
@@ -76,9 +73,13 @@ def test_the_same_command_again_continues_the_stopped_job_to_its_end_each_epoch_
     metrics = strict_json(first / "metrics.json")
     assert metrics["status"] == "ok"
     assert metrics["epochs"] == 3
-    assert [s.step for s in scalars(first)[1]["train/loss"]] == [149, 299, 449]
+    assert [s.step for s in scalars(first)[1]["train/loss"]] == [19, 39, 59]
     assert sorted(p.name for p in (first / "checkpoints").iterdir()) == [
         metrics["best_checkpoint"].split("/")[1], "last.ckpt"]  # fmt: skip  # no -v1 copies
+
+
+def test_a_sigterm_after_an_epochs_checkpoint_stops_training_once_its_means_are_logged(interrupted):
+    assert interrupted["stopped_train_loss"] == [19]  # the continuation starts after epoch 0: never logged again
 
 
 def test_a_diverging_job_fails_alone_and_the_sweep_exits_non_zero_naming_it(interrupted):

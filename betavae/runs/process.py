@@ -55,23 +55,55 @@ def job_lock(directory: Path) -> Iterator[Callable[[], None]]:
         yield lambda: fcntl.flock(f, fcntl.LOCK_UN)
 
 
+class Sigterm:
+    """SIGTERM as `Terminated`, its line ending in ``resume`` (what continues the job): raised where the signal
+    lands, or, while `deferred` holds (training), where Lightning's loop stops for it: after a batch, or after an
+    epoch's checkpoint and logged means, never between the two (the continuation would start after an epoch
+    whose means no logger got)."""
+
+    def __init__(self, resume: str, installed: bool = True) -> None:
+        self.resume, self.installed, self.deferring, self.received = resume, installed, False, False
+
+    def error(self) -> Terminated:
+        """The exception the job stops with."""
+        return Terminated(f"terminated by SIGTERM; {self.resume}")
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        self.received = True
+        if not self.deferring:
+            raise self.error()
+
+    @contextmanager
+    def deferred(self) -> Iterator[None]:
+        """Leave a SIGTERM to Lightning's training loop while the block runs (its handler, run before this one,
+        notes it), and raise `Terminated` in place of the SystemExit it stops with, or once the block ends."""
+        self.deferring = self.installed
+        try:
+            yield
+        except SystemExit:  # Lightning's SIGTERMException
+            if not self.received:
+                raise
+            raise self.error() from None
+        finally:
+            self.deferring = False
+        if self.received:
+            raise self.error()
+
+
 @contextmanager
-def raise_on_sigterm(resume: str) -> Iterator[None]:
-    """Turn SIGTERM into `Terminated` while the block runs, its line ending in ``resume`` (what continues the job),
-    unless someone else handles it (submitit does)."""
+def raise_on_sigterm(resume: str) -> Iterator[Sigterm]:
+    """Turn SIGTERM into `Terminated` (`Sigterm`) while the block runs, unless someone else handles it (submitit
+    does): then the `Sigterm` given does nothing."""
     if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) not in (
         signal.SIG_DFL,
         None,
     ):
-        yield
+        yield Sigterm(resume, installed=False)
         return
-
-    def terminate(signum: int, frame: FrameType | None) -> None:
-        raise Terminated(f"terminated by SIGTERM; {resume}")
-
-    signal.signal(signal.SIGTERM, terminate)
+    sigterm = Sigterm(resume)
+    signal.signal(signal.SIGTERM, sigterm)
     try:
-        yield
+        yield sigterm
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
