@@ -53,17 +53,23 @@ def test_sigterm_raises_terminated_inside_the_block_only():
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
 
 
-def test_a_sigterm_while_deferred_raises_terminated_where_the_loop_stops_or_as_the_block_ends():
+def test_a_sigterm_while_deferred_raises_terminated_where_lightnings_loop_stops_or_at_once_without_its_handler():
     resume = "continue it with: python -m betavae.train hydra.run.dir=x"
     reached = []
     stopped = pytest.raises(Terminated, match=f"^terminated by SIGTERM; {resume}$")
     with raise_on_sigterm(resume) as sigterm, stopped, sigterm.deferred():
+        signal.signal(signal.SIGTERM, lambda signum, frame: sigterm(signum, frame))  # as Lightning's handler calls it
         os.kill(os.getpid(), signal.SIGTERM)
         reached.append("after the signal")
         raise SystemExit(1)  # as Lightning's loop stops for it (SIGTERMException)
     assert reached == ["after the signal"]
     with raise_on_sigterm(resume) as sigterm, pytest.raises(Terminated), sigterm.deferred():
+        signal.signal(signal.SIGTERM, lambda signum, frame: sigterm(signum, frame))
         os.kill(os.getpid(), signal.SIGTERM)  # a signal the loop never stopped for: as the block ends
+    with raise_on_sigterm(resume) as sigterm, pytest.raises(Terminated), sigterm.deferred():
+        os.kill(os.getpid(), signal.SIGTERM)  # before Lightning's handler is there: at once
+        reached.append("never")
+    assert reached == ["after the signal"]
     with raise_on_sigterm(resume) as sigterm, pytest.raises(SystemExit) as other, sigterm.deferred():
         raise SystemExit(3)  # without a signal: as it was
     assert not isinstance(other.value, Terminated)

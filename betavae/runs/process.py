@@ -57,9 +57,9 @@ def job_lock(directory: Path) -> Iterator[Callable[[], None]]:
 
 class Sigterm:
     """SIGTERM as `Terminated`, its line ending in ``resume`` (what continues the job): raised where the signal
-    lands, or, while `deferred` holds (training), where Lightning's loop stops for it: after a batch, or after an
-    epoch's checkpoint and logged means, never between the two (the continuation would start after an epoch
-    whose means no logger got)."""
+    lands, or, while `deferred` holds (training) and Lightning's handler calls this one, where Lightning's loop
+    stops for it: after a batch, or after an epoch's checkpoint and logged means, never between the two (the
+    continuation would start after an epoch whose means no logger got)."""
 
     def __init__(self, resume: str, installed: bool = True) -> None:
         self.resume, self.installed, self.deferring, self.received = resume, installed, False, False
@@ -70,13 +70,14 @@ class Sigterm:
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
         self.received = True
-        if not self.deferring:
+        if not self.deferring or signal.getsignal(signal.SIGTERM) is self:  # no Lightning loop listens yet
             raise self.error()
 
     @contextmanager
     def deferred(self) -> Iterator[None]:
-        """Leave a SIGTERM to Lightning's training loop while the block runs (its handler, run before this one,
-        notes it), and raise `Terminated` in place of the SystemExit it stops with, or once the block ends."""
+        """Leave a SIGTERM to Lightning's training loop while the block runs and Lightning's handler (which notes
+        it, then calls this one) is installed, and raise `Terminated` in place of the SystemExit the loop stops
+        with, or once the block ends (a signal during fitting's last hooks)."""
         self.deferring = self.installed
         try:
             yield
