@@ -36,8 +36,8 @@ def interrupted(tmp_path_factory, real_data_dir):
     _, stderr = process.communicate(timeout=120)
     first = job(root, "lr=0.001")
     steps = {"root": root, "first": first, "signalled": (first / "sigterm-sent").read_text(),
-             "stopped": process.returncode,
-             "stopped_stderr": stderr, "stopped_record": strict_json(first / "metrics.json"),
+             "stopped": process.returncode, "stopped_stderr": stderr,
+             "stopped_record": strict_json(first / "metrics.json"),
              "stopped_train_loss": [s.step for s in scalars(first)[1].get("train/loss", [])],
              "stopped_summary": (root / "summary.md").read_text()}  # fmt: skip
     printed = shlex.split(stderr.strip().splitlines()[-1].split("continue it with: ", 1)[1])

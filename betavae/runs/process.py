@@ -61,8 +61,8 @@ class Sigterm:
     stops for it: after a batch, or after an epoch's checkpoint and logged means, never between the two (the
     continuation would start after an epoch whose means no logger got)."""
 
-    def __init__(self, resume: str, installed: bool = True) -> None:
-        self.resume, self.installed, self.deferring, self.received = resume, installed, False, False
+    def __init__(self, resume: str) -> None:
+        self.resume, self.deferring, self.received = resume, False, False
 
     def error(self) -> Terminated:
         """The exception the job stops with."""
@@ -78,7 +78,7 @@ class Sigterm:
         """Leave a SIGTERM to Lightning's training loop while the block runs and Lightning's handler (which notes
         it, then calls this one) is installed, and raise `Terminated` in place of the SystemExit the loop stops
         with, or once the block ends (a signal during fitting's last hooks)."""
-        self.deferring = self.installed
+        self.deferring = True
         try:
             yield
         except SystemExit:  # Lightning's SIGTERMException
@@ -94,12 +94,12 @@ class Sigterm:
 @contextmanager
 def raise_on_sigterm(resume: str) -> Iterator[Sigterm]:
     """Turn SIGTERM into `Terminated` (`Sigterm`) while the block runs, unless someone else handles it (submitit
-    does): then the `Sigterm` given does nothing."""
+    does): then the `Sigterm` given is never called, and its `deferred` changes nothing."""
     if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) not in (
         signal.SIG_DFL,
         None,
     ):
-        yield Sigterm(resume, installed=False)
+        yield Sigterm(resume)
         return
     sigterm = Sigterm(resume)
     signal.signal(signal.SIGTERM, sigterm)
